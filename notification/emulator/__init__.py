@@ -1,0 +1,16 @@
+"""A Twilio-compatible HTTP API for development and tests (Twilio itself is never reachable).
+
+Serves what the official ``twilio`` SDK uses to create, fetch and list messages,
+answers the test credentials' magic numbers, paces each sender like Twilio's
+queue and posts signed status callbacks. Run it with
+``python manage.py twilio_emulator`` or in-process with ``EmulatorServer``.
+"""
+
+from notification.emulator.server import EmulatorServer
+from notification.emulator.state import EmulatorConfig
+
+# Used when neither settings nor the command line give credentials (printed at start).
+DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+DEV_AUTH_TOKEN = "fedcba9876543210" * 2
+
+__all__ = ["DEV_ACCOUNT_SID", "DEV_AUTH_TOKEN", "EmulatorConfig", "EmulatorServer"]

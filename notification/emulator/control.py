@@ -1,0 +1,113 @@
+"""The ``/_emulator/`` control API: inspect what the emulator saw, steer what it does.
+
+No authentication (it only ever listens on loopback in tests and dev). Bodies are
+JSON; a malformed body answers 400 with ``{"error": ...}`` naming the problem.
+"""
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from notification.emulator.state import FINAL_STATUSES, Fault, Outcome
+
+if TYPE_CHECKING:
+    from notification.emulator.server import EmulatorServer
+
+ControlAnswer = tuple[int, Any]
+
+
+class ControlError(ValueError):
+    pass
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ControlError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ControlError("body must be a JSON object")
+    return data
+
+
+def _parse_faults(data: dict[str, Any]) -> list[Fault]:
+    raw_faults = data.get("faults")
+    if not isinstance(raw_faults, list):
+        raise ControlError('"faults" must be a list')
+    faults = []
+    for index, raw in enumerate(raw_faults):
+        if not isinstance(raw, dict) or raw.get("kind") not in Fault.KINDS:
+            raise ControlError(f"faults[{index}].kind must be one of {list(Fault.KINDS)}")
+        count = raw.get("count", 1)
+        hold_ms = raw.get("hold_ms")
+        if not isinstance(count, int) or count < 1:
+            raise ControlError(f"faults[{index}].count must be a positive integer")
+        if hold_ms is not None and (not isinstance(hold_ms, int) or hold_ms < 0):
+            raise ControlError(f"faults[{index}].hold_ms must be a non-negative integer")
+        faults.append(Fault(raw["kind"], count, raw.get("to"), hold_ms))
+    return faults
+
+
+def _parse_outcomes(data: dict[str, Any]) -> dict[str, Outcome]:
+    outcomes = {}
+    for number, raw in data.items():
+        if not isinstance(raw, dict) or raw.get("status") not in FINAL_STATUSES:
+            raise ControlError(f"{number}.status must be one of {list(FINAL_STATUSES)}")
+        code = raw.get("error_code")
+        if code is not None and not isinstance(code, int):
+            raise ControlError(f"{number}.error_code must be an integer")
+        outcomes[number] = Outcome(raw["status"], code, raw.get("error_message"))
+    return outcomes
+
+
+def handle(
+    emulator: "EmulatorServer", method: str, path: str, query: dict[str, list[str]], body: bytes
+) -> ControlAnswer:
+    state = emulator.state
+    route = (method, path.rstrip("/"))
+    try:
+        match route:
+            case ("GET", "/_emulator/messages"):
+                to = (query.get("to") or [None])[0]
+                return 200, [m.summary() for m in reversed(state.list_messages(to=to))]
+            case ("GET", "/_emulator/requests"):
+                return 200, state.request_log()
+            case ("GET", "/_emulator/callbacks"):
+                return 200, emulator.callbacks.delivery_log()
+            case ("GET", "/_emulator/queues"):
+                return 200, state.queue_depths()
+            case ("GET", "/_emulator/config"):
+                return 200, state.snapshot_config()
+            case ("POST", "/_emulator/reset"):
+                emulator.reset()
+                return 200, {"reset": True}
+            case ("POST", "/_emulator/config"):
+                try:
+                    state.configure(_json_object(body))
+                except ValueError as exc:
+                    raise ControlError(str(exc)) from None
+                return 200, state.snapshot_config()
+            case ("POST", "/_emulator/faults"):
+                faults = _parse_faults(_json_object(body))
+                state.add_faults(faults)
+                return 200, {"queued": len(faults)}
+            case ("POST", "/_emulator/outcomes"):
+                outcomes = _parse_outcomes(_json_object(body))
+                state.set_outcomes(outcomes)
+                return 200, {"numbers": sorted(outcomes)}
+            case ("POST", "/_emulator/inbound"):
+                data = _json_object(body)
+                missing = [k for k in ("from", "to", "body", "url") if not data.get(k)]
+                if missing and missing != ["body"]:
+                    raise ControlError(f"missing fields: {missing}")
+                return emulator.post_inbound(
+                    from_=data["from"],
+                    to=data["to"],
+                    body=data.get("body", ""),
+                    url=data["url"],
+                    messaging_service_sid=data.get("messaging_service_sid"),
+                )
+    except ControlError as exc:
+        return 400, {"error": str(exc)}
+    return 404, {"error": f"no control endpoint {method} {path}"}
