@@ -3,7 +3,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from schema.views import graphql_view
+
 urlpatterns = [
+    path("graphql/", graphql_view, name="graphql"),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
+    path("", include("notification.urls")),
 ]

@@ -1,0 +1,56 @@
+# Two commands matter: `make run` (the whole development stack) and `make test`
+# (the suite on SQLite, then on a throwaway PostgreSQL). Both install first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.11 for the virtualenv; plain python3 where 3.11 has another name.
+BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# Reinstall only when the dependencies change: `make test` stays quick.
+INSTALL_STAMP := $(VENV)/.install-stamp
+
+.PHONY: help install test lint format schema run bench-send
+
+help:
+	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
+	@echo "make test     install, then run the tests on SQLite and on a throwaway PostgreSQL"
+	@echo "make lint     ruff check + ruff format --check"
+	@echo "make format   ruff format + ruff check --fix"
+	@echo "make schema   export the GraphQL schema to schema.graphql"
+	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
+	@echo "make install  create $(VENV) and install the project with its [dev] extra"
+
+install: $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): pyproject.toml
+	@test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+test: install
+	$(PYTHON) -m tests.run
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+schema: install
+	DJANGO_DEBUG=1 $(PYTHON) manage.py export_schema schema.schema:schema --path schema.graphql
+
+run: install
+	$(PYTHON) -m devstack.run
+
+# Send-job benchmark: throwaway PostgreSQL + Redis + emulator process (~1 min).
+bench-send: install
+	$(PYTHON) bench/send.py
+
+# A manage.py command with the environment `make run` gives its processes
+# (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".
+manage: install
+	$(PYTHON) -m devstack.run manage $(cmd)

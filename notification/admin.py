@@ -1,0 +1,255 @@
+"""Admin for notifications, their SMS delivery records and opt-outs.
+
+Delivery fields are read-only everywhere: they are what Twilio told us, and
+editing them by hand could make the send job resend a message. Content fields
+lock once a notification has left ``pending`` for the same reason. State
+changes go through actions that use the same service functions as the API
+(``ACTIONS`` below is the one place to add more, e.g. a resend action).
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from notification.models import (
+    Notification,
+    NotificationStatusChoices,
+    SmsNotification,
+    SmsOptOut,
+)
+from notification.phone import normalize_phone_number
+from notification.segments import MAX_BODY_CHARACTERS
+
+# What Twilio and the send job wrote: never edited by hand.
+SMS_DELIVERY_FIELDS = (
+    "twilio_sid",
+    "sender",
+    "delivery_status",
+    "error_code",
+    "error_message",
+    "segments",
+    "encoding",
+    "attempts",
+    "next_attempt_at",
+    "claimed_at",
+    "claim_token",
+    "send_started_at",
+    "sent_datetime",
+    "delivered_datetime",
+    "status_updated_datetime",
+)
+NOTIFICATION_CONTENT_FIELDS = (
+    "title",
+    "body",
+    "url",
+    "type",
+    "user",
+    "publish_datetime",
+    "priority",
+    "content_type",
+    "object_id",
+)
+NOTIFICATION_STATE_FIELDS = (
+    "status",
+    "status_message",
+    "sent_datetime",
+    "created_datetime",
+    "updated_datetime",
+)
+
+
+def _is_pending(notification: Notification | None) -> bool:
+    return notification is None or notification.status == NotificationStatusChoices.PENDING
+
+
+class PhoneNumberFormField(forms.CharField):
+    """Normalises to E.164 like the API does, so bad numbers are a form error, not a 500."""
+
+    def clean(self, value: str) -> str:
+        value = super().clean(value)
+        return normalize_phone_number(value) if value else value
+
+
+class NotificationAdminForm(forms.ModelForm):
+    """Body rules of the API. No Meta: ``NotificationAdmin`` supplies model and fields."""
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data.get("body", "")
+        if len(body) > MAX_BODY_CHARACTERS:
+            raise ValidationError(
+                "The body has %(length)d characters; SMS allows at most %(limit)d.",
+                code="max_length",
+                params={"length": len(body), "limit": MAX_BODY_CHARACTERS},
+            )
+        return body
+
+
+class SmsNotificationInlineForm(forms.ModelForm):
+    to_phone_number = PhoneNumberFormField(max_length=32, help_text="E.164, or a national number")
+
+    class Meta:
+        model = SmsNotification
+        fields = ("to_phone_number",)
+
+
+class SmsNotificationInline(admin.StackedInline):
+    model = SmsNotification
+    form = SmsNotificationInlineForm
+    fields = ("to_phone_number", *SMS_DELIVERY_FIELDS)
+    readonly_fields = SMS_DELIVERY_FIELDS
+    can_delete = False
+    extra = 1
+    max_num = 1
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None):
+        if _is_pending(obj):
+            return self.readonly_fields
+        return ("to_phone_number", *self.readonly_fields)
+
+
+@admin.action(description="Cancel selected pending notifications")
+def cancel_pending_notifications(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Notification]
+) -> None:
+    # Imported here: the service module pulls in validation helpers the admin
+    # module does not otherwise need at import time.
+    from notification.services import NotificationNotCancelable, cancel_notification
+
+    canceled = skipped = 0
+    for notification_id in queryset.values_list("pk", flat=True):
+        try:
+            cancel_notification(notification_id, reason="Canceled by staff.")
+            canceled += 1
+        except (NotificationNotCancelable, Notification.DoesNotExist):
+            skipped += 1
+    modeladmin.message_user(request, f"Canceled {canceled} notification(s).", messages.SUCCESS)
+    if skipped:
+        modeladmin.message_user(
+            request,
+            f"{skipped} were no longer pending and were left as they are.",
+            messages.WARNING,
+        )
+
+
+@admin.action(description="Resend selected unknown or failed SMS")
+def resend_sms(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Notification]
+) -> None:
+    from notification.resend import resend_notifications
+
+    selected = list(queryset.values_list("pk", flat=True))
+    resent = resend_notifications(selected)
+    modeladmin.message_user(request, f"Queued {len(resent)} SMS to send again.", messages.SUCCESS)
+    if len(resent) < len(selected):
+        modeladmin.message_user(
+            request,
+            f"{len(selected) - len(resent)} were not unknown or failed SMS "
+            "and were left as they are.",
+            messages.WARNING,
+        )
+
+
+# Actions on notifications; add new ones (e.g. resend) to this list.
+ACTIONS = [cancel_pending_notifications, resend_sms]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    form = NotificationAdminForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    inlines = [SmsNotificationInline]
+    actions = ACTIONS
+    list_display = (
+        "id",
+        "title",
+        "type",
+        "status",
+        "priority",
+        "sms_to_phone_number",
+        "sms_delivery_status",
+        "publish_datetime",
+        "created_datetime",
+    )
+    list_filter = ("status", "type", "priority", "sms__delivery_status", "publish_datetime")
+    search_fields = ("title", "sms__to_phone_number")
+    list_select_related = ("sms",)
+    raw_id_fields = ("user",)
+    date_hierarchy = "created_datetime"
+    fieldsets = (
+        (None, {"fields": NOTIFICATION_CONTENT_FIELDS}),
+        ("State", {"fields": NOTIFICATION_STATE_FIELDS}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None):
+        # Status moves only through the send job, callbacks and actions:
+        # editing it could queue a message a second time.
+        if _is_pending(obj):
+            return NOTIFICATION_STATE_FIELDS
+        return (*NOTIFICATION_CONTENT_FIELDS, *NOTIFICATION_STATE_FIELDS)
+
+    @admin.display(description="To", ordering="sms__to_phone_number")
+    def sms_to_phone_number(self, obj: Notification) -> str:
+        sms = getattr(obj, "sms", None)
+        return sms.to_phone_number if sms else "-"
+
+    @admin.display(description="Delivery status", ordering="sms__delivery_status")
+    def sms_delivery_status(self, obj: Notification) -> str:
+        sms = getattr(obj, "sms", None)
+        return (sms.get_delivery_status_display() if sms else "") or "-"
+
+
+@admin.register(SmsNotification)
+class SmsNotificationAdmin(admin.ModelAdmin):
+    """Delivery records, read-only: create SMS through a notification (or the API)."""
+
+    list_display = (
+        "id",
+        "to_phone_number",
+        "notification",
+        "delivery_status",
+        "segments",
+        "encoding",
+        "attempts",
+        "error_code",
+        "twilio_sid",
+        "sent_datetime",
+        "delivered_datetime",
+    )
+    list_filter = (
+        "delivery_status",
+        "notification__status",
+        "notification__type",
+        "notification__priority",
+        "encoding",
+        "error_code",
+    )
+    search_fields = ("to_phone_number", "notification__title", "twilio_sid")
+    list_select_related = ("notification",)
+    fields = ("notification", "to_phone_number", *SMS_DELIVERY_FIELDS)
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class SmsOptOutAdminForm(forms.ModelForm):
+    phone_number = PhoneNumberFormField(max_length=32, help_text="E.164, or a national number")
+
+    class Meta:
+        model = SmsOptOut
+        fields = ("phone_number", "source")
+
+
+@admin.register(SmsOptOut)
+class SmsOptOutAdmin(admin.ModelAdmin):
+    form = SmsOptOutAdminForm
+    list_display = ("phone_number", "source", "created_datetime")
+    list_filter = ("source",)
+    search_fields = ("phone_number",)
+    date_hierarchy = "created_datetime"
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
+        return {"source": "admin", **super().get_changeform_initial_data(request)}

@@ -1,0 +1,41 @@
+"""``manage.py sms_worker``: check sending settings, then run the RQ worker for SMS.
+
+A worker without Twilio credentials or a sender would take jobs and fail every
+one of them; it stops at once instead, naming what is missing. (Malformed
+numbers such as a non-integer ``TWILIO_SMS_BATCH_SIZE`` already stop Django's
+settings import with a message naming the variable.)
+"""
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from notification.twilio_client import missing_twilio_settings
+
+
+class Command(BaseCommand):
+    help = "Run the RQ worker for the sms queue after checking the Twilio settings."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--burst", action="store_true", help="Stop when the queue is empty.")
+        parser.add_argument(
+            "--check", action="store_true", help="Only check the settings, then exit."
+        )
+
+    def handle(self, *args, burst: bool, check: bool, **options) -> None:
+        missing = missing_twilio_settings()
+        if missing:
+            raise CommandError(
+                "The SMS worker cannot start: missing setting(s) "
+                + ", ".join(missing)
+                + " (set them in the environment)."
+            )
+        sender = settings.TWILIO_MESSAGING_SERVICE_SID or settings.TWILIO_FROM_NUMBER
+        self.stdout.write(
+            f"SMS worker settings OK: sender {sender}, "
+            f"batch {settings.TWILIO_SMS_BATCH_SIZE} segments, "
+            f"concurrency {settings.TWILIO_SMS_CONCURRENCY}."
+        )
+        if check:
+            return
+        call_command("rqworker", settings.SMS_QUEUE_NAME, burst=burst)

@@ -1,0 +1,85 @@
+"""Staff resend of an SMS whose fate is ``unknown`` (or that ``failed``).
+
+``unknown`` means the request may have reached Twilio: the send job never
+resends it by itself (at most once), so a person decides. Resending puts the
+notification back in the queue as a fresh attempt: pending, no backoff, claim
+and Twilio fields cleared. Used by the ``resendNotification`` GraphQL mutation
+and the admin action; both get the same rules and the same error messages.
+
+The reset is one conditional UPDATE per table inside a transaction, so two
+staff clicking at once (or a resend racing the send job) cannot queue it twice.
+"""
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from notification.events import notify_status_changed
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
+
+RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
+
+
+class ResendError(ValueError):
+    """The notification cannot be resent; the message says why (safe to show staff)."""
+
+
+class NotificationNotFound(ResendError):
+    pass
+
+
+def _resendable(ids: Iterable[int]):
+    return Notification.objects.filter(
+        pk__in=list(ids), status__in=RESENDABLE_STATUSES, sms__isnull=False
+    )
+
+
+def resend_notifications(notification_ids: Iterable[int]) -> list[int]:
+    """Requeue every resendable notification among ``notification_ids``; return those ids."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(_resendable(notification_ids).select_for_update().values_list("pk", flat=True))
+        if not ids:
+            return []
+        Notification.objects.filter(pk__in=ids, status__in=RESENDABLE_STATUSES).update(
+            status=NotificationStatusChoices.PENDING,
+            status_message="Resent by staff.",
+            sent_datetime=None,
+            updated_datetime=now,
+        )
+        SmsNotification.objects.filter(notification_id__in=ids).update(
+            twilio_sid=None,
+            delivery_status="",
+            error_code=None,
+            error_message="",
+            attempts=0,
+            next_attempt_at=None,
+            claimed_at=None,
+            claim_token="",
+            send_started_at=None,
+            sent_datetime=None,
+            delivered_datetime=None,
+            status_updated_datetime=None,
+        )
+        transaction.on_commit(lambda: notify_status_changed(ids))
+    return ids
+
+
+def resend_notification(notification_id: int | str) -> Notification:
+    """Requeue one notification or raise ``ResendError`` saying why not."""
+    try:
+        notification_id = int(notification_id)
+    except (TypeError, ValueError):
+        raise NotificationNotFound(f"There is no notification {notification_id}.") from None
+    if not resend_notifications([notification_id]):
+        notification = Notification.objects.filter(pk=notification_id).first()
+        if notification is None:
+            raise NotificationNotFound(f"There is no notification {notification_id}.")
+        if not SmsNotification.objects.filter(notification_id=notification_id).exists():
+            raise ResendError(f"Notification {notification_id} has no SMS to resend.")
+        raise ResendError(
+            f"Only notifications whose status is unknown or failed can be resent; "
+            f"notification {notification_id} is {notification.status}."
+        )
+    return Notification.objects.select_related("sms").get(pk=notification_id)

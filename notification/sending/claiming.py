@@ -1,0 +1,132 @@
+"""Claiming: hand due rows to exactly one worker before any request leaves.
+
+Inside one transaction, per batch (a constant number of queries):
+
+1. Claims for the same sender are serialised (``pg_advisory_xact_lock`` on
+   PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so the
+   queue estimate read in step 2 cannot be raced by another worker's claim and
+   the queue limit holds with any number of workers.
+2. The queue estimate for the sender gives the capacity left at Twilio.
+3. Due rows are read in sending order; on PostgreSQL with
+   ``SELECT ... FOR UPDATE SKIP LOCKED`` so rows another transaction holds are
+   skipped, not waited for.
+4. The rows that fit the budget are claimed with a **conditional** UPDATE
+   (still unclaimed, notification still pending) that stamps our random
+   ``claim_token``; the notification goes to ``processing``. Only rows carrying
+   our token are ever sent by us, which is what makes sending exactly-once
+   independent of any lock.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.sending.optouts import opted_out_annotation
+from notification.sending.queue_estimate import estimate_queue
+from notification.sending.selection import due_sms, effective_segments, take_within_budget
+
+
+@dataclass
+class ClaimedBatch:
+    token: str
+    sender: str
+    to_send: list[SmsNotification] = field(default_factory=list)
+    opted_out: list[SmsNotification] = field(default_factory=list)
+    queue_estimate: int = 0
+    wait_reason: str | None = None
+
+    @property
+    def claimed(self) -> int:
+        return len(self.to_send) + len(self.opted_out)
+
+    @property
+    def segments(self) -> int:
+        return sum(sms.segments for sms in self.to_send)
+
+
+def _serialise_claims(sender: str) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"sms-claim:{sender}"])
+
+
+def _candidates(now: datetime, limit: int) -> list[SmsNotification]:
+    queryset = (
+        due_sms(now).select_related("notification").annotate(opted_out=opted_out_annotation())
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        queryset = queryset.select_for_update(skip_locked=True, of=("self", "notification"))
+    return list(queryset[:limit])
+
+
+def claim_batch(
+    *, now: datetime, sender: str, batch_segments: int, queue_limit: int
+) -> ClaimedBatch:
+    """Claim the next batch for ``sender``; rows in it are ours alone."""
+    batch = ClaimedBatch(token=uuid.uuid4().hex, sender=sender)
+    with transaction.atomic():
+        _serialise_claims(sender)
+        batch.queue_estimate = estimate_queue(sender, now)
+        # Each message is at least one segment, so ``batch_segments`` rows is
+        # always enough to fill the budget (opted-out rows cost nothing and
+        # simply make this batch smaller).
+        candidates = _candidates(now, batch_segments)
+        decision = take_within_budget(
+            candidates,
+            lambda sms: 0 if sms.opted_out else effective_segments(sms),
+            batch_segments=batch_segments,
+            queue_capacity=queue_limit - batch.queue_estimate,
+        )
+        batch.wait_reason = decision.wait_reason
+        taken: list[SmsNotification] = decision.taken
+        if not taken:
+            return batch
+
+        ids = [sms.pk for sms in taken]
+        claimed = SmsNotification.objects.filter(
+            Q(pk__in=ids),
+            Q(claimed_at__isnull=True),
+            notification__status=NotificationStatusChoices.PENDING,
+        ).update(claimed_at=now, claim_token=batch.token, sender=sender)
+        if claimed != len(ids):
+            # Another worker got some rows between our read and our update
+            # (possible only where SKIP LOCKED is unavailable): keep ours.
+            ours = set(
+                SmsNotification.objects.filter(claim_token=batch.token).values_list("pk", flat=True)
+            )
+            taken = [sms for sms in taken if sms.pk in ours]
+        Notification.objects.filter(sms__claim_token=batch.token).update(
+            status=NotificationStatusChoices.PROCESSING, updated_datetime=now
+        )
+        for sms in taken:
+            sms.claimed_at, sms.claim_token, sms.sender = now, batch.token, sender
+            sms.segments = effective_segments(sms)
+            sms.notification.status = NotificationStatusChoices.PROCESSING
+            (batch.opted_out if sms.opted_out else batch.to_send).append(sms)
+        # No status event for "processing": it lasts one batch (seconds), and
+        # the final status of every claimed row is announced once, by
+        # ``write_results`` (or by recovery if this worker dies).
+    return batch
+
+
+def mark_send_started(batch: ClaimedBatch, now: datetime) -> None:
+    """Record, in one UPDATE, that the batch's requests are about to leave.
+
+    Trade-off (at-most-once beats avoiding ``unknown``): marking the whole
+    batch right before dispatch costs one query whatever the batch size, but a
+    worker killed mid-batch turns *all* its not-yet-answered rows into
+    ``unknown`` (for staff to resend), including ones whose request had not
+    actually left. Marking per request would be exact but cost a query per
+    message; marking after the request would risk a silent duplicate.
+    """
+    ids = [sms.pk for sms in batch.to_send]
+    if ids:
+        SmsNotification.objects.filter(pk__in=ids, claim_token=batch.token).update(
+            send_started_at=now
+        )
+        for sms in batch.to_send:
+            sms.send_started_at = now

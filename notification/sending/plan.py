@@ -1,0 +1,86 @@
+"""What the next batch would take, and why the rest waits (``send_sms_batch --dry-run``).
+
+Read-only: the same selection, budget and queue estimate as a real batch, but
+nothing is claimed or locked.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Q
+
+from notification.models import NotificationStatusChoices, SmsNotification
+from notification.sending.dispatch import current_sender
+from notification.sending.optouts import opted_out_annotation
+from notification.sending.queue_estimate import estimate_queue
+from notification.sending.selection import due_sms, effective_segments, take_within_budget
+
+
+@dataclass
+class PlannedMessage:
+    notification_id: int
+    priority: int
+    to: str
+    segments: int
+    opted_out: bool
+
+
+@dataclass
+class BatchPlan:
+    sender: str
+    batch_segments: int
+    queue_limit: int
+    queue_estimate: int
+    take: list[PlannedMessage] = field(default_factory=list)
+    wait_reason: str | None = None
+    due: int = 0
+    not_due_yet: int = 0
+    in_backoff: int = 0
+
+    @property
+    def segments(self) -> int:
+        return sum(m.segments for m in self.take if not m.opted_out)
+
+    @property
+    def left_waiting(self) -> int:
+        return self.due - len(self.take)
+
+
+def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPlan:
+    sender = current_sender()
+    plan = BatchPlan(
+        sender=sender,
+        batch_segments=batch_segments or settings.TWILIO_SMS_BATCH_SIZE,
+        queue_limit=settings.TWILIO_SMS_QUEUE_LIMIT,
+        queue_estimate=estimate_queue(sender, now),
+    )
+    candidates = list(
+        due_sms(now)
+        .select_related("notification")
+        .annotate(opted_out=opted_out_annotation())[: plan.batch_segments]
+    )
+    decision = take_within_budget(
+        candidates,
+        lambda sms: 0 if sms.opted_out else effective_segments(sms),
+        batch_segments=plan.batch_segments,
+        queue_capacity=plan.queue_limit - plan.queue_estimate,
+    )
+    plan.wait_reason = decision.wait_reason
+    plan.take = [
+        PlannedMessage(
+            sms.notification_id,
+            sms.notification.priority,
+            sms.to_phone_number,
+            effective_segments(sms),
+            sms.opted_out,
+        )
+        for sms in decision.taken
+    ]
+    pending = SmsNotification.objects.filter(notification__status=NotificationStatusChoices.PENDING)
+    plan.due = due_sms(now).count()
+    plan.not_due_yet = pending.filter(notification__publish_datetime__gt=now).count()
+    plan.in_backoff = pending.filter(
+        Q(notification__publish_datetime__lte=now), Q(next_attempt_at__gt=now)
+    ).count()
+    return plan

@@ -1,0 +1,175 @@
+"""Writing a batch's outcomes back: a constant number of queries per batch.
+
+All rows are written with one ``UPDATE ... FROM (VALUES ...)`` per table (see
+``bulk_write``). Both updates are guarded by our claim token, so a row that is
+no longer ours (recovered after an implausibly long stall) is never
+overwritten. Status-change events fire once, after commit.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+
+from notification.events import notify_status_changed
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.sending.backoff import next_attempt_at
+from notification.sending.bulk_write import update_rows
+from notification.sending.claiming import ClaimedBatch
+from notification.sending.dispatch import SendOutcome
+from notification.sending.errors import FailureKind, SendFailure
+from notification.sending.optouts import opt_out_reason, record_twilio_opt_outs
+
+SMS_FIELDS = [
+    "twilio_sid",
+    "delivery_status",
+    "segments",
+    "error_code",
+    "error_message",
+    "attempts",
+    "next_attempt_at",
+    "claimed_at",
+    "claim_token",
+    "send_started_at",
+    "sent_datetime",
+    "status_updated_datetime",
+]
+NOTIFICATION_FIELDS = ["status", "status_message", "sent_datetime", "updated_datetime"]
+
+Status = NotificationStatusChoices
+
+
+@dataclass
+class ResultCounts:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    unknown: int = 0
+    skipped_opt_out: int = 0
+    segments: int = 0
+
+
+def _describe(failure: SendFailure) -> str:
+    if failure.code is not None:
+        return f"Twilio error {failure.code}: {failure.message}"
+    return failure.message
+
+
+def _release_claim(sms: SmsNotification) -> None:
+    sms.claimed_at = None
+    sms.claim_token = ""
+
+
+def _apply_success(sms: SmsNotification, outcome: SendOutcome, counts: ResultCounts) -> None:
+    note = sms.notification
+    sms.twilio_sid = outcome.sid
+    # The first status only comes in this answer (a callback that raced our
+    # write and already moved it on is kept: see ``write_results``).
+    sms.delivery_status = outcome.status
+    sms.segments = outcome.segments
+    sms.error_code, sms.error_message = None, ""
+    sms.attempts += 1
+    sms.next_attempt_at = None
+    sms.sent_datetime = outcome.finished_at
+    sms.status_updated_datetime = outcome.finished_at
+    note.status, note.status_message = Status.SENT, ""
+    note.sent_datetime = outcome.finished_at
+    counts.sent += 1
+    counts.segments += outcome.segments
+
+
+def _apply_failure(
+    sms: SmsNotification,
+    failure: SendFailure,
+    now: datetime,
+    max_attempts: int,
+    counts: ResultCounts,
+) -> None:
+    note = sms.notification
+    sms.error_code, sms.error_message = failure.code, failure.message
+    sms.attempts += 1
+    if failure.kind is FailureKind.AMBIGUOUS:
+        # At most once: it may be at Twilio, so it is never resent by itself.
+        note.status = Status.UNKNOWN
+        note.status_message = (
+            f"{_describe(failure)}. The message may or may not have reached Twilio; "
+            "it will not be resent automatically (staff can resend it)."
+        )
+        counts.unknown += 1
+        return
+    sms.send_started_at = None  # answered: certainly not queued at Twilio
+    if failure.kind is FailureKind.RETRYABLE and sms.attempts < max_attempts:
+        sms.next_attempt_at = next_attempt_at(now, sms.attempts)
+        note.status = Status.PENDING
+        note.status_message = f"Attempt {sms.attempts} failed, will retry: {_describe(failure)}"
+        counts.retried += 1
+        return
+    note.status = Status.FAILED
+    note.status_message = _describe(failure)
+    if failure.kind is FailureKind.RETRYABLE:
+        note.status_message = f"Gave up after {sms.attempts} attempts: {_describe(failure)}"
+    sms.next_attempt_at = None
+    counts.failed += 1
+
+
+def _apply_opt_out(sms: SmsNotification, counts: ResultCounts) -> None:
+    reason = opt_out_reason(sms.to_phone_number)
+    sms.error_code, sms.error_message = None, reason
+    sms.notification.status = Status.FAILED
+    sms.notification.status_message = reason
+    counts.skipped_opt_out += 1
+
+
+def _values(instance, fields: list[str]) -> list:
+    return [getattr(instance, name) for name in fields]
+
+
+def write_results(
+    batch: ClaimedBatch, outcomes: list[SendOutcome], *, now: datetime, max_attempts: int
+) -> ResultCounts:
+    """Apply outcomes (and opt-out skips) to the claimed rows and save them."""
+    counts = ResultCounts()
+    by_id = {sms.pk: sms for sms in batch.to_send}
+    rows: list[SmsNotification] = []
+    opted_out_by_twilio: list[str] = []
+    for outcome in outcomes:
+        sms = by_id[outcome.request.sms_id]
+        if outcome.failure is None:
+            _apply_success(sms, outcome, counts)
+        else:
+            _apply_failure(sms, outcome.failure, now, max_attempts, counts)
+            if outcome.failure.is_opt_out:
+                opted_out_by_twilio.append(sms.to_phone_number)
+        rows.append(sms)
+    for sms in batch.opted_out:
+        _apply_opt_out(sms, counts)
+        rows.append(sms)
+    if not rows:
+        return counts
+
+    for sms in rows:
+        _release_claim(sms)
+        sms.notification.updated_datetime = now
+    sms_table = connection.ops.quote_name(SmsNotification._meta.db_table)
+    with transaction.atomic():
+        # Notifications first: their guard looks at the token we clear next.
+        update_rows(
+            Notification,
+            [(sms.notification_id, _values(sms.notification, NOTIFICATION_FIELDS)) for sms in rows],
+            NOTIFICATION_FIELDS,
+            where_sql=f"t.id IN (SELECT notification_id FROM {sms_table} WHERE claim_token = %s)",
+            where_params=[batch.token],
+        )
+        update_rows(
+            SmsNotification,
+            [(sms.pk, _values(sms, SMS_FIELDS)) for sms in rows],
+            SMS_FIELDS,
+            # A status callback may have raced our write: never move it back.
+            keep_if_set=["delivery_status"],
+            where_sql="t.claim_token = %s",
+            where_params=[batch.token],
+        )
+        record_twilio_opt_outs(opted_out_by_twilio)
+        ids = [sms.notification_id for sms in rows]
+        transaction.on_commit(lambda: notify_status_changed(ids))
+    return counts

@@ -1,0 +1,88 @@
+"""Which SMS are due, and how many of them fit in one batch.
+
+Due means: the notification is ``pending`` (so not canceled, sent or claimed),
+its ``publish_datetime`` has passed, and any retry backoff (``next_attempt_at``)
+is over. Order: priority (high first), then ``publish_datetime``, then id, which
+is the partial index ``notification_due_pending_idx``.
+
+The batch budget is counted in **segments**, because that is what Twilio
+paces, queues and bills. Rows are taken strictly in order while they fit (a
+small message never overtakes a bigger, more urgent one); a single message
+larger than the whole budget goes alone so it is not starved forever.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from django.db.models import Q, QuerySet
+
+from notification.models import NotificationStatusChoices, SmsNotification
+from notification.segments import count_segments
+
+T = TypeVar("T")
+
+WAIT_BUDGET = "segment budget reached"
+WAIT_QUEUE = "Twilio queue limit"
+
+
+def due_sms(now: datetime) -> QuerySet[SmsNotification]:
+    """SMS rows due for sending at ``now``, in sending order."""
+    return (
+        SmsNotification.objects.filter(
+            notification__status=NotificationStatusChoices.PENDING,
+            notification__publish_datetime__lte=now,
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("-notification__priority", "notification__publish_datetime", "notification_id")
+    )
+
+
+def effective_segments(sms: SmsNotification) -> int:
+    """The row's segment count, recomputed if a bulk insert skipped ``save()`` (left 0)."""
+    if sms.segments > 0:
+        return sms.segments
+    return max(1, count_segments(sms.notification.body).segments)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDecision:
+    """What fits, and (when something was left behind) why it waits."""
+
+    taken: list
+    segments: int
+    wait_reason: str | None
+
+
+def take_within_budget(
+    candidates: Sequence[T],
+    cost: Callable[[T], int],
+    *,
+    batch_segments: int,
+    queue_capacity: int,
+) -> BudgetDecision:
+    """Take candidates in order while their segments fit both limits.
+
+    ``batch_segments`` is ``TWILIO_SMS_BATCH_SIZE``; ``queue_capacity`` is how
+    many segments Twilio's queue can still take for this sender. A message
+    bigger than the whole batch budget is taken alone when it is first in line
+    and the queue has room for it. Zero-cost candidates (opted-out numbers,
+    which never reach Twilio) are always taken.
+    """
+    budget = min(batch_segments, max(queue_capacity, 0))
+    taken: list[T] = []
+    used = 0
+    for candidate in candidates:
+        segments = cost(candidate)
+        if used + segments <= budget:
+            taken.append(candidate)
+            used += segments
+            continue
+        if used == 0 and segments > batch_segments:
+            if segments <= queue_capacity:  # oversized: goes alone rather than starve
+                return BudgetDecision([*taken, candidate], segments, None)
+            return BudgetDecision(taken, used, WAIT_QUEUE)
+        reason = WAIT_BUDGET if used + segments > batch_segments else WAIT_QUEUE
+        return BudgetDecision(taken, used, reason)
+    return BudgetDecision(taken, used, None)

@@ -1,0 +1,444 @@
+"""Creating and cancelling SMS notifications: the domain rules, with no GraphQL in them.
+
+The GraphQL mutations, the admin and background jobs all go through these functions so
+the rules hold everywhere:
+
+* every input is validated before anything is written, and an invalid request writes
+  nothing at all (not even the valid items of a bulk request);
+* a ``Notification`` and its ``SmsNotification`` are written in one transaction, so there
+  is never half a pair;
+* a bulk request is a handful of queries whatever its size (``bulk_create``, one lookup
+  per kind of referenced row), so 1,000 recipients stay fast.
+
+Decisions a caller should know about:
+
+* ``publish_datetime`` must be timezone-aware. A naive value is rejected rather than
+  guessed: silently assuming UTC (or the server's zone) is how messages go out hours
+  early or late. ``None`` means "now".
+* ``content_type`` is ``"app_label.model"``. ``object_id`` requires it and must name an
+  existing object of that model; a content type alone is allowed (a notification about a
+  kind of thing rather than one row).
+* Creating for a number in ``SmsOptOut`` succeeds, and the result says so (``opted_out``):
+  the send job, not creation, refuses to send it, so the record stays visible.
+
+Errors are ``ValidationError``s keyed by the model's field names (``to_phone_number``),
+with a ``code`` on each message; the API layer renames fields for its own clients.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import models, transaction
+from django.utils import timezone
+
+from notification.events import notify_status_changed
+from notification.models import (
+    Notification,
+    NotificationPriorityChoices,
+    NotificationStatusChoices,
+    NotificationTypeChoices,
+    SmsNotification,
+    SmsOptOut,
+)
+from notification.phone import normalize_phone_number
+from notification.segments import MAX_BODY_CHARACTERS, count_segments
+
+#: Recipients one bulk request may carry: one transaction should stay short.
+MAX_BULK_NOTIFICATIONS = 1000
+
+_TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
+_URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+@dataclass(frozen=True, slots=True)
+class SmsNotificationRequest:
+    """What a caller asks for, as given: ``create_sms_notification(s)`` validates it.
+
+    Ids may be strings (GraphQL ``ID``) or integers.
+    """
+
+    title: str
+    body: str
+    to_phone_number: str
+    url: str = ""
+    user_id: int | str | None = None
+    publish_datetime: datetime.datetime | None = None
+    priority: int = NotificationPriorityChoices.NORMAL
+    content_type: str | None = None
+    object_id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSmsNotification:
+    """A created notification (with ``notification.sms`` loaded) and whether its number
+    has opted out, which means the send job will fail it instead of sending."""
+
+    notification: Notification
+    opted_out: bool
+
+
+class BulkValidationError(Exception):
+    """Some items of a bulk request are invalid; nothing was written.
+
+    ``errors`` maps each invalid item's index in the request to its ``ValidationError``
+    (which has an ``error_dict`` keyed by field name).
+    """
+
+    def __init__(self, errors: dict[int, ValidationError]):
+        self.errors = dict(sorted(errors.items()))
+        super().__init__(f"{len(self.errors)} invalid item(s) at indexes {list(self.errors)}")
+
+
+class NotificationNotCancelable(ValidationError):
+    """The notification has left ``pending`` (a worker claimed it, or it is finished)."""
+
+    def __init__(self, notification: Notification):
+        self.notification = notification
+        super().__init__(
+            "Only pending notifications can be canceled; this one is %(status)s.",
+            code="not_pending",
+            params={"status": notification.status},
+        )
+
+
+@dataclass(slots=True)
+class _CleanSms:
+    """One request after per-item validation, before the cross-row lookups."""
+
+    title: str
+    body: str
+    url: str
+    to_phone_number: str
+    user_id: int | None
+    publish_datetime: datetime.datetime
+    priority: int
+    content_type: ContentType | None
+    object_id: int | None
+
+
+def create_sms_notification(request: SmsNotificationRequest) -> CreatedSmsNotification:
+    """Validate and create one notification with its SMS, atomically.
+
+    Raises ``ValidationError`` (with ``error_dict``) and writes nothing when invalid.
+    """
+    try:
+        (created,) = create_sms_notifications([request])
+    except BulkValidationError as exc:
+        raise exc.errors[0] from None
+    return created
+
+
+def create_sms_notifications(
+    requests: Sequence[SmsNotificationRequest],
+) -> list[CreatedSmsNotification]:
+    """Validate and create many notifications, all or nothing, in one transaction.
+
+    Raises ``ValidationError`` for a request that is too large, and
+    ``BulkValidationError`` (index -> error) when any item is invalid. The returned
+    list is in request order.
+    """
+    if len(requests) > MAX_BULK_NOTIFICATIONS:
+        raise ValidationError(
+            "At most %(limit)d notifications can be created at once; got %(count)d.",
+            code="too_many",
+            params={"limit": MAX_BULK_NOTIFICATIONS, "count": len(requests)},
+        )
+    if not requests:
+        return []
+
+    now = timezone.now()
+    content_types: dict[str, ContentType | None] = {}
+    cleaned: list[_CleanSms] = []
+    errors: dict[int, dict[str, list[ValidationError]]] = {}
+    for index, request in enumerate(requests):
+        item, item_errors = _clean_item(request, now, content_types)
+        cleaned.append(item)
+        if item_errors:
+            errors[index] = item_errors
+    # Checked for every item, also those with other errors, so all problems show at once.
+    for index, field, error in _check_references(cleaned):
+        errors.setdefault(index, {}).setdefault(field, []).append(error)
+
+    if errors:
+        raise BulkValidationError(
+            {index: ValidationError(item_errors) for index, item_errors in errors.items()}
+        )
+    return _insert(cleaned)
+
+
+def cancel_notification(notification_id: int | str, *, reason: str = "") -> Notification:
+    """Cancel a notification that is still ``pending``.
+
+    A single conditional UPDATE (``WHERE status = 'pending'``) decides, so a send job
+    claiming the row at the same moment either wins (and this raises
+    ``NotificationNotCancelable``) or loses (and never sends it): never both.
+    Raises ``Notification.DoesNotExist`` for an unknown id.
+    """
+    message = reason or "Canceled before sending."
+    with transaction.atomic():
+        updated = Notification.objects.filter(
+            pk=notification_id, status=NotificationStatusChoices.PENDING
+        ).update(
+            status=NotificationStatusChoices.CANCELED,
+            status_message=message,
+            updated_datetime=timezone.now(),
+        )
+        notification = Notification.objects.select_related("sms").get(pk=notification_id)
+        if not updated:
+            raise NotificationNotCancelable(notification)
+        transaction.on_commit(lambda: notify_status_changed([notification.pk]))
+    return notification
+
+
+# --- validation -----------------------------------------------------------------
+
+
+def _clean_item(
+    request: SmsNotificationRequest,
+    now: datetime.datetime,
+    content_types: dict[str, ContentType | None],
+) -> tuple[_CleanSms, dict[str, list[ValidationError]]]:
+    """Check each field on its own (content types through the request-wide cache).
+
+    Returns the cleaned item and the errors by field; the item is only fit to write when
+    there are none (references are checked later, for all items at once).
+    """
+    errors: dict[str, list[ValidationError]] = defaultdict(list)
+
+    def fail(field: str, message: str, code: str, **params: object) -> None:
+        errors[field].append(ValidationError(message, code=code, params=params or None))
+
+    title = (request.title or "").strip()
+    if not title:
+        fail("title", "A title is required.", "required")
+    elif len(title) > _TITLE_MAX_LENGTH:
+        fail(
+            "title",
+            "The title has %(length)d characters; at most %(limit)d are allowed.",
+            "max_length",
+            length=len(title),
+            limit=_TITLE_MAX_LENGTH,
+        )
+
+    body = request.body or ""
+    if not body.strip():
+        fail("body", "The message body is required.", "required")
+    elif len(body) > MAX_BODY_CHARACTERS:
+        fail(
+            "body",
+            "The body has %(length)d characters; SMS allows at most %(limit)d.",
+            "max_length",
+            length=len(body),
+            limit=MAX_BODY_CHARACTERS,
+        )
+
+    to_phone_number = ""
+    try:
+        to_phone_number = normalize_phone_number(request.to_phone_number)
+    except ValidationError as exc:
+        errors["to_phone_number"].extend(exc.error_list)
+
+    url = (request.url or "").strip()
+    if url:
+        if len(url) > _URL_MAX_LENGTH:
+            fail(
+                "url",
+                "The URL is longer than %(limit)d characters.",
+                "max_length",
+                limit=_URL_MAX_LENGTH,
+            )
+        else:
+            try:
+                _url_validator(url)
+            except ValidationError:
+                fail("url", "Enter a valid http or https URL.", "invalid")
+
+    user_id = _parse_id(request.user_id, "user_id", errors)
+    object_id = _parse_id(request.object_id, "object_id", errors)
+
+    publish_datetime = request.publish_datetime or now
+    if timezone.is_naive(publish_datetime):
+        fail(
+            "publish_datetime",
+            "Give the time with a UTC offset (for example 2030-01-01T09:00:00+00:00).",
+            "naive_datetime",
+        )
+
+    priority = request.priority
+    if priority not in NotificationPriorityChoices.values:
+        fail("priority", "%(value)r is not a valid priority.", "invalid_choice", value=priority)
+
+    content_type = None
+    if request.content_type:
+        label = request.content_type.strip().lower()
+        if label not in content_types:
+            content_types[label] = _content_type(label)
+        content_type = content_types[label]
+        if content_type is None:
+            fail(
+                "content_type",
+                'There is no model %(label)r; give it as "app_label.model", e.g. "auth.user".',
+                "does_not_exist",
+                label=request.content_type,
+            )
+    elif object_id is not None:
+        fail("object_id", "An object id needs a content type.", "requires_content_type")
+
+    return (
+        _CleanSms(
+            title=title,
+            body=body,
+            url=url,
+            to_phone_number=to_phone_number,
+            user_id=user_id,
+            # Stored as UTC anyway; returning UTC now makes the result match later reads.
+            publish_datetime=(
+                publish_datetime
+                if timezone.is_naive(publish_datetime)
+                else publish_datetime.astimezone(datetime.UTC)
+            ),
+            priority=priority,
+            content_type=content_type,
+            object_id=object_id,
+        ),
+        dict(errors),
+    )
+
+
+def _parse_id(
+    value: int | str | None, field: str, errors: dict[str, list[ValidationError]]
+) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = int(value)
+    except (TypeError, ValueError):
+        parsed = -1
+    if parsed < 0:
+        errors[field].append(
+            ValidationError("%(value)r is not a valid id.", code="invalid", params={"value": value})
+        )
+        return None
+    return parsed
+
+
+def _content_type(label: str) -> ContentType | None:
+    """The content type for ``"app_label.model"``, or None if there is no such model."""
+    app_label, dot, model = label.partition(".")
+    if not dot or not app_label or not model:
+        return None
+    try:
+        # Cached by Django per process once found.
+        content_type = ContentType.objects.get_by_natural_key(app_label, model)
+    except ContentType.DoesNotExist:
+        return None
+    return content_type if content_type.model_class() is not None else None
+
+
+def _check_references(
+    cleaned: list[_CleanSms],
+) -> list[tuple[int, str, ValidationError]]:
+    """Check referenced users and objects exist: one query per kind, not per item."""
+    problems: list[tuple[int, str, ValidationError]] = []
+
+    user_ids = {item.user_id for item in cleaned if item.user_id is not None}
+    if user_ids:
+        existing_users = set(
+            get_user_model()._default_manager.filter(pk__in=user_ids).values_list("pk", flat=True)
+        )
+        for index, item in enumerate(cleaned):
+            if item.user_id is not None and item.user_id not in existing_users:
+                problems.append(
+                    (
+                        index,
+                        "user_id",
+                        ValidationError(
+                            "There is no user with id %(id)s.",
+                            code="does_not_exist",
+                            params={"id": item.user_id},
+                        ),
+                    )
+                )
+
+    wanted: dict[ContentType, set[int]] = defaultdict(set)
+    for item in cleaned:
+        if item.content_type is not None and item.object_id is not None:
+            wanted[item.content_type].add(item.object_id)
+    existing_objects: dict[ContentType, set[object]] = {}
+    for content_type, object_ids in wanted.items():
+        model: type[models.Model] = content_type.model_class()  # type: ignore[assignment]
+        try:
+            existing_objects[content_type] = set(
+                model._base_manager.filter(pk__in=object_ids).values_list("pk", flat=True)
+            )
+        except (TypeError, ValueError, ValidationError):
+            existing_objects[content_type] = set()  # its primary key is not an integer
+    for index, item in enumerate(cleaned):
+        if item.content_type is None or item.object_id is None:
+            continue
+        if item.object_id not in existing_objects[item.content_type]:
+            problems.append(
+                (
+                    index,
+                    "object_id",
+                    ValidationError(
+                        "There is no %(model)s with id %(id)s.",
+                        code="does_not_exist",
+                        params={"model": item.content_type.model, "id": item.object_id},
+                    ),
+                )
+            )
+    return problems
+
+
+# --- writing --------------------------------------------------------------------
+
+
+def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
+    opted_out = set(
+        SmsOptOut.objects.filter(
+            phone_number__in={item.to_phone_number for item in items}
+        ).values_list("phone_number", flat=True)
+    )
+    notifications = [
+        Notification(
+            title=item.title,
+            body=item.body,
+            url=item.url,
+            type=NotificationTypeChoices.SMS,
+            user_id=item.user_id,
+            publish_datetime=item.publish_datetime,
+            priority=int(item.priority),
+            content_type=item.content_type,
+            object_id=item.object_id,
+        )
+        for item in items
+    ]
+    with transaction.atomic():
+        Notification.objects.bulk_create(notifications)
+        sms_rows = []
+        for notification, item in zip(notifications, items, strict=True):
+            segments = count_segments(item.body)
+            # Assigning the forward side also caches ``notification.sms``.
+            sms_rows.append(
+                SmsNotification(
+                    notification=notification,
+                    to_phone_number=item.to_phone_number,
+                    segments=segments.segments,
+                    encoding=segments.encoding.value,
+                )
+            )
+        SmsNotification.objects.bulk_create(sms_rows)
+    return [
+        CreatedSmsNotification(notification=n, opted_out=n.sms.to_phone_number in opted_out)
+        for n in notifications
+    ]

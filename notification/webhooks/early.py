@@ -1,0 +1,88 @@
+"""Status callbacks that arrive before we know their sid, kept until we do.
+
+The send job stores the sids of a batch after its create requests return, so
+Twilio's "sent" (even "delivered") can reach the webhook first. Dropping those
+would leave the message at "queued" for ever. They are kept in Redis (shared by
+the web and worker processes) for ``KEEP_SECONDS`` and applied as soon as the
+sid is stored: ``notification.events`` calls ``settle_early_callbacks`` after
+each status change is committed, and the webhook re-checks after keeping one.
+
+Redis trouble here is logged and swallowed: it can cost a late status, never
+the webhook's answer or anyone's transaction.
+"""
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import datetime
+
+import redis
+from django.conf import settings
+
+from notification.webhooks.events import SmsStatusEvent
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "sms:early-status:"
+KEEP_SECONDS = 3600
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis:
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5)
+    return client
+
+
+def keep(event: SmsStatusEvent) -> None:
+    data = asdict(event)
+    data["received_at"] = event.received_at.isoformat()
+    try:
+        pipe = _redis().pipeline()
+        pipe.rpush(KEY_PREFIX + event.message_sid, json.dumps(data))
+        pipe.expire(KEY_PREFIX + event.message_sid, KEEP_SECONDS)
+        pipe.execute()
+    except redis.RedisError:
+        logger.exception("Could not keep early status callback for %s", event.message_sid)
+
+
+def take(message_sids: Iterable[str]) -> list[SmsStatusEvent]:
+    """Remove and return the kept events of these sids (one round trip)."""
+    sids = [sid for sid in message_sids if sid]
+    if not sids:
+        return []
+    try:
+        pipe = _redis().pipeline(transaction=True)
+        for sid in sids:
+            pipe.lrange(KEY_PREFIX + sid, 0, -1)
+            pipe.delete(KEY_PREFIX + sid)
+        replies = pipe.execute()
+    except redis.RedisError:
+        logger.exception("Could not read early status callbacks")
+        return []
+    events = []
+    for stored in replies[0::2]:
+        for item in stored:
+            data = json.loads(item)
+            data["received_at"] = datetime.fromisoformat(data["received_at"])
+            events.append(SmsStatusEvent(**data))
+    return events
+
+
+def waiting(message_sids: Iterable[str]) -> list[str]:
+    """Which of these sids have kept events (one round trip; usually none)."""
+    sids = [sid for sid in message_sids if sid]
+    if not sids:
+        return []
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for sid in sids:
+            pipe.exists(KEY_PREFIX + sid)
+        return [sid for sid, found in zip(sids, pipe.execute(), strict=True) if found]
+    except redis.RedisError:
+        logger.exception("Could not look for early status callbacks")
+        return []

@@ -1,0 +1,36 @@
+"""Normalized webhook events: what the rest of the code consumes instead of Twilio's form.
+
+Twilio adds form parameters without notice; keeping the raw form on the event
+(``raw``) means nothing is lost, while the typed fields are all the logic reads.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SmsStatusEvent:
+    """One status callback: "message ``message_sid`` is now ``status``"."""
+
+    message_sid: str
+    status: str
+    error_code: int | None
+    # Twilio's own message when the callback carries one (it rarely does).
+    error_message: str
+    account_sid: str
+    from_number: str
+    to_number: str
+    received_at: datetime
+    raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSmsEvent:
+    """One message a person sent to one of our numbers."""
+
+    message_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    received_at: datetime
+    raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)

@@ -1,0 +1,75 @@
+"""Inbound SMS keywords: STOP, START and HELP, as Twilio defines them for long codes.
+
+Twilio itself blocks sends after STOP (error 21610), but STOP does not cancel
+what we already queued, so the opt-out is recorded on our side and the send job
+skips the number. The keyword must be the whole message (trimmed, any case).
+"""
+
+import enum
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from twilio.twiml.messaging_response import MessagingResponse
+
+from notification.models import OptOutSourceChoices, SmsOptOut
+from notification.phone import normalize_phone_number
+from notification.webhooks.events import InboundSmsEvent
+
+logger = logging.getLogger(__name__)
+
+STOP_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_KEYWORDS = frozenset({"HELP", "INFO"})
+
+
+class Keyword(enum.StrEnum):
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+    NONE = "none"
+
+
+def classify(body: str) -> Keyword:
+    word = body.strip().upper()
+    if word in STOP_KEYWORDS:
+        return Keyword.STOP
+    if word in START_KEYWORDS:
+        return Keyword.START
+    if word in HELP_KEYWORDS:
+        return Keyword.HELP
+    return Keyword.NONE
+
+
+def handle_inbound(event: InboundSmsEvent) -> str:
+    """Act on an inbound message and return the TwiML to answer Twilio with."""
+    keyword = classify(event.body)
+    reply = MessagingResponse()
+    phone_number = _e164(event.from_number)
+    if keyword is Keyword.STOP:
+        _, created = SmsOptOut.objects.get_or_create(
+            phone_number=phone_number, defaults={"source": OptOutSourceChoices.INBOUND_STOP}
+        )
+        logger.info("Opt-out from %s (%s)", phone_number, "new" if created else "already recorded")
+    elif keyword is Keyword.START:
+        deleted, _ = SmsOptOut.objects.filter(phone_number=phone_number).delete()
+        logger.info("Opt-in from %s (%d opt-out removed)", phone_number, deleted)
+    elif keyword is Keyword.HELP:
+        reply.message(settings.SMS_HELP_TEXT)
+        logger.info("HELP from %s answered", phone_number)
+    else:
+        logger.info(
+            "Inbound message %s from %s (%d characters), no keyword",
+            event.message_sid,
+            phone_number,
+            len(event.body),
+        )
+    return str(reply)
+
+
+def _e164(raw: str) -> str:
+    """Twilio sends E.164 already; normalise anyway so opt-outs match stored numbers."""
+    try:
+        return normalize_phone_number(raw)
+    except ValidationError:  # short codes and alphanumeric senders stay as given
+        return raw.strip()

@@ -1,0 +1,88 @@
+"""Twilio webhook endpoints: check the signature, normalize, hand over.
+
+Both are CSRF-exempt (Twilio cannot send a CSRF token; the signature is the
+proof of origin) and POST-only. A missing or wrong signature is answered 403
+and changes nothing, whatever ``DEBUG`` says.
+"""
+
+import logging
+
+from channels.db import DatabaseSyncToAsync
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from notification.events import publish_payloads, status_payloads
+from notification.webhooks.events import SmsStatusEvent
+from notification.webhooks.inbound import handle_inbound
+from notification.webhooks.normalize import (
+    MalformedWebhook,
+    inbound_event_from_form,
+    status_event_from_form,
+)
+from notification.webhooks.signature import has_valid_signature, public_url
+from notification.webhooks.status import ApplyResult, Outcome, record_status_event
+
+logger = logging.getLogger(__name__)
+
+TWIML_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+def _forbidden(request: HttpRequest) -> HttpResponseForbidden:
+    logger.warning(
+        "Rejected Twilio webhook with %s signature for %s from %s",
+        "a wrong" if request.headers.get("X-Twilio-Signature") else "no",
+        public_url(request),
+        request.META.get("REMOTE_ADDR", "?"),
+    )
+    return HttpResponseForbidden("Invalid Twilio signature", content_type="text/plain")
+
+
+def _record(event: SmsStatusEvent) -> tuple[ApplyResult, list[dict]]:
+    """The database part, in one trip to the sync thread: write, then read what to publish."""
+    result = record_status_event(event)
+    if result.outcome is Outcome.UPDATED and result.notification_id is not None:
+        return result, status_payloads([result.notification_id])
+    return result, []
+
+
+# close_old_connections() around each call keeps CONN_MAX_AGE and broken-connection
+# handling working for connections that live in pool threads.
+_record_in_pool = DatabaseSyncToAsync(_record, thread_sensitive=False)
+
+
+@csrf_exempt
+@require_POST
+async def sms_status_callback(request: HttpRequest) -> HttpResponse:
+    """``POST /twilio/sms/status/``: a message's delivery status changed.
+
+    Async so that the publish runs on the server's event loop (no thread hop per
+    Redis round trip). The database work is one call in a pooled thread, after
+    which the change is committed and only then published. Pooled, not Django's
+    per-request thread: that thread dies with the request and takes its database
+    connection along, so every callback would pay for a new connection.
+    """
+    if not has_valid_signature(request):
+        return _forbidden(request)
+    try:
+        event = status_event_from_form(request.POST)
+    except MalformedWebhook as exc:
+        logger.warning("Malformed status callback: %s", exc)
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    result, payloads = await _record_in_pool(event)
+    await publish_payloads(payloads)
+    return HttpResponse(result.outcome.value, content_type="text/plain")
+
+
+@csrf_exempt
+@require_POST
+def sms_inbound(request: HttpRequest) -> HttpResponse:
+    """``POST /twilio/sms/inbound/``: someone texted one of our numbers; answer TwiML."""
+    if not has_valid_signature(request):
+        return _forbidden(request)
+    try:
+        event = inbound_event_from_form(request.POST)
+    except MalformedWebhook as exc:
+        logger.warning("Malformed inbound webhook: %s", exc)
+        return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    return HttpResponse(handle_inbound(event), content_type=TWIML_CONTENT_TYPE)

@@ -1,0 +1,50 @@
+"""Mutation inputs."""
+
+import datetime
+
+import strawberry
+
+from notification import services
+from schema.enums import NotificationPriority
+
+
+@strawberry.input(description="One SMS notification to create.")
+class CreateSmsNotificationInput:
+    title: str = strawberry.field(description="Required, at most 255 characters.")
+    body: str = strawberry.field(
+        description="The SMS text: required, at most 1,600 characters (see smsSegments)."
+    )
+    to_phone_number: str = strawberry.field(
+        description="E.164 (+14155550100) or a national number of DEFAULT_PHONE_REGION."
+    )
+    url: str | None = strawberry.field(default=None, description="An http(s) link, optional.")
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The recipient user, optional; must exist."
+    )
+    publish_datetime: datetime.datetime | None = strawberry.field(
+        default=None,
+        description="Not sent before this. Needs a UTC offset (naive times are rejected); "
+        "default now.",
+    )
+    priority: NotificationPriority = strawberry.field(
+        default=NotificationPriority.NORMAL, description="HIGH is sent first."
+    )
+    content_type: str | None = strawberry.field(
+        default=None, description='What it is about, as "app_label.model" (e.g. "auth.user").'
+    )
+    object_id: strawberry.ID | None = strawberry.field(
+        default=None, description="An existing object of contentType (which it requires)."
+    )
+
+    def to_request(self) -> services.SmsNotificationRequest:
+        return services.SmsNotificationRequest(
+            title=self.title,
+            body=self.body,
+            to_phone_number=self.to_phone_number,
+            url=self.url or "",
+            user_id=self.user_id,
+            publish_datetime=self.publish_datetime,
+            priority=self.priority,
+            content_type=self.content_type,
+            object_id=self.object_id,
+        )

@@ -1,0 +1,160 @@
+"""Mutations: log in and out, create SMS notifications (one or many), cancel.
+
+Each group is its own class; ``schema/schema.py`` merges them (and any other module's
+mutation class) into the single ``Mutation`` type with ``strawberry.tools.merge_types``.
+"""
+
+import strawberry
+import strawberry_django
+from django.core.exceptions import ValidationError
+from strawberry.types import Info
+
+from notification import services
+from notification.models import Notification as NotificationModel
+from schema.errors import FieldError, field_errors
+from schema.inputs import CreateSmsNotificationInput
+from schema.permissions import ADD_PERMISSION, CHANGE_PERMISSION, permission_required
+from schema.types import OPTED_OUT_ANNOTATION, Notification, User
+
+OPTED_OUT_MESSAGE = (
+    "This number has opted out of SMS (replied STOP): the notification was created but "
+    "will fail instead of being sent unless the number opts back in."
+)
+
+
+@strawberry.type
+class CreateSmsNotificationPayload:
+    notification: Notification | None = strawberry.field(
+        description="The created notification with its sms; null when errors is not empty."
+    )
+    errors: list[FieldError] = strawberry.field(
+        description="Why nothing was created; empty on success."
+    )
+    warnings: list[FieldError] = strawberry.field(
+        description="Created, but note this (code opted_out: the number replied STOP)."
+    )
+
+
+@strawberry.type
+class CreateSmsNotificationsPayload:
+    notifications: list[Notification] = strawberry.field(
+        description="The created notifications in input order; empty when errors is not empty."
+    )
+    errors: list[FieldError] = strawberry.field(
+        description="Every problem, each with the index of its input item. Nothing is created "
+        "unless all items are valid."
+    )
+    warnings: list[FieldError] = strawberry.field(
+        description="Created, but note these (code opted_out), with the item's index."
+    )
+
+
+@strawberry.type
+class CancelNotificationPayload:
+    notification: Notification | None = strawberry.field(
+        description="The notification as it is now (also when it could not be canceled)."
+    )
+    errors: list[FieldError] = strawberry.field(
+        description="Why it was not canceled (not_found, not_pending); empty on success."
+    )
+
+
+def _created(created: services.CreatedSmsNotification) -> Notification:
+    """The created notification, with its opted-out flag known (no query to resolve it)."""
+    setattr(created.notification.sms, OPTED_OUT_ANNOTATION, created.opted_out)
+    return created.notification  # type: ignore[return-value]
+
+
+def _opted_out_warning(index: int | None = None) -> FieldError:
+    return FieldError(
+        field="toPhoneNumber", message=OPTED_OUT_MESSAGE, code="opted_out", index=index
+    )
+
+
+@strawberry.type
+class AuthMutation:
+    login: User = strawberry_django.auth.login(
+        description="Log in with a session cookie; send the CSRF token (X-CSRFToken)."
+    )
+    logout: bool = strawberry_django.auth.logout(
+        description="End the session; true if someone was logged in."
+    )
+
+
+@strawberry.type
+class NotificationMutation:
+    @strawberry_django.mutation(
+        extensions=[permission_required(ADD_PERMISSION)],
+        description="Create one SMS notification: both rows or nothing.",
+    )
+    def create_sms_notification(
+        self, input: CreateSmsNotificationInput
+    ) -> CreateSmsNotificationPayload:
+        try:
+            created = services.create_sms_notification(input.to_request())
+        except ValidationError as exc:
+            return CreateSmsNotificationPayload(
+                notification=None, errors=field_errors(exc), warnings=[]
+            )
+        return CreateSmsNotificationPayload(
+            notification=_created(created),
+            errors=[],
+            warnings=[_opted_out_warning()] if created.opted_out else [],
+        )
+
+    @strawberry_django.mutation(
+        extensions=[permission_required(ADD_PERMISSION)],
+        description=(
+            f"Create up to {services.MAX_BULK_NOTIFICATIONS} SMS notifications in one "
+            "transaction: all of them, or none when any item is invalid."
+        ),
+    )
+    def create_sms_notifications(
+        self, input: list[CreateSmsNotificationInput]
+    ) -> CreateSmsNotificationsPayload:
+        try:
+            created = services.create_sms_notifications([item.to_request() for item in input])
+        except ValidationError as exc:
+            return CreateSmsNotificationsPayload(
+                notifications=[], errors=field_errors(exc), warnings=[]
+            )
+        except services.BulkValidationError as exc:
+            return CreateSmsNotificationsPayload(
+                notifications=[],
+                errors=[
+                    error
+                    for index, item_error in exc.errors.items()
+                    for error in field_errors(item_error, index=index)
+                ],
+                warnings=[],
+            )
+        return CreateSmsNotificationsPayload(
+            notifications=[_created(item) for item in created],
+            errors=[],
+            warnings=[
+                _opted_out_warning(index) for index, item in enumerate(created) if item.opted_out
+            ],
+        )
+
+    @strawberry_django.mutation(
+        extensions=[permission_required(CHANGE_PERMISSION)],
+        description="Cancel a notification that has not been picked up for sending yet.",
+    )
+    def cancel_notification(self, info: Info, id: strawberry.ID) -> CancelNotificationPayload:
+        try:
+            notification = services.cancel_notification(id)
+        except (NotificationModel.DoesNotExist, ValueError):
+            return CancelNotificationPayload(
+                notification=None,
+                errors=[
+                    FieldError(
+                        field="id", message=f"There is no notification {id}.", code="not_found"
+                    )
+                ],
+            )
+        except services.NotificationNotCancelable as exc:
+            return CancelNotificationPayload(
+                notification=exc.notification,  # type: ignore[arg-type]
+                errors=[FieldError(field="id", message=exc.messages[0], code="not_pending")],
+            )
+        return CancelNotificationPayload(notification=notification, errors=[])  # type: ignore[arg-type]

@@ -1,0 +1,45 @@
+"""Who may see and do what: the rules the query and mutation fields share.
+
+* Every field requires a logged-in user: anonymous callers get a GraphQL error.
+* A user sees the notifications addressed to them; ``notification.view_notification``
+  sees all of them.
+* Creating needs ``notification.add_notification``; cancelling needs
+  ``notification.change_notification``.
+"""
+
+from django.db.models import QuerySet
+from strawberry.types import Info
+from strawberry_django.auth.utils import get_current_user
+from strawberry_django.permissions import HasPerm, IsAuthenticated
+
+from notification.models import Notification
+
+VIEW_ALL_PERMISSION = "notification.view_notification"
+ADD_PERMISSION = "notification.add_notification"
+CHANGE_PERMISSION = "notification.change_notification"
+
+LOGIN_REQUIRED_MESSAGE = "Log in to use this API."
+
+
+def login_required() -> IsAuthenticated:
+    """Refuse anonymous callers with an error (not silently empty data)."""
+    return IsAuthenticated(message=LOGIN_REQUIRED_MESSAGE, fail_silently=False)
+
+
+def permission_required(perm: str) -> HasPerm:
+    """Refuse callers without ``perm`` with an error naming what is missing."""
+    return HasPerm(
+        perm,
+        message=f"You need the {perm!r} permission to do this.",
+        fail_silently=False,
+    )
+
+
+def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:
+    """Restrict ``queryset`` to what the current user may read."""
+    user = get_current_user(info)
+    if not user.is_authenticated:
+        return queryset.none()
+    if user.has_perm(VIEW_ALL_PERMISSION):
+        return queryset
+    return queryset.filter(user=user)

@@ -1,0 +1,53 @@
+"""``resendNotification(id)``: staff resend of an SMS whose fate is unknown (or failed).
+
+The send job never resends an ``unknown`` message by itself (it may already be
+at Twilio); a person with ``notification.change_notification`` decides. Merged
+into ``Mutation`` by ``schema/schema.py`` (``MUTATION_TYPES``). The rules live in
+``notification.resend`` and are shared with the admin action.
+"""
+
+import strawberry
+import strawberry_django
+
+from notification.resend import NotificationNotFound, ResendError, resend_notification
+from schema.errors import FieldError
+from schema.permissions import CHANGE_PERMISSION, permission_required
+from schema.types import Notification
+
+
+@strawberry.type
+class ResendNotificationPayload:
+    notification: Notification | None = strawberry.field(
+        description="The notification, back in the queue (pending); null when not found."
+    )
+    errors: list[FieldError] = strawberry.field(
+        description="Why it was not resent (not_found, not_resendable); empty on success."
+    )
+
+
+@strawberry.type
+class ResendMutation:
+    @strawberry_django.mutation(
+        extensions=[permission_required(CHANGE_PERMISSION)],
+        description=(
+            "Send again an SMS whose status is unknown (the request may or may not have "
+            "reached Twilio, so it is never resent automatically) or failed. It goes back "
+            "to pending as a fresh attempt."
+        ),
+    )
+    def resend_notification(self, id: strawberry.ID) -> ResendNotificationPayload:
+        try:
+            notification = resend_notification(id)
+        except NotificationNotFound as exc:
+            return ResendNotificationPayload(
+                notification=None,
+                errors=[FieldError(field="id", message=str(exc), code="not_found")],
+            )
+        except ResendError as exc:
+            from notification.models import Notification as NotificationModel
+
+            return ResendNotificationPayload(
+                notification=NotificationModel.objects.filter(pk=id).first(),  # type: ignore[arg-type]
+                errors=[FieldError(field="id", message=str(exc), code="not_resendable")],
+            )
+        return ResendNotificationPayload(notification=notification, errors=[])  # type: ignore[arg-type]

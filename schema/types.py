@@ -1,0 +1,144 @@
+"""GraphQL object types: notifications, their SMS, users, segment counts."""
+
+import datetime
+
+import strawberry
+import strawberry_django
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, QuerySet
+from strawberry import auto
+from strawberry.types import Info
+
+from notification import models
+from notification.models import SmsOptOut
+from notification.segments import SegmentInfo
+from schema.enums import (
+    DeliveryStatus,
+    NotificationPriority,
+    NotificationStatus,
+    NotificationType,
+    SmsEncoding,
+)
+from schema.filters import NotificationFilter
+from schema.permissions import visible_notifications
+
+#: Attribute carrying the opted-out flag (set by the optimizer's annotation or a mutation).
+OPTED_OUT_ANNOTATION = "_opted_out"
+
+
+@strawberry_django.type(get_user_model(), name="User")
+class User:
+    id: auto
+    username: auto
+    email: auto
+    first_name: auto
+    last_name: auto
+    is_staff: auto
+
+
+@strawberry_django.type(
+    models.SmsNotification,
+    name="SmsNotification",
+    description="How a notification travels by SMS, and what Twilio said about it.",
+)
+class SmsNotification:
+    id: auto
+    to_phone_number: str = strawberry_django.field(description="E.164, e.g. +14155550100.")
+    delivery_status: DeliveryStatus
+    segments: int = strawberry_django.field(
+        description="Segments Twilio bills and paces this message by (counted on save)."
+    )
+    encoding: SmsEncoding
+    error_code: auto = strawberry_django.field(description="Twilio's error code, if any.")
+    error_message: auto
+    twilio_sid: auto
+    sender: auto = strawberry_django.field(
+        description="The From number or Messaging Service SID it was sent with."
+    )
+    attempts: auto
+    next_attempt_at: auto
+    sent_datetime: auto
+    delivered_datetime: auto
+    status_updated_datetime: auto
+
+    @strawberry_django.field(
+        annotate={
+            OPTED_OUT_ANNOTATION: Exists(
+                SmsOptOut.objects.filter(phone_number=OuterRef("to_phone_number"))
+            )
+        },
+        only=["to_phone_number"],
+        description="The number replied STOP (or was opted out): the send job fails the "
+        "notification instead of sending it.",
+    )
+    def opted_out(self, root: models.SmsNotification) -> bool:
+        # Lists get it from the optimizer's annotation (no query per row); objects made
+        # or changed by a mutation may carry it already, else one lookup.
+        known = getattr(root, OPTED_OUT_ANNOTATION, None)
+        if known is not None:
+            return known
+        return SmsOptOut.objects.filter(phone_number=root.to_phone_number).exists()
+
+
+@strawberry_django.type(
+    models.Notification,
+    name="Notification",
+    filters=NotificationFilter,
+    pagination=True,
+)
+class Notification:
+    id: auto
+    title: auto
+    body: auto
+    url: auto
+    type: NotificationType
+    status: NotificationStatus
+    status_message: auto
+    priority: NotificationPriority
+    user_id: strawberry.ID | None = strawberry_django.field(
+        only=["user_id"],
+        description="The recipient user's id, if the notification is addressed to a user.",
+    )
+    object_id: strawberry.ID | None
+    publish_datetime: datetime.datetime = strawberry_django.field(description="Not sent before.")
+    sent_datetime: auto
+    created_datetime: auto
+    updated_datetime: auto
+    sms: SmsNotification | None
+
+    @strawberry_django.field(
+        only=["content_type_id"],
+        description='What the notification is about, as "app_label.model".',
+    )
+    def content_type(self, root: models.Notification) -> str | None:
+        if root.content_type_id is None:
+            return None
+        # get_for_id is cached per process: no query per row.
+        content_type = ContentType.objects.get_for_id(root.content_type_id)
+        return f"{content_type.app_label}.{content_type.model}"
+
+    @classmethod
+    def get_queryset(
+        cls, queryset: QuerySet[models.Notification], info: Info, **kwargs: object
+    ) -> QuerySet[models.Notification]:
+        return visible_notifications(queryset, info)
+
+
+@strawberry.type(description="How a message body would be sent: for a live counter.")
+class SmsSegments:
+    encoding: SmsEncoding
+    segments: int
+    characters: int = strawberry.field(
+        description="Length in encoding units: septets (GSM7) or UTF-16 code units (UCS2)."
+    )
+    characters_per_segment: int
+
+    @classmethod
+    def from_info(cls, info: SegmentInfo) -> "SmsSegments":
+        return cls(
+            encoding=models.EncodingChoices(info.encoding.value),
+            segments=info.segments,
+            characters=info.characters,
+            characters_per_segment=info.characters_per_segment,
+        )

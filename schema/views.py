@@ -1,0 +1,18 @@
+"""The ``/graphql/`` HTTP view: queries and mutations, GraphiQL in a browser.
+
+CSRF is Django's, unchanged: the view is not exempt, so a cookie-authenticated POST
+must carry the ``X-CSRFToken`` header. Every response (including GET /graphql/, which
+frontends can call first) sets the ``csrftoken`` cookie to read the token from, and
+GraphiQL sends it by itself.
+
+This is the synchronous view: under ASGI (uvicorn) Django runs it in a worker thread
+per request, and the ORM stays in sync code. Websocket subscriptions are served by
+strawberry's channels consumers with the same schema (``config/asgi.py``).
+"""
+
+from django.views.decorators.csrf import ensure_csrf_cookie
+from strawberry.django.views import GraphQLView
+
+from schema.schema import schema
+
+graphql_view = ensure_csrf_cookie(GraphQLView.as_view(schema=schema))

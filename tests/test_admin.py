@@ -1,0 +1,202 @@
+"""Admin pages through the Django test client: filters, search, permissions, locked fields."""
+
+import pytest
+from django.urls import reverse
+
+from notification.models import (
+    Notification,
+    NotificationPriorityChoices,
+    NotificationStatusChoices,
+    SmsNotification,
+    SmsOptOut,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOTIFICATION_CHANGELIST = reverse("admin:notification_notification_changelist")
+SMS_CHANGELIST = reverse("admin:notification_smsnotification_changelist")
+OPT_OUT_CHANGELIST = reverse("admin:notification_smsoptout_changelist")
+
+
+def make_sms(title: str, phone: str, **notification_fields) -> SmsNotification:
+    notification = Notification.objects.create(
+        title=title, body=f"{title} body", **notification_fields
+    )
+    return SmsNotification.objects.create(notification=notification, to_phone_number=phone)
+
+
+@pytest.fixture
+def notifications():
+    delivered = make_sms(
+        "Invoice ready", "+14155550100", status=NotificationStatusChoices.SENT,
+        priority=NotificationPriorityChoices.HIGH,
+    )  # fmt: skip
+    delivered.delivery_status = "delivered"
+    delivered.twilio_sid = "SM" + "a" * 32
+    delivered.save()
+    pending = make_sms("Password reset", "+14155550101")
+    return {"delivered": delivered.notification, "pending": pending.notification}
+
+
+def changelist_titles(response) -> set[str]:
+    return {notification.title for notification in response.context["cl"].result_list}
+
+
+def test_anonymous_is_sent_to_login(client, notifications):
+    for url in (NOTIFICATION_CHANGELIST, SMS_CHANGELIST, OPT_OUT_CHANGELIST):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_plain_user_is_refused(client, django_user_model, notifications):
+    user = django_user_model.objects.create_user("plain", password="pw-plain-123")
+    client.force_login(user)
+    response = client.get(NOTIFICATION_CHANGELIST)
+    assert response.status_code == 302  # not staff: back to the admin login
+
+
+def test_changelist_filters_by_status_priority_and_delivery_status(admin_client, notifications):
+    response = admin_client.get(NOTIFICATION_CHANGELIST)
+    assert response.status_code == 200
+    assert changelist_titles(response) == {"Invoice ready", "Password reset"}
+
+    by_status = admin_client.get(NOTIFICATION_CHANGELIST, {"status__exact": "pending"})
+    assert changelist_titles(by_status) == {"Password reset"}
+
+    by_priority = admin_client.get(NOTIFICATION_CHANGELIST, {"priority__exact": "30"})
+    assert changelist_titles(by_priority) == {"Invoice ready"}
+
+    by_delivery = admin_client.get(
+        NOTIFICATION_CHANGELIST, {"sms__delivery_status__exact": "delivered"}
+    )
+    assert changelist_titles(by_delivery) == {"Invoice ready"}
+
+    by_type = admin_client.get(NOTIFICATION_CHANGELIST, {"type__exact": "email"})
+    assert changelist_titles(by_type) == set()
+
+
+def test_changelist_searches_phone_number_and_title(admin_client, notifications):
+    by_phone = admin_client.get(NOTIFICATION_CHANGELIST, {"q": "+14155550101"})
+    assert changelist_titles(by_phone) == {"Password reset"}
+
+    by_title = admin_client.get(NOTIFICATION_CHANGELIST, {"q": "invoice"})
+    assert changelist_titles(by_title) == {"Invoice ready"}
+
+
+def test_sms_changelist_filters_and_searches(admin_client, notifications):
+    response = admin_client.get(SMS_CHANGELIST, {"delivery_status__exact": "delivered"})
+    assert response.status_code == 200
+    assert [sms.to_phone_number for sms in response.context["cl"].result_list] == ["+14155550100"]
+
+    by_title = admin_client.get(SMS_CHANGELIST, {"q": "Password"})
+    assert [sms.to_phone_number for sms in by_title.context["cl"].result_list] == ["+14155550101"]
+
+
+def test_change_pages_render_and_delivery_fields_are_read_only(admin_client, notifications):
+    sent = notifications["delivered"]
+    response = admin_client.get(reverse("admin:notification_notification_change", args=[sent.pk]))
+    assert response.status_code == 200
+    assert "SM" + "a" * 32 in response.content.decode()  # shown, as text
+    assert 'name="sms-0-twilio_sid"' not in response.content.decode()  # not an input
+
+    sms_page = admin_client.get(
+        reverse("admin:notification_smsnotification_change", args=[sent.sms.pk])
+    )
+    assert sms_page.status_code == 200
+    assert 'name="delivery_status"' not in sms_page.content.decode()
+
+
+def test_add_normalises_phone_and_rejects_bad_numbers(admin_client):
+    url = reverse("admin:notification_notification_add")
+    form = {
+        "title": "Hello",
+        "body": "Hi there",
+        "url": "",
+        "type": "sms",
+        "publish_datetime_0": "2030-01-01",
+        "publish_datetime_1": "10:00:00",
+        "priority": "20",
+        "sms-TOTAL_FORMS": "1",
+        "sms-INITIAL_FORMS": "0",
+        "sms-MIN_NUM_FORMS": "0",
+        "sms-MAX_NUM_FORMS": "1",
+    }
+    bad = admin_client.post(url, {**form, "sms-0-to_phone_number": "not a number"})
+    assert bad.status_code == 200  # the form again, with an error, nothing written
+    assert "not a phone number" in bad.content.decode()
+    assert not Notification.objects.exists()
+
+    good = admin_client.post(url, {**form, "sms-0-to_phone_number": "(415) 555-0100"})
+    assert good.status_code == 302
+    sms = SmsNotification.objects.select_related("notification").get()
+    assert sms.to_phone_number == "+14155550100"
+    assert sms.segments == 1
+    assert sms.notification.status == NotificationStatusChoices.PENDING
+
+
+def test_cancel_action_cancels_only_pending(admin_client, notifications):
+    response = admin_client.post(
+        NOTIFICATION_CHANGELIST,
+        {
+            "action": "cancel_pending_notifications",
+            "_selected_action": [notifications["pending"].pk, notifications["delivered"].pk],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    notifications["pending"].refresh_from_db()
+    notifications["delivered"].refresh_from_db()
+    assert notifications["pending"].status == NotificationStatusChoices.CANCELED
+    assert notifications["delivered"].status == NotificationStatusChoices.SENT
+
+
+def test_opt_out_admin_normalises_and_searches(admin_client):
+    response = admin_client.post(
+        reverse("admin:notification_smsoptout_add"),
+        {"phone_number": "415-555-0123", "source": "admin"},
+    )
+    assert response.status_code == 302
+    assert SmsOptOut.objects.get().phone_number == "+14155550123"
+
+    found = admin_client.get(OPT_OUT_CHANGELIST, {"q": "5550123"})
+    assert [o.phone_number for o in found.context["cl"].result_list] == ["+14155550123"]
+
+
+def test_rq_dashboard_is_for_staff_only(client, admin_client):
+    assert admin_client.get("/django-rq/").status_code == 200
+    assert client.get("/django-rq/").status_code == 302
+
+
+def test_add_rejects_body_over_1600_characters(admin_client):
+    response = admin_client.post(
+        reverse("admin:notification_notification_add"),
+        {
+            "title": "Too long",
+            "body": "x" * 1601,
+            "type": "sms",
+            "publish_datetime_0": "2030-01-01",
+            "publish_datetime_1": "10:00:00",
+            "priority": "20",
+            "sms-TOTAL_FORMS": "0",
+            "sms-INITIAL_FORMS": "0",
+            "sms-MIN_NUM_FORMS": "0",
+            "sms-MAX_NUM_FORMS": "1",
+        },
+    )
+    assert response.status_code == 200
+    assert "at most 1600" in response.content.decode()
+    assert not Notification.objects.exists()
+
+
+def test_sent_notification_content_and_status_are_locked(admin_client, notifications):
+    sent = notifications["delivered"]
+    url = reverse("admin:notification_notification_change", args=[sent.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="title"' not in page and 'name="status"' not in page
+    assert 'name="sms-0-to_phone_number"' not in page
+
+    pending_page = admin_client.get(
+        reverse("admin:notification_notification_change", args=[notifications["pending"].pk])
+    ).content.decode()
+    assert 'name="title"' in pending_page and 'name="status"' not in pending_page

@@ -1,0 +1,154 @@
+"""The test infrastructure itself: private Redis, test database from subprocesses, markers."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.fixtures_services import REPO_ROOT, on_postgres
+
+
+def test_settings_use_the_private_redis(redis_url):
+    assert redis_url != settings.EMBEDDED_REDIS_URL
+    assert redis_url == settings.REDIS_URL
+    assert {queue["URL"] for queue in settings.RQ_QUEUES.values()} == {redis_url}
+    host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+    assert host == {"address": redis_url, "socket_timeout": None}
+
+
+def test_redis_fixture_starts_empty(redis):
+    assert redis.dbsize() == 0
+    redis.set("left-behind", "1")
+
+
+def test_redis_fixture_flushes_between_tests(redis):
+    assert redis.get("left-behind") is None
+
+
+def test_rq_queue_reaches_the_private_redis(redis):
+    # No database transaction here: inside one, django-rq's default
+    # COMMIT_MODE "on_db_commit" holds the job back until the commit.
+    import django_rq
+
+    queue = django_rq.get_queue(settings.SMS_QUEUE_NAME)
+    queue.enqueue("builtins.print", "hello")
+    assert redis.llen(f"rq:queue:{settings.SMS_QUEUE_NAME}") == 1
+
+
+@pytest.mark.django_db
+def test_backend_fixture_matches_connection(database_backend):
+    from django.db import connection
+
+    assert database_backend == connection.vendor
+    assert database_backend in {"sqlite", "postgresql"}
+    assert on_postgres() == (database_backend == "postgresql")
+
+
+@pytest.mark.django_db
+def test_sqlite_test_database_is_a_file(database_backend):
+    from django.db import connection
+
+    if database_backend != "sqlite":
+        pytest.skip("SQLite pass only")
+    name = str(connection.settings_dict["NAME"])
+    assert "memory" not in name
+    assert Path(name).is_file()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgres_marker_runs_only_on_postgres():
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+
+
+def test_subprocess_sees_committed_rows_and_redis(subprocess_env, redis):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("seen-by-subprocess")
+    redis.set("from-test", "42")
+    script = (
+        "from django.contrib.auth import get_user_model; import django_rq; "
+        "print(get_user_model().objects.filter(username='seen-by-subprocess').count()); "
+        "print(django_rq.get_connection('sms').get('from-test').decode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", script],
+        cwd=REPO_ROOT,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "42"]
+
+
+def test_dev_stack_runs_embedded_redis_and_emulator_by_default():
+    from devstack.run import procfile_process_names, stack_environment
+
+    assert {"redis", "web", "worker", "scheduler", "twilio"} <= set(procfile_process_names())
+    env, skipped = stack_environment({"PATH": "/usr/bin"})
+    assert skipped == set()
+    assert env["DJANGO_DEBUG"] == "1"
+    assert env["TWILIO_BASE_URL"] == "http://127.0.0.1:8001"
+    assert env["TWILIO_FROM_NUMBER"] == "+15005550006"
+    assert len(env["TWILIO_ACCOUNT_SID"]) == 34 and env["TWILIO_ACCOUNT_SID"].startswith("AC")
+
+
+def test_dev_stack_uses_configured_redis_and_real_twilio():
+    from devstack.run import stack_environment
+
+    given = {
+        "REDIS_URL": "redis://elsewhere:6379/0",
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "2" * 32,
+        "TWILIO_FROM_NUMBER": "+14155550199",
+    }
+    env, skipped = stack_environment(given)
+    assert skipped == {"redis", "twilio"}
+    assert "TWILIO_BASE_URL" not in env  # the SDK talks to Twilio itself
+    assert {name: env[name] for name in given} == given
+
+
+def run_ensure_dev_superuser(*args: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("ensure_dev_superuser", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_dev_superuser_is_created_once_and_its_password_works(settings, tmp_path, client):
+    from django.contrib.auth import get_user_model
+
+    settings.DEBUG = True
+    settings.BASE_DIR = tmp_path
+    first = run_ensure_dev_superuser()
+    password = first.strip().rsplit(" / ", 1)[1]
+    assert "created" in first
+    assert (tmp_path / ".run" / "dev-superuser.json").stat().st_mode & 0o077 == 0
+
+    second = run_ensure_dev_superuser()
+    assert "exists" in second and password in second
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1
+    assert client.login(username="admin", password=password)
+
+
+@pytest.mark.django_db
+def test_dev_superuser_is_refused_without_debug(settings, tmp_path):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError
+
+    settings.DEBUG = False
+    settings.BASE_DIR = tmp_path
+    with pytest.raises(CommandError, match="DJANGO_DEBUG is off"):
+        run_ensure_dev_superuser()
+    assert not get_user_model().objects.exists()
+    assert not (tmp_path / ".run").exists()

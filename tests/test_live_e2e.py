@@ -1,0 +1,158 @@
+"""End to end, every part its own process: uvicorn (web + websockets), the Twilio
+emulator, and an RQ worker. A frontend-like client logs in over HTTP, creates an
+SMS through the mutation, subscribes over a websocket, and the batch is run by
+the worker; the emulator's signed callbacks reach uvicorn's webhook, and the
+subscriber sees queued, sent, delivered in that order.
+"""
+
+import asyncio
+import subprocess
+import sys
+
+import django_rq
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from tests.fixtures_emulator import start_emulator_process
+from tests.fixtures_services import REPO_ROOT
+from tests.live_support import (
+    SMS_STATUS_SUBSCRIPTION,
+    HttpSession,
+    LegacyWsClient,
+    TransportWsClient,
+    bound_socket,
+    run_uvicorn,
+)
+
+PASSWORD = "correct horse battery staple"
+CREATE = """
+mutation Create($input: CreateSmsNotificationInput!) {
+  createSmsNotification(input: $input) {
+    notification { id status sms { deliveryStatus } }
+    errors { field message }
+  }
+}
+"""
+RANK = {"NOT_SUBMITTED": 0, "QUEUED": 1, "SENDING": 2, "SENT": 3, "DELIVERED": 4}
+
+
+@pytest.fixture
+def live_stack(subprocess_env, redis):
+    """uvicorn + emulator processes wired together; yields (base_url, worker_env)."""
+
+    def start(drain_rate: str, callback_delay_ms: str):
+        sock = bound_socket()
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        emulator_cm = start_emulator_process(
+            "--drain-rate",
+            drain_rate,
+            "--callback-delay-ms",
+            callback_delay_ms,
+            env={**subprocess_env},
+        )
+        emulator = emulator_cm.__enter__()
+        env = {**subprocess_env, **emulator.env, "PUBLIC_BASE_URL": base_url}
+        server_cm = run_uvicorn(env, sock)
+        server_cm.__enter__()
+        started.append((server_cm, emulator_cm))
+        return base_url, env
+
+    started: list = []
+    yield start
+    for server_cm, emulator_cm in reversed(started):
+        server_cm.__exit__(None, None, None)
+        emulator_cm.__exit__(None, None, None)
+
+
+def make_staff():
+    user = get_user_model().objects.create_user("dispatcher", password=PASSWORD)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="notification",
+            codename__in=["add_notification", "view_notification"],
+        )
+    )
+    return user
+
+
+def run_worker(env: dict[str, str]) -> None:
+    """Enqueue the batch job as rq-scheduler would, and let a real RQ worker run it."""
+    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("jobs.sms.send_sms_batch")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", "--burst"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sent=1" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def create_and_watch(base_url: str, worker_env: dict[str, str], client_class) -> list[dict]:
+    user = make_staff()
+    session = HttpSession(base_url).login(user.username, PASSWORD)
+    created = session.graphql(
+        CREATE,
+        {
+            "input": {
+                "title": "Parcel",
+                "body": "Your parcel arrives today",
+                "toPhoneNumber": "+1 415 555 0100",
+                "userId": str(user.pk),
+            }
+        },
+    )["data"]["createSmsNotification"]
+    assert created["errors"] == [], created
+    notification_id = created["notification"]["id"]
+
+    async def scenario() -> list[dict]:
+        ws = await client_class.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [notification_id]})
+        events = [await ws.next_event()]
+        worker = asyncio.create_task(asyncio.to_thread(run_worker, worker_env))
+        while events[-1]["deliveryStatus"] != "DELIVERED":
+            events.append(await ws.next_event(timeout=30))
+        await worker
+        await ws.close()
+        return events
+
+    try:
+        events = asyncio.run(asyncio.wait_for(scenario(), 120))
+    finally:
+        session.close()
+    assert {event["notificationId"] for event in events} == {notification_id}
+    return events
+
+
+def delivery_statuses(events: list[dict]) -> list[str]:
+    statuses: list[str] = []
+    for event in events:
+        if not statuses or statuses[-1] != event["deliveryStatus"]:
+            statuses.append(event["deliveryStatus"])
+    return statuses
+
+
+@pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
+def test_subscriber_sees_queued_sent_delivered_in_order(live_stack, client_class):
+    # Realistic pacing (1 segment/s): "sent" comes about a second after the create.
+    base_url, worker_env = live_stack(drain_rate="1", callback_delay_ms="300")
+    events = create_and_watch(base_url, worker_env, client_class)
+
+    assert (events[0]["status"], events[0]["deliveryStatus"]) == ("PENDING", "NOT_SUBMITTED")
+    assert delivery_statuses(events) == ["NOT_SUBMITTED", "QUEUED", "SENT", "DELIVERED"]
+    assert events[-1]["status"] == "DELIVERED"
+    assert events[-1]["errorCode"] is None
+
+
+def test_callbacks_racing_the_workers_write_still_end_delivered(live_stack):
+    """A fast emulator can call back before the worker stored the sid: never lost, never back."""
+    base_url, worker_env = live_stack(drain_rate="10000", callback_delay_ms="5")
+    events = create_and_watch(base_url, worker_env, TransportWsClient)
+
+    ranks = [RANK[status] for status in delivery_statuses(events)]
+    assert ranks == sorted(ranks), events
+    assert events[-1]["status"] == "DELIVERED"

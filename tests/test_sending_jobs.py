@@ -1,0 +1,122 @@
+"""The scheduled job: rq-scheduler registration, the overlap lock, and the checked worker."""
+
+import logging
+import subprocess
+import sys
+
+import django_rq
+import pytest
+from django.core.management import call_command
+
+from jobs.scheduling import (
+    SMS_BATCH_FUNC,
+    SMS_BATCH_INTERVAL_SECONDS,
+    SMS_BATCH_JOB_ID,
+    get_scheduler,
+    scheduled_sms_jobs,
+)
+from jobs.sms import send_sms_batch
+from notification.models import NotificationStatusChoices
+from notification.sending.lock import batch_lock
+from tests.fixtures_services import REPO_ROOT
+from tests.sending_helpers import make_sms, reload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def twilio_emulator(twilio_emulator):
+    """No status callbacks: nothing serves PUBLIC_BASE_URL in these tests."""
+    twilio_emulator.configure(callbacks_enabled=False)
+    return twilio_emulator
+
+
+def test_schedule_sms_is_idempotent(redis, capsys):
+    call_command("schedule_sms")
+    call_command("schedule_sms")
+
+    jobs = scheduled_sms_jobs()
+    assert [job.id for job in jobs] == [SMS_BATCH_JOB_ID]
+    assert jobs[0].func_name == SMS_BATCH_FUNC
+    assert jobs[0].meta["interval"] == SMS_BATCH_INTERVAL_SECONDS == 300
+    assert "repeat" not in jobs[0].meta  # forever
+    assert len(list(get_scheduler().get_jobs())) == 1
+    assert "every 300 s" in capsys.readouterr().out
+
+
+def test_an_overlapping_scheduled_run_exits_at_once(redis, twilio_emulator, caplog):
+    sms = make_sms(body="wait for the lock")
+    caplog.set_level(logging.INFO, logger="notification.sending")
+
+    with batch_lock(redis) as held:
+        assert held
+        with batch_lock(redis) as second:
+            assert not second
+        result = send_sms_batch()
+
+    assert result == {"skipped": "another batch run holds the lock"}
+    assert "skipped=overlap" in caplog.text
+    assert twilio_emulator.requests() == []
+    assert reload(sms).notification.status == NotificationStatusChoices.PENDING
+
+    result = send_sms_batch()  # lock released: this run sends
+    assert result["sent"] == 1
+    assert "sms_batch claimed=1 sent=1" in caplog.text
+
+
+def test_the_sms_worker_runs_the_scheduled_job(twilio_emulator, subprocess_env):
+    sms = make_sms(body="through RQ")
+    django_rq.get_queue("sms").enqueue(SMS_BATCH_FUNC)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", "--burst"],
+        cwd=REPO_ROOT,
+        env={**subprocess_env, **twilio_emulator.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [m["body"] for m in twilio_emulator.messages()] == ["through RQ"]
+    assert reload(sms).notification.status == NotificationStatusChoices.SENT
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"TWILIO_ACCOUNT_SID": ""}, "TWILIO_ACCOUNT_SID"),
+        ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_FROM_NUMBER": ""}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
+        ({"TWILIO_SMS_BATCH_SIZE": "a hundred"}, "TWILIO_SMS_BATCH_SIZE must be an integer"),
+        ({"TWILIO_SMS_BATCH_SIZE": "0"}, "TWILIO_SMS_BATCH_SIZE must be at least 1"),
+    ],
+)
+def test_the_worker_refuses_to_start_without_what_it_needs(
+    twilio_emulator, subprocess_env, override, named
+):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker"],
+        cwd=REPO_ROOT,
+        env={**subprocess_env, **twilio_emulator.env, **override},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Listening on" not in result.stderr + result.stdout  # never got to the RQ worker
+
+
+def test_the_worker_check_passes_with_complete_settings(twilio_emulator, subprocess_env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", "--check"],
+        cwd=REPO_ROOT,
+        env={**subprocess_env, **twilio_emulator.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "SMS worker settings OK" in result.stdout

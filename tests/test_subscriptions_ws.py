@@ -1,0 +1,300 @@
+"""GraphQL subscriptions over real websockets, against uvicorn in a separate process.
+
+Status changes reach the server the ways they do in production: signed Twilio
+callbacks posted to uvicorn's webhook, and publishes from another process (this
+test process stands in for an RQ worker) through Redis.
+"""
+
+import asyncio
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from websockets.exceptions import InvalidStatus
+
+from notification.events import notify_status_changed
+from notification.models import Notification, SmsNotification
+from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
+from tests.live_support import (
+    MY_NOTIFICATIONS_SUBSCRIPTION,
+    SMS_STATUS_SUBSCRIPTION,
+    HttpSession,
+    LegacyWsClient,
+    TransportWsClient,
+    bound_socket,
+    open_socket,
+    run_uvicorn,
+)
+from tests.webhook_helpers import AUTH_TOKEN, STATUS_PATH, sign, status_form
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def live_server_url(django_db_setup, django_db_blocker, redis_url):
+    """uvicorn serving ``config.asgi:application`` on the test database, for this module."""
+    from django.conf import settings
+
+    sock = bound_socket()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = dict(os.environ)
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocesses()
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_DEBUG="0",
+        PUBLIC_BASE_URL=base_url,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        PYTHONPATH=str(REPO_ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    with run_uvicorn(env, sock) as url:
+        assert url == base_url
+        yield url
+
+
+def make_user(username: str, *perms: str):
+    user = get_user_model().objects.create_user(username, password=PASSWORD)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def make_sms(user, sid: str, delivery_status: str = "queued") -> Notification:
+    notification = Notification.objects.create(title="t", body="b", status="sent", user=user)
+    SmsNotification.objects.create(
+        notification=notification,
+        to_phone_number="+14155550100",
+        twilio_sid=sid,
+        delivery_status=delivery_status,
+    )
+    return notification
+
+
+def post_callback(session: HttpSession, sid: str, status: str, error_code: int | None = None):
+    """What Twilio does: a signed form POST to the public status callback URL."""
+    form = status_form(sid, status, error_code)
+    response = session.client.post(
+        STATUS_PATH,
+        data=form,
+        headers={"X-Twilio-Signature": sign(session.base_url + STATUS_PATH, form)},
+    )
+    assert response.status_code == 200, response.text
+
+
+def login(live_server_url: str, user) -> HttpSession:
+    return HttpSession(live_server_url).login(user.username, PASSWORD)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+@pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
+def test_sms_status_sends_current_status_then_each_change(live_server_url, client_class):
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "1" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await client_class.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
+        current = await ws.next_event()
+        assert current["notificationId"] == str(notification.pk)
+        assert (current["status"], current["deliveryStatus"]) == ("SENT", "QUEUED")
+
+        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "sent")
+        sent = await ws.next_event()
+        assert (sent["status"], sent["deliveryStatus"]) == ("SENT", "SENT")
+
+        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "undelivered", 30003)
+        failed = await ws.next_event()
+        assert (failed["status"], failed["deliveryStatus"]) == ("FAILED", "UNDELIVERED")
+        assert failed["errorCode"] == 30003
+        assert failed["errorMessage"] == "Unreachable destination handset"
+        assert failed["at"]
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_publish_from_another_process_reaches_the_subscriber(live_server_url):
+    """This test process plays the RQ worker: it changes a status and publishes via Redis."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "2" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
+        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+
+        def worker_changes_status():
+            try:
+                Notification.objects.filter(pk=notification.pk).update(status="canceled")
+                notify_status_changed([notification.pk])
+            finally:
+                connection.close()  # this thread's own connection
+
+        await asyncio.to_thread(worker_changes_status)
+        assert (await ws.next_event())["status"] == "CANCELED"
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_idle_subscription_still_receives_after_15_seconds(live_server_url):
+    """redis-py 8 drops idle blocking reads after 5 s unless socket_timeout is None."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "3" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
+        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+        await asyncio.sleep(15)
+        await asyncio.to_thread(post_callback, session, "SM" + "3" * 32, "delivered")
+        delivered = await ws.next_event(timeout=10)
+        assert (delivered["status"], delivered["deliveryStatus"]) == ("DELIVERED", "DELIVERED")
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+@pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
+def test_another_users_notification_is_a_graphql_error(live_server_url, client_class):
+    ann, bob = make_user("ann"), make_user("bob")
+    bobs = make_sms(bob, "SM" + "4" * 32)
+    anns = make_sms(ann, "SM" + "5" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await client_class.connect(session.ws_url, session.cookie_header)
+        for ids in ([str(bobs.pk)], [str(anns.pk), str(bobs.pk)], ["987654"]):
+            await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": ids})
+            message = await ws.receive()
+            # A GraphQL error in the result (next/data), then the operation completes.
+            assert message["type"] in ("next", "data"), message
+            assert message["payload"]["data"] is None
+            errors = message["payload"]["errors"]
+            assert (await ws.receive())["type"] == "complete"
+            assert "that you may watch" in errors[0]["message"], message
+            assert ids[-1] in errors[0]["message"]
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_view_permission_may_watch_anyones_notification(live_server_url):
+    staff = make_user("staff", "notification.view_notification")
+    bob = make_user("bob")
+    bobs = make_sms(bob, "SM" + "6" * 32)
+    session = login(live_server_url, staff)
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(bobs.pk)]})
+        assert (await ws.next_event())["notificationId"] == str(bobs.pk)
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_my_notifications_streams_only_the_callers_own_changes(live_server_url):
+    ann, bob = make_user("ann"), make_user("bob")
+    anns = make_sms(ann, "SM" + "7" * 32)
+    make_sms(bob, "SM" + "8" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(MY_NOTIFICATIONS_SUBSCRIPTION)
+        await asyncio.sleep(0.5)  # let the server join the group (no initial event here)
+        await asyncio.to_thread(post_callback, session, "SM" + "8" * 32, "delivered")  # bob's
+        await asyncio.to_thread(post_callback, session, "SM" + "7" * 32, "delivered")  # ann's
+        event = await ws.next_event()
+        assert (event["notificationId"], event["deliveryStatus"]) == (str(anns.pk), "DELIVERED")
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=1)
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+def test_anonymous_socket_is_refused(live_server_url, protocol):
+    async def scenario():
+        with pytest.raises(InvalidStatus) as refused:
+            await open_socket(live_server_url.replace("http", "ws") + "/graphql/", protocol)
+        assert refused.value.response.status_code == 403
+
+    run(scenario())
+
+
+def test_logged_out_session_cookie_is_refused(live_server_url):
+    ann = make_user("ann")
+    session = login(live_server_url, ann)
+    cookie = session.cookie_header
+    session.graphql("mutation { logout }")
+
+    async def scenario():
+        with pytest.raises(InvalidStatus) as refused:
+            await open_socket(session.ws_url, "graphql-transport-ws", cookie)
+        assert refused.value.response.status_code == 403
+
+    run(scenario())
+    session.close()
+
+
+def test_cross_site_page_is_refused_same_origin_allowed(live_server_url):
+    ann = make_user("ann")
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        with pytest.raises(InvalidStatus) as refused:
+            await open_socket(
+                session.ws_url,
+                "graphql-transport-ws",
+                session.cookie_header,
+                origin="https://attacker.example",
+            )
+        assert refused.value.response.status_code == 403
+        ws = await open_socket(
+            session.ws_url, "graphql-transport-ws", session.cookie_header, origin=live_server_url
+        )
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_status_callbacks_through_uvicorn_are_still_signature_checked(live_server_url):
+    """uvicorn routes the callback path around Django's middleware: the view still checks."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "9" * 32)
+    session = HttpSession(live_server_url)
+    form = status_form("SM" + "9" * 32, "delivered")
+    forged = session.client.post(STATUS_PATH, data=form, headers={"X-Twilio-Signature": "x"})
+    unsigned = session.client.post(STATUS_PATH, data=form)
+    wrong_method = session.client.get(STATUS_PATH)
+    session.close()
+    assert (forged.status_code, unsigned.status_code, wrong_method.status_code) == (403, 403, 405)
+    sms = SmsNotification.objects.get(notification=notification)
+    assert sms.delivery_status == "queued"

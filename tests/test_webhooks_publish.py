@@ -1,0 +1,144 @@
+"""What a status callback publishes, and callbacks that arrive before their sid is stored.
+
+Uses the session's real Redis channel layer (``redis_url`` fixture): the message a
+websocket consumer would receive is read straight from the layer.
+"""
+
+import asyncio
+import logging
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import channel_layers, get_channel_layer
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from notification.events import notification_group, notify_status_changed, user_group
+from notification.models import Notification, SmsNotification
+from tests.webhook_helpers import (
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    STATUS_PATH,
+    post_signed,
+    short_lived_db_connections,
+    status_form,
+)
+
+SID = "SM" + "c" * 32
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def pooled_connections_closed():
+    with short_lived_db_connections():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def twilio_settings(settings, redis):
+    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
+    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    return settings
+
+
+def make_sms(sid: str | None = SID, user=None) -> SmsNotification:
+    notification = Notification.objects.create(title="t", body="b", status="sent", user=user)
+    return SmsNotification.objects.create(
+        notification=notification,
+        to_phone_number="+14155550100",
+        twilio_sid=sid,
+        delivery_status="queued" if sid else "",
+    )
+
+
+async def _listen(groups: list[str]) -> str:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    for group in groups:
+        await layer.group_add(group, channel)
+    return channel
+
+
+async def _receive_all(channel: str, timeout: float = 2.0) -> list[dict]:
+    layer = get_channel_layer()
+    messages = []
+    try:
+        while True:
+            messages.append(await asyncio.wait_for(layer.receive(channel), timeout))
+            timeout = 0.3  # after the first, only collect what is already there
+    except TimeoutError:
+        return messages
+
+
+def test_callback_publishes_one_message_to_the_notification_and_user_groups(client: Client):
+    user = get_user_model().objects.create_user("ann", password="pw")
+    sms = make_sms(user=user)
+    notification_channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    user_channel = async_to_sync(_listen)([user_group(user.pk)])
+
+    response = post_signed(client, STATUS_PATH, status_form(SID, "undelivered", 30007))
+    assert response.status_code == 200
+
+    for channel in (notification_channel, user_channel):
+        messages = async_to_sync(_receive_all)(channel)
+        assert len(messages) == 1
+        message = messages[0]
+        assert message["type"] == "sms.status"
+        assert message["notificationId"] == str(sms.notification_id)
+        assert message["status"] == "failed"
+        assert message["deliveryStatus"] == "undelivered"
+        assert message["errorCode"] == 30007
+        assert message["errorMessage"] == "Message filtered by the carrier"
+        assert message["at"]
+
+
+def test_stale_callback_publishes_nothing(client: Client):
+    sms = make_sms()
+    post_signed(client, STATUS_PATH, status_form(SID, "delivered"))
+    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    assert post_signed(client, STATUS_PATH, status_form(SID, "sent")).status_code == 200
+    assert async_to_sync(_receive_all)(channel, timeout=0.5) == []
+
+
+def test_publish_failure_never_fails_the_status_change(client: Client, settings, caplog):
+    sms = make_sms()
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": "redis://127.0.0.1:1/0"}]},
+        }
+    }
+    channel_layers.backends.clear()
+    try:
+        with caplog.at_level(logging.ERROR, logger="notification.events"):
+            response = post_signed(client, STATUS_PATH, status_form(SID, "delivered"))
+    finally:
+        channel_layers.backends.clear()
+    assert response.status_code == 200
+    sms.refresh_from_db()
+    assert sms.delivery_status == "delivered"
+    assert "not published" in caplog.text or "Could not publish" in caplog.text
+
+
+def test_callback_before_the_sid_is_stored_is_applied_once_it_is(client: Client, redis):
+    """Twilio's "sent"/"delivered" can beat the send job's write of the sid."""
+    sms = make_sms(sid=None)
+    for status in ("sent", "delivered"):
+        assert post_signed(client, STATUS_PATH, status_form(SID, status)).status_code == 200
+    sms.refresh_from_db()
+    assert sms.delivery_status == ""
+
+    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    # What the send job does: store sid and first status, then announce the change.
+    SmsNotification.objects.filter(pk=sms.pk).update(twilio_sid=SID, delivery_status="queued")
+    notify_status_changed([sms.notification_id])
+
+    sms.refresh_from_db()
+    sms.notification.refresh_from_db()
+    assert (sms.delivery_status, sms.notification.status) == ("delivered", "delivered")
+    assert sms.delivered_datetime is not None
+    # Each kept callback is announced as it is applied; the stale "queued" never is.
+    statuses = [m["deliveryStatus"] for m in async_to_sync(_receive_all)(channel)]
+    assert statuses == ["sent", "delivered"]
+    assert redis.keys("sms:early-status:*") == []  # used once, then gone
