@@ -143,7 +143,9 @@ TWILIO_SMS_QUEUE_LIMIT = env_int("TWILIO_SMS_QUEUE_LIMIT", 36_000, minimum=1)
 TWILIO_SMS_CONCURRENCY = env_int("TWILIO_SMS_CONCURRENCY", 8, minimum=1, maximum=64)
 TWILIO_SMS_MAX_ATTEMPTS = env_int("TWILIO_SMS_MAX_ATTEMPTS", 5, minimum=1)
 TWILIO_SMS_CLAIM_TIMEOUT = env_int("TWILIO_SMS_CLAIM_TIMEOUT", 600, minimum=1)
-TWILIO_SMS_VALIDITY_PERIOD = env_int("TWILIO_SMS_VALIDITY_PERIOD", 36_000, minimum=1, maximum=36_000)
+TWILIO_SMS_VALIDITY_PERIOD = env_int(
+    "TWILIO_SMS_VALIDITY_PERIOD", 36_000, minimum=1, maximum=36_000
+)
 TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."

@@ -131,9 +131,7 @@ class Notification(models.Model):
 
 
 class SmsNotification(models.Model):
-    notification = models.OneToOneField(
-        Notification, on_delete=models.CASCADE, related_name="sms"
-    )
+    notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="sms")
     to_phone_number = models.CharField(max_length=E164_MAX_LENGTH, help_text="E.164")
 
     twilio_sid = models.CharField(max_length=64, unique=True, null=True, blank=True)
@@ -180,11 +178,6 @@ class SmsNotification(models.Model):
     def __str__(self) -> str:
         return f"SMS to {self.to_phone_number} ({self.delivery_status or 'not submitted'})"
 
-    def refresh_segments(self) -> None:
-        info = count_segments(self.notification.body)
-        self.segments = info.segments
-        self.encoding = info.encoding.value
-
     def save(self, *args, **kwargs) -> None:
         # ORM-created rows get the same normalisation and segment count as
         # rows created through the API, so the send job treats both alike.
@@ -196,6 +189,11 @@ class SmsNotification(models.Model):
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "segments", "encoding"}
         super().save(*args, **kwargs)
+
+    def refresh_segments(self) -> None:
+        info = count_segments(self.notification.body)
+        self.segments = info.segments
+        self.encoding = info.encoding.value
 
 
 class SmsOptOut(models.Model):

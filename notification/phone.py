@@ -29,7 +29,5 @@ def normalize_phone_number(raw: str, region: str | None = None) -> str:
             f"{text!r} is not a phone number: {exc._msg}", code="invalid_phone_number"
         ) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError(
-            f"{text!r} is not a valid phone number.", code="invalid_phone_number"
-        )
+        raise ValidationError(f"{text!r} is not a valid phone number.", code="invalid_phone_number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
