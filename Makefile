@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send
+.PHONY: help install test lint format schema run bench-send bench-status manage
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -19,14 +19,15 @@ help:
 	@echo "make lint     ruff check + ruff format --check"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
+	@echo "make bench-send / make bench-status   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 
 install: $(INSTALL_STAMP)
 
-$(INSTALL_STAMP): pyproject.toml
+$(INSTALL_STAMP): pyproject.toml constraints.txt
 	@test -x $(PYTHON) || $(BOOTSTRAP_PYTHON) -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
 test: install
@@ -49,6 +50,10 @@ run: install
 # Send-job benchmark: throwaway PostgreSQL + Redis + emulator process (~1 min).
 bench-send: install
 	$(PYTHON) bench/send.py
+
+# Live-status benchmark: callback-to-subscriber latency, webhook requests/s (~1 min).
+bench-status: install
+	$(PYTHON) bench/status.py
 
 # A manage.py command with the environment `make run` gives its processes
 # (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".

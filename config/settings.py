@@ -21,6 +21,12 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Behind an HTTPS-terminating proxy that sets X-Forwarded-Proto: secure cookies,
+# and request.is_secure() tells the truth (CSRF's origin checks depend on it).
+if env_bool("DJANGO_HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,6 +1,7 @@
 """URL routes: GraphQL (with GraphiQL), Twilio webhooks, admin and the RQ dashboard."""
 
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from schema.views import graphql_view
@@ -11,3 +12,6 @@ urlpatterns = [
     path("django-rq/", include("django_rq.urls")),
     path("", include("notification.urls")),
 ]
+
+# DEBUG only (empty otherwise): admin and GraphiQL assets under uvicorn in `make run`.
+urlpatterns += staticfiles_urlpatterns()
