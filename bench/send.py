@@ -104,23 +104,13 @@ class Emulator:
             self.process.kill()
 
 
-def create_due_sms(count: int) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from notification.models import Notification, SmsNotification
+def fresh_due_sms(count: int) -> None:
+    """Replace every notification with ``count`` due SMS (the tests' bulk helper)."""
+    from notification.models import Notification
+    from tests.sending_helpers import create_due_sms
 
     Notification.objects.all().delete()
-    publish = timezone.now() - timedelta(seconds=1)
-    notifications = Notification.objects.bulk_create(
-        Notification(title=f"bench {i}", body=f"Benchmark message {i}", publish_datetime=publish)
-        for i in range(count)
-    )
-    SmsNotification.objects.bulk_create(
-        SmsNotification(notification=n, to_phone_number=f"+1415555{i % 10000:04d}", segments=1)
-        for i, n in enumerate(notifications)
-    )
+    create_due_sms(count)
 
 
 def run_workers(env: dict[str, str], workers: int, extra_env: dict[str, str]) -> tuple[int, float]:
@@ -161,7 +151,7 @@ def queries_per_batch(batch_size: int) -> int:
 
     from notification.sending.batch import run_batch
 
-    create_due_sms(batch_size)
+    fresh_due_sms(batch_size)
     with CaptureQueriesContext(connection) as captured:
         report = run_batch(batch_segments=batch_size)
     assert report.sent == batch_size, report
@@ -224,7 +214,7 @@ def main() -> None:
         for latency_ms, count in ((0, args.messages), (200, args.slow_messages)):
             emulator.control("config", {"latency_ms": latency_ms})
             for workers in (1, 4):
-                create_due_sms(count)
+                fresh_due_sms(count)
                 sent, seconds = run_workers(env, workers, {})
                 assert sent == count, (sent, count)
                 rate = sent / seconds
@@ -241,7 +231,7 @@ def main() -> None:
         print(f"{'concurrency':>11} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
         for concurrency in (1, 4, 8, 16):
             count = 20 * concurrency
-            create_due_sms(count)
+            fresh_due_sms(count)
             sent, seconds = run_workers(env, 1, {"TWILIO_SMS_CONCURRENCY": str(concurrency)})
             print(f"{concurrency:>11} {sent:>9} {seconds:>8.2f} {sent / seconds:>8.1f}")
 

@@ -41,6 +41,12 @@ SUBSCRIPTION = (
 )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -212,8 +218,14 @@ async def subscriber(
 
 
 async def measure_latency(
-    base_url: str, cookie: str, rows: list[tuple[int, str]], subscribers: int
+    base_url: str,
+    cookie: str,
+    rows: list[tuple[int, str]],
+    subscribers: int,
+    server_pid: int,
+    cpu: list[float],
 ) -> list[float]:
+    """Latency samples; appends the server's CPU seconds per round (event) to ``cpu``."""
     import httpx
 
     ids = [str(pk) for pk, _ in rows]
@@ -233,6 +245,7 @@ async def measure_latency(
     async with httpx.AsyncClient(base_url=base_url, trust_env=False) as client:
         for (pk, sid), status in zip(rows, ["delivered"] * len(rows), strict=True):
             form, headers = signed(base_url, sid, status)
+            cpu_before = cpu_seconds(server_pid)
             started = time.perf_counter()
             response = await client.post(STATUS_PATH, data=form, headers=headers)
             assert response.status_code == 200 and response.text == "updated", response.text
@@ -242,6 +255,7 @@ async def measure_latency(
             arrivals = received[str(pk)]
             assert len(arrivals) == subscribers, f"{len(arrivals)}/{subscribers} got the event"
             latencies.extend(arrival - started for arrival in arrivals)
+            cpu.append(cpu_seconds(server_pid) - cpu_before)
             await asyncio.sleep(0.2)
     done.set()
     await asyncio.gather(*tasks)
@@ -294,9 +308,18 @@ async def measure_webhook(base_url: str, rows: list[tuple[int, str]], concurrenc
     return count / elapsed
 
 
+def run(coro):
+    """Run the bench client on uvloop when available (less client CPU per frame)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subscribers", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--subscribers", type=int, nargs="*", default=[10, 100, 1000])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--webhook-requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -306,6 +329,9 @@ def main() -> None:
         choices=["core", "pubsub"],
         default="core",
         help="channels_redis layer: the project's (core) or pub/sub (bench/settings_pubsub.py)",
+    )
+    parser.add_argument(
+        "--settings", help="DJANGO_SETTINGS_MODULE for the server (overrides --layer)"
     )
     args = parser.parse_args()
 
@@ -335,29 +361,48 @@ def main() -> None:
         }
         setup_django(env)
         make_user()
-        server_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}
+        python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        server_env = {**os.environ, **env, "PYTHONPATH": python_path}
         if args.layer == "pubsub":
             server_env["DJANGO_SETTINGS_MODULE"] = "bench.settings_pubsub"
+        if args.settings:
+            server_env["DJANGO_SETTINGS_MODULE"] = args.settings
         server, base_url = start_uvicorn(server_env)
-        print(f"database {args.database}, channels layer {args.layer}, one uvicorn process\n")
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        print(
+            f"database {args.database}, channels layer {args.layer}, one uvicorn process, "
+            f"load average before: {load}\n"
+        )
         try:
             cookie = login(base_url)
-            print(f"{'subscribers':>11} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+            if args.subscribers:
+                print(
+                    f"{'subscribers':>11} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} "
+                    f"{'max ms':>8} {'server CPU ms/event':>20}"
+                )
             for index, count in enumerate(args.subscribers):
                 rows = make_rows(args.rounds, prefix=f"L{index}")
-                latencies = asyncio.run(measure_latency(base_url, cookie, rows, count))
+                cpu = []
+                latencies = run(measure_latency(base_url, cookie, rows, count, server.pid, cpu))
                 ms = [value * 1000 for value in latencies]
                 print(
                     f"{count:>11} {len(ms):>8} {statistics.median(ms):>8.1f} "
-                    f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f}",
+                    f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f} "
+                    f"{statistics.mean(cpu) * 1000:>20.1f}",
                     flush=True,
                 )
-            rows = make_rows(args.webhook_requests, prefix="W")
-            rate = asyncio.run(measure_webhook(base_url, rows, args.concurrency))
-            print(
-                f"\nwebhook: {args.webhook_requests} signed status callbacks, "
-                f"concurrency {args.concurrency}, one uvicorn process: {rate:,.0f} requests/s"
-            )
+            if args.webhook_requests:
+                rows = make_rows(args.webhook_requests, prefix="W")
+                cpu_before = cpu_seconds(server.pid)
+                rate = run(measure_webhook(base_url, rows, args.concurrency))
+                cpu_used = cpu_seconds(server.pid) - cpu_before
+                print(
+                    f"\nwebhook: {args.webhook_requests} signed status callbacks, "
+                    f"concurrency {args.concurrency}, one uvicorn process: {rate:,.0f} requests/s "
+                    f"(server CPU {cpu_used / args.webhook_requests * 1000:.2f} ms per callback)"
+                )
+            load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+            print(f"load average after: {load}")
         finally:
             server.terminate()
             server.wait(timeout=10)

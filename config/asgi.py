@@ -32,3 +32,11 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+import gc  # noqa: E402
+
+# EXPERIMENT
+gc.freeze()
+_t = os.environ.get("GC_THRESHOLD")
+if _t:
+    gc.set_threshold(*map(int, _t.split(",")))

@@ -11,6 +11,8 @@ from django.conf import settings
 from rq.job import Job
 from rq_scheduler import Scheduler
 
+from notification.sending.lock import sms_job_timeout
+
 SMS_BATCH_JOB_ID = "sms-send-batch"
 SMS_BATCH_FUNC = "jobs.sms.send_sms_batch"
 SMS_BATCH_INTERVAL_SECONDS = 300
@@ -33,7 +35,7 @@ def schedule_sms_batch(scheduler: Scheduler | None = None) -> Job:
         repeat=None,
         id=SMS_BATCH_JOB_ID,
         description="Send due SMS (one batch)",
-        timeout=settings.RQ_QUEUES[settings.SMS_QUEUE_NAME].get("DEFAULT_TIMEOUT", 900),
+        timeout=sms_job_timeout(),
     )
 
 

@@ -4,12 +4,11 @@ Delivery fields are read-only everywhere: they are what Twilio told us, and
 editing them by hand could make the send job resend a message. Content fields
 lock once a notification has left ``pending`` for the same reason. State
 changes go through actions that use the same service functions as the API
-(``ACTIONS`` below is the one place to add more, e.g. a resend action).
+(``ACTIONS`` below: cancel and resend; add new ones there).
 """
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,11 +16,18 @@ from django.http import HttpRequest
 from notification.models import (
     Notification,
     NotificationStatusChoices,
+    NotificationTypeChoices,
     SmsNotification,
     SmsOptOut,
 )
 from notification.phone import normalize_phone_number
-from notification.segments import MAX_BODY_CHARACTERS
+from notification.resend import resend_notifications
+from notification.segments import count_segments
+from notification.services import (
+    NotificationNotCancelable,
+    cancel_notification,
+    validate_body_length,
+)
 
 # What Twilio and the send job wrote: never edited by hand.
 SMS_DELIVERY_FIELDS = (
@@ -73,18 +79,52 @@ class PhoneNumberFormField(forms.CharField):
         return normalize_phone_number(value) if value else value
 
 
+CLAIMED_WHILE_EDITING = (
+    "This notification was picked up for sending (it is now %(status)s) while you were "
+    "editing it; nothing was saved. Reload the page to see it as it is now."
+)
+
+
 class NotificationAdminForm(forms.ModelForm):
-    """Body rules of the API. No Meta: ``NotificationAdmin`` supplies model and fields."""
+    """Body rules of the API, and the guard against saving over a claim.
+
+    No Meta: ``NotificationAdmin`` supplies model and fields. ``editing_status`` is
+    the status the page was rendered with (a hidden field): a change page opened
+    while pending can only be saved if the row is *still* pending, checked under a
+    row lock (``select_for_update``) inside the admin's transaction, so a send
+    worker cannot claim it between this check and the save.
+    """
+
+    editing_status = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["editing_status"].initial = self.instance.status
 
     def clean_body(self) -> str:
         body = self.cleaned_data.get("body", "")
-        if len(body) > MAX_BODY_CHARACTERS:
-            raise ValidationError(
-                "The body has %(length)d characters; SMS allows at most %(limit)d.",
-                code="max_length",
-                params={"length": len(body), "limit": MAX_BODY_CHARACTERS},
-            )
+        validate_body_length(body)
         return body
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk is None:
+            return cleaned
+        current = (
+            Notification.objects.select_for_update()
+            .filter(pk=self.instance.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        edited_while_pending = (
+            self.cleaned_data.get("editing_status") or self.instance.status
+        ) == NotificationStatusChoices.PENDING
+        if edited_while_pending and current != NotificationStatusChoices.PENDING:
+            raise forms.ValidationError(
+                CLAIMED_WHILE_EDITING, code="claimed", params={"status": current}
+            )
+        return cleaned
 
 
 class SmsNotificationInlineForm(forms.ModelForm):
@@ -94,10 +134,44 @@ class SmsNotificationInlineForm(forms.ModelForm):
         model = SmsNotification
         fields = ("to_phone_number",)
 
+    def save(self, commit: bool = True) -> SmsNotification:
+        """Write only the phone number (and the segments ``save()`` recounts) of an
+        existing row: its claim and delivery fields belong to the send job, and
+        writing back the values this page loaded could undo a claim."""
+        sms = super().save(commit=False)
+        if commit:
+            if sms.pk is None:
+                sms.save()
+            else:
+                sms.save(update_fields=["to_phone_number"])
+        return sms
+
+
+class SmsNotificationInlineFormSet(forms.BaseInlineFormSet):
+    """An SMS notification needs its SMS row, and only SMS notifications have one."""
+
+    def clean(self) -> None:
+        super().clean()
+        notification = self.instance
+        # An existing row counts even when all its fields are read-only (not pending).
+        has_sms = any(form.instance.pk is not None or form.has_changed() for form in self.forms)
+        if notification.type == NotificationTypeChoices.SMS and not has_sms:
+            raise forms.ValidationError(
+                "An SMS notification needs a phone number: fill in the SMS section.",
+                code="required",
+            )
+        if notification.type != NotificationTypeChoices.SMS and has_sms:
+            raise forms.ValidationError(
+                "Only SMS notifications can have SMS details: set the type to SMS or "
+                "leave the SMS section empty.",
+                code="invalid",
+            )
+
 
 class SmsNotificationInline(admin.StackedInline):
     model = SmsNotification
     form = SmsNotificationInlineForm
+    formset = SmsNotificationInlineFormSet
     fields = ("to_phone_number", *SMS_DELIVERY_FIELDS)
     readonly_fields = SMS_DELIVERY_FIELDS
     can_delete = False
@@ -114,10 +188,6 @@ class SmsNotificationInline(admin.StackedInline):
 def cancel_pending_notifications(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Notification]
 ) -> None:
-    # Imported here: the service module pulls in validation helpers the admin
-    # module does not otherwise need at import time.
-    from notification.services import NotificationNotCancelable, cancel_notification
-
     canceled = skipped = 0
     for notification_id in queryset.values_list("pk", flat=True):
         try:
@@ -138,8 +208,6 @@ def cancel_pending_notifications(
 def resend_sms(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Notification]
 ) -> None:
-    from notification.resend import resend_notifications
-
     selected = list(queryset.values_list("pk", flat=True))
     resent = resend_notifications(selected)
     modeladmin.message_user(request, f"Queued {len(resent)} SMS to send again.", messages.SUCCESS)
@@ -152,7 +220,7 @@ def resend_sms(
         )
 
 
-# Actions on notifications; add new ones (e.g. resend) to this list.
+# Actions on notifications; add new ones to this list.
 ACTIONS = [cancel_pending_notifications, resend_sms]
 
 
@@ -189,6 +257,36 @@ class NotificationAdmin(admin.ModelAdmin):
         if _is_pending(obj):
             return NOTIFICATION_STATE_FIELDS
         return (*NOTIFICATION_CONTENT_FIELDS, *NOTIFICATION_STATE_FIELDS)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Notification | None = None):
+        # The hidden ``editing_status`` must be posted back (see the form).
+        (name, options), *rest = super().get_fieldsets(request, obj)
+        if obj is None:
+            return [(name, options), *rest]
+        return [(name, {**options, "fields": (*options["fields"], "editing_status")}), *rest]
+
+    def save_model(
+        self, request: HttpRequest, obj: Notification, form: forms.ModelForm, change: bool
+    ) -> None:
+        if not change:
+            obj.save()
+            return
+        # Only what the page edits: status, claim and delivery state belong to the
+        # send job (the form's clean() has locked the row and checked it is pending).
+        editable = [name for name in NOTIFICATION_CONTENT_FIELDS if name in form.fields]
+        obj.save(update_fields=[*editable, "updated_datetime"])
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool
+    ) -> None:
+        super().save_related(request, form, formsets, change)
+        # The body may have changed without the SMS section: recount its segments.
+        notification = form.instance
+        if notification.status == NotificationStatusChoices.PENDING:
+            info = count_segments(notification.body)
+            SmsNotification.objects.filter(
+                notification=notification, twilio_sid__isnull=True
+            ).update(segments=info.segments, encoding=info.encoding.value)
 
     @admin.display(description="To", ordering="sms__to_phone_number")
     def sms_to_phone_number(self, obj: Notification) -> str:

@@ -46,7 +46,7 @@ def notify_status_changed(notification_ids: Iterable[int]) -> None:
 
 def status_payloads(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
     """The current status of each notification, as subscribers receive it (one query)."""
-    return [_payload(row) for row in _status_rows(notification_ids)]
+    return [status_payload(row) for row in _status_rows(notification_ids)]
 
 
 def _status_rows(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -66,7 +66,8 @@ def _status_rows(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def _payload(row: dict[str, Any]) -> dict[str, Any]:
+def status_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The message subscribers receive, from a row shaped like ``_status_rows``' rows."""
     moments = [m for m in (row["updated_datetime"], row["sms__status_updated_datetime"]) if m]
     at: datetime | None = max(moments) if moments else None
     return {
@@ -90,7 +91,7 @@ def publish_status_changes(notification_ids: Iterable[int]) -> None:
     try:
         rows = _status_rows(notification_ids)
         settled = _settle_early_callbacks(rows)
-        payloads = [_payload(row) for row in rows if row["id"] not in settled]
+        payloads = [status_payload(row) for row in rows if row["id"] not in settled]
         layer = get_channel_layer()
         if layer is None or not payloads:
             return

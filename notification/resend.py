@@ -6,17 +6,21 @@ notification back in the queue as a fresh attempt: pending, no backoff, claim
 and Twilio fields cleared. Used by the ``resendNotification`` GraphQL mutation
 and the admin action; both get the same rules and the same error messages.
 
-The reset is one conditional UPDATE per table inside a transaction, so two
-staff clicking at once (or a resend racing the send job) cannot queue it twice.
+The reset runs in one transaction: the resendable rows are locked first
+(``SELECT ... FOR UPDATE``; SQLite's IMMEDIATE transactions serialise writers),
+then each table is updated once, so two staff clicking at once (or a resend
+racing the send job) cannot queue it twice.
 """
 
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.services import parse_database_id
 
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
 
@@ -66,12 +70,19 @@ def resend_notifications(notification_ids: Iterable[int]) -> list[int]:
     return ids
 
 
-def resend_notification(notification_id: int | str) -> Notification:
-    """Requeue one notification or raise ``ResendError`` saying why not."""
-    try:
-        notification_id = int(notification_id)
-    except (TypeError, ValueError):
-        raise NotificationNotFound(f"There is no notification {notification_id}.") from None
+def resend_notification(
+    notification_id: int | str, *, queryset: QuerySet[Notification] | None = None
+) -> Notification:
+    """Requeue one notification or raise ``ResendError`` saying why not.
+
+    ``queryset`` (the caller's visible notifications) limits what may be resent:
+    an id outside it answers exactly like one that does not exist, and nothing
+    changes, so the error cannot be used to probe for ids or read content.
+    """
+    parsed = parse_database_id(notification_id)
+    if parsed is None or (queryset is not None and not queryset.filter(pk=parsed).exists()):
+        raise NotificationNotFound(f"There is no notification {notification_id}.")
+    notification_id = parsed
     if not resend_notifications([notification_id]):
         notification = Notification.objects.filter(pk=notification_id).first()
         if notification is None:

@@ -1,7 +1,8 @@
 """Creating and cancelling SMS notifications: the domain rules, with no GraphQL in them.
 
-The GraphQL mutations, the admin and background jobs all go through these functions so
-the rules hold everywhere:
+The GraphQL mutations and the admin's cancel action go through these functions. The
+admin's add form is a plain model form that does not; it shares only the body and
+phone-number rules (``validate_body_length``, ``normalize_phone_number``). Here:
 
 * every input is validated before anything is written, and an invalid request writes
   nothing at all (not even the valid items of a bulk request);
@@ -28,6 +29,7 @@ with a ``code`` on each message; the API layer renames fields for its own client
 from __future__ import annotations
 
 import datetime
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,10 +55,16 @@ from notification.segments import MAX_BODY_CHARACTERS, count_segments
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
+#: The range of a ``BigAutoField`` / bigint: larger ids cannot exist, and the database
+#: driver raises (not "no such row") when asked for them.
+MAX_DATABASE_ID = 2**63 - 1
+_ID_PATTERN = re.compile(r"[0-9]{1,19}")
 
 _TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
 _URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
 _url_validator = URLValidator(schemes=["http", "https"])
+#: PostgreSQL cannot store NUL in text (SQLite can): refused everywhere, alike.
+NUL_MESSAGE = "Text must not contain NUL (\\x00) characters."
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,15 +183,28 @@ def create_sms_notifications(
     return _insert(cleaned)
 
 
-def cancel_notification(notification_id: int | str, *, reason: str = "") -> Notification:
+def cancel_notification(
+    notification_id: int | str,
+    *,
+    reason: str = "",
+    queryset: models.QuerySet[Notification] | None = None,
+) -> Notification:
     """Cancel a notification that is still ``pending``.
 
     A single conditional UPDATE (``WHERE status = 'pending'``) decides, so a send job
     claiming the row at the same moment either wins (and this raises
     ``NotificationNotCancelable``) or loses (and never sends it): never both.
-    Raises ``Notification.DoesNotExist`` for an unknown id.
+    Raises ``Notification.DoesNotExist`` for an unknown (or impossible) id, and also
+    for one outside ``queryset`` when given (the caller's visible notifications:
+    what the caller may not see answers exactly like what does not exist).
     """
     message = reason or "Canceled before sending."
+    parsed = parse_database_id(notification_id)
+    if parsed is None:
+        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
+    notification_id = parsed
+    if queryset is not None and not queryset.filter(pk=notification_id).exists():
+        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
     with transaction.atomic():
         updated = Notification.objects.filter(
             pk=notification_id, status=NotificationStatusChoices.PENDING
@@ -202,6 +223,19 @@ def cancel_notification(notification_id: int | str, *, reason: str = "") -> Noti
 # --- validation -----------------------------------------------------------------
 
 
+def validate_body_length(body: str) -> None:
+    """Raise ``ValidationError`` (code ``max_length``) for a body SMS cannot carry.
+
+    Shared with the admin form, so both refuse the same bodies with the same message.
+    """
+    if len(body) > MAX_BODY_CHARACTERS:
+        raise ValidationError(
+            "The body has %(length)d characters; SMS allows at most %(limit)d.",
+            code="max_length",
+            params={"length": len(body), "limit": MAX_BODY_CHARACTERS},
+        )
+
+
 def _clean_item(
     request: SmsNotificationRequest,
     now: datetime.datetime,
@@ -218,7 +252,9 @@ def _clean_item(
         errors[field].append(ValidationError(message, code=code, params=params or None))
 
     title = (request.title or "").strip()
-    if not title:
+    if "\x00" in title:
+        fail("title", NUL_MESSAGE, "invalid")
+    elif not title:
         fail("title", "A title is required.", "required")
     elif len(title) > _TITLE_MAX_LENGTH:
         fail(
@@ -230,16 +266,15 @@ def _clean_item(
         )
 
     body = request.body or ""
-    if not body.strip():
+    if "\x00" in body:
+        fail("body", NUL_MESSAGE, "invalid")
+    elif not body.strip():
         fail("body", "The message body is required.", "required")
-    elif len(body) > MAX_BODY_CHARACTERS:
-        fail(
-            "body",
-            "The body has %(length)d characters; SMS allows at most %(limit)d.",
-            "max_length",
-            length=len(body),
-            limit=MAX_BODY_CHARACTERS,
-        )
+    else:
+        try:
+            validate_body_length(body)
+        except ValidationError as exc:
+            errors["body"].extend(exc.error_list)
 
     to_phone_number = ""
     try:
@@ -248,7 +283,9 @@ def _clean_item(
         errors["to_phone_number"].extend(exc.error_list)
 
     url = (request.url or "").strip()
-    if url:
+    if "\x00" in url:
+        fail("url", NUL_MESSAGE, "invalid")
+    elif url:
         if len(url) > _URL_MAX_LENGTH:
             fail(
                 "url",
@@ -278,7 +315,9 @@ def _clean_item(
         fail("priority", "%(value)r is not a valid priority.", "invalid_choice", value=priority)
 
     content_type = None
-    if request.content_type:
+    if request.content_type and "\x00" in request.content_type:
+        fail("content_type", NUL_MESSAGE, "invalid")
+    elif request.content_type:
         label = request.content_type.strip().lower()
         if label not in content_types:
             content_types[label] = _content_type(label)
@@ -314,20 +353,38 @@ def _clean_item(
     )
 
 
+def parse_database_id(value: object) -> int | None:
+    """``value`` as a row id (1..2**63-1, given as an int or ASCII digits), else None.
+
+    Anything outside that range can name no row; checking here turns it into "not
+    found" / a field error instead of a database error (SQLite and psycopg both
+    refuse integers beyond 64 bits).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        parsed = value
+    elif isinstance(value, str) and _ID_PATTERN.fullmatch(value):
+        parsed = int(value)
+    else:
+        return None
+    return parsed if 1 <= parsed <= MAX_DATABASE_ID else None
+
+
 def _parse_id(
     value: int | str | None, field: str, errors: dict[str, list[ValidationError]]
 ) -> int | None:
     if value is None or value == "":
         return None
-    try:
-        parsed = int(value)
-    except (TypeError, ValueError):
-        parsed = -1
-    if parsed < 0:
+    parsed = parse_database_id(value.strip() if isinstance(value, str) else value)
+    if parsed is None:
         errors[field].append(
-            ValidationError("%(value)r is not a valid id.", code="invalid", params={"value": value})
+            ValidationError(
+                "%(value)r is not a valid id (a whole number from 1 to %(max)d).",
+                code="invalid",
+                params={"value": value, "max": MAX_DATABASE_ID},
+            )
         )
-        return None
     return parsed
 
 

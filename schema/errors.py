@@ -20,7 +20,7 @@ class FieldError:
     code: str = strawberry.field(
         description="Stable, for code: required, max_length, invalid, invalid_phone_number, "
         "does_not_exist, naive_datetime, invalid_choice, requires_content_type, too_many, "
-        "not_found, not_pending, opted_out."
+        "not_found, not_pending, not_resendable, opted_out."
     )
     index: int | None = strawberry.field(
         default=None,

@@ -1,10 +1,15 @@
 """Filters for ``notifications(filters: ...)`` (strawberry-django lookups, AND/OR/NOT)."""
 
+import dataclasses
+
 import strawberry
 import strawberry_django
+from graphql import GraphQLError
+from strawberry.utils.str_converters import to_camel_case
 from strawberry_django import BaseFilterLookup, DatetimeFilterLookup, StrFilterLookup
 
 from notification import models
+from notification.services import parse_database_id
 from schema.enums import DeliveryStatus, NotificationPriority, NotificationStatus, NotificationType
 
 
@@ -26,3 +31,45 @@ class NotificationFilter:
     publish_datetime: DatetimeFilterLookup | None
     created_datetime: DatetimeFilterLookup | None
     sms: SmsNotificationFilter | None
+
+
+#: Lookups whose values are row ids (the rest of the filter is checked for NUL only).
+_ID_FIELDS = frozenset({"id", "user_id"})
+
+
+def filter_problems(value: object, path: str = "filters", ids: bool = False) -> list[str]:
+    """What in a filter input would make the database fail rather than match nothing.
+
+    Ids must be whole numbers from 1 to 2**63-1 (SQLite and PostgreSQL refuse larger
+    integers; non-numbers are refused by the ORM) and text must not contain NUL
+    (PostgreSQL refuses it). Each problem names its input path, e.g. ``filters.id.exact``.
+    """
+    if value is None or value is strawberry.UNSET:
+        return []
+    if isinstance(value, list | tuple):
+        return [p for i, item in enumerate(value) for p in filter_problems(item, path, ids)]
+    if dataclasses.is_dataclass(value):
+        return [
+            problem
+            for field in dataclasses.fields(value)
+            for problem in filter_problems(
+                getattr(value, field.name),
+                f"{path}.{to_camel_case(field.name)}",
+                ids or field.name in _ID_FIELDS,
+            )
+        ]
+    if ids and not isinstance(value, bool) and parse_database_id(value) is None:
+        return [f"{path}: {value!r} is not a valid id (a whole number from 1 to 2**63-1)."]
+    if isinstance(value, str) and "\x00" in value:
+        return [f"{path}: text must not contain NUL characters."]
+    return []
+
+
+def check_filters(filters: object) -> None:
+    """Raise a GraphQL error (code ``invalid``, naming the input) for a bad filter."""
+    problems = filter_problems(filters)
+    if problems:
+        raise GraphQLError(
+            " ".join(problems),
+            extensions={"code": "invalid", "field": problems[0].split(":", 1)[0]},
+        )

@@ -13,7 +13,12 @@ from notification import services
 from notification.models import Notification as NotificationModel
 from schema.errors import FieldError, field_errors
 from schema.inputs import CreateSmsNotificationInput
-from schema.permissions import ADD_PERMISSION, CHANGE_PERMISSION, permission_required
+from schema.permissions import (
+    ADD_PERMISSION,
+    CHANGE_PERMISSION,
+    permission_required,
+    visible_notifications,
+)
 from schema.types import OPTED_OUT_ANNOTATION, Notification, User
 
 OPTED_OUT_MESSAGE = (
@@ -142,8 +147,12 @@ class NotificationMutation:
     )
     def cancel_notification(self, info: Info, id: strawberry.ID) -> CancelNotificationPayload:
         try:
-            notification = services.cancel_notification(id)
-        except (NotificationModel.DoesNotExist, ValueError):
+            # Only what the caller may read: anything else answers like a missing id
+            # (same error, nothing changed), so this cannot read or probe notifications.
+            notification = services.cancel_notification(
+                id, queryset=visible_notifications(NotificationModel.objects.all(), info)
+            )
+        except NotificationModel.DoesNotExist:
             return CancelNotificationPayload(
                 notification=None,
                 errors=[

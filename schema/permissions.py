@@ -3,7 +3,7 @@
 * Every field requires a logged-in user: anonymous callers get a GraphQL error.
 * A user sees the notifications addressed to them; ``notification.view_notification``
   sees all of them.
-* Creating needs ``notification.add_notification``; cancelling needs
+* Creating needs ``notification.add_notification``; cancelling and resending need
   ``notification.change_notification``.
 """
 

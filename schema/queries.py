@@ -3,14 +3,16 @@
 import strawberry
 import strawberry_django
 from django.db.models import QuerySet
+from graphql import GraphQLError
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 from strawberry_django.ordering import apply_ordering
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInput
 
 from notification import models
-from notification.segments import count_segments
-from schema.filters import NotificationFilter
+from notification.segments import MAX_BODY_CHARACTERS, count_segments
+from notification.services import parse_database_id
+from schema.filters import NotificationFilter, check_filters
 from schema.ordering import NotificationOrder
 from schema.permissions import login_required
 from schema.types import Notification, SmsSegments, User
@@ -34,7 +36,9 @@ class Query:
         pagination: OffsetPaginationInput | None = strawberry.UNSET,
     ) -> QuerySet[models.Notification]:
         # Visibility (Notification.get_queryset), filters and pagination are applied by
-        # strawberry-django from these same arguments; only the ordering is ours.
+        # strawberry-django from these same arguments; only the ordering is ours, and
+        # the check that the filters cannot make the database fail.
+        check_filters(filters)
         del filters, pagination
         return apply_ordering(
             NotificationOrder, order or None, info, models.Notification.objects.all()
@@ -45,15 +49,26 @@ class Query:
         description="One notification, or null if it does not exist or is not yours to see.",
     )
     def notification(self, id: strawberry.ID) -> Notification | None:
-        if not str(id).isdigit():
+        pk = parse_database_id(id)
+        if pk is None:  # no row can have it: null, like any id you cannot see
             return None
-        return models.Notification.objects.filter(pk=id)  # type: ignore[return-value]
+        return models.Notification.objects.filter(pk=pk)  # type: ignore[return-value]
 
     @strawberry.field(
         extensions=[login_required()],
-        description="Encoding and segment count for a message body, for a live counter.",
+        description="Encoding and segment count for a message body, for a live counter. "
+        f"Bodies over {MAX_BODY_CHARACTERS} characters (more than an SMS may carry) are "
+        "refused with an error (code max_length), not counted.",
     )
     def sms_segments(self, body: str) -> SmsSegments:
+        # Refused rather than counted: a longer body can never be sent, and an
+        # unbounded input would let one request make the server count megabytes.
+        if len(body) > MAX_BODY_CHARACTERS:
+            raise GraphQLError(
+                f"The body has {len(body)} characters; SMS allows at most "
+                f"{MAX_BODY_CHARACTERS}, so it is not counted.",
+                extensions={"code": "max_length", "field": "body"},
+            )
         return SmsSegments.from_info(count_segments(body))
 
     @strawberry_django.field(extensions=[login_required()], description="The logged-in user.")

@@ -8,10 +8,12 @@ into ``Mutation`` by ``schema/schema.py`` (``MUTATION_TYPES``). The rules live i
 
 import strawberry
 import strawberry_django
+from strawberry.types import Info
 
+from notification.models import Notification as NotificationModel
 from notification.resend import NotificationNotFound, ResendError, resend_notification
 from schema.errors import FieldError
-from schema.permissions import CHANGE_PERMISSION, permission_required
+from schema.permissions import CHANGE_PERMISSION, permission_required, visible_notifications
 from schema.types import Notification
 
 
@@ -35,19 +37,19 @@ class ResendMutation:
             "to pending as a fresh attempt."
         ),
     )
-    def resend_notification(self, id: strawberry.ID) -> ResendNotificationPayload:
+    def resend_notification(self, info: Info, id: strawberry.ID) -> ResendNotificationPayload:
+        # Only what the caller may read: anything else answers like a missing id.
+        visible = visible_notifications(NotificationModel.objects.all(), info)
         try:
-            notification = resend_notification(id)
+            notification = resend_notification(id, queryset=visible)
         except NotificationNotFound as exc:
             return ResendNotificationPayload(
                 notification=None,
                 errors=[FieldError(field="id", message=str(exc), code="not_found")],
             )
         except ResendError as exc:
-            from notification.models import Notification as NotificationModel
-
             return ResendNotificationPayload(
-                notification=NotificationModel.objects.filter(pk=id).first(),  # type: ignore[arg-type]
+                notification=visible.filter(pk=id).first(),  # type: ignore[arg-type]
                 errors=[FieldError(field="id", message=str(exc), code="not_resendable")],
             )
         return ResendNotificationPayload(notification=notification, errors=[])  # type: ignore[arg-type]

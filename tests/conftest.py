@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures_services",
     "tests.fixtures_emulator",
     "tests.fixtures_graphql",
+    "tests.fixtures_sending",
 ]

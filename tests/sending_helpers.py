@@ -1,6 +1,7 @@
-"""Helpers for the sending tests: rows made exactly as a Django user makes them."""
+"""Helpers for the sending tests (and ``bench/send.py``): rows made as a Django user makes
+them, one by one or in bulk."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ def make_sms(
         title=title,
         body=body,
         priority=priority,
-        publish_datetime=publish or timezone.now() - timezone.timedelta(seconds=1),
+        publish_datetime=publish or timezone.now() - timedelta(seconds=1),
     )
     return SmsNotification.objects.create(notification=notification, to_phone_number=to)
 
@@ -34,3 +35,17 @@ def gsm_body(segments: int, tag: str = "") -> str:
     if segments == 1:
         return (tag + " one segment")[:160]
     return (tag + " ").ljust(153 * segments, "x")
+
+
+def create_due_sms(count: int) -> None:
+    """Bulk-create ``count`` due pairs, each with a unique body, as a bulk import would
+    (``bulk_create`` skips ``save()``, so the segment count is given)."""
+    publish = timezone.now() - timedelta(seconds=5)
+    notifications = Notification.objects.bulk_create(
+        Notification(title=f"n{i}", body=f"message {i}", publish_datetime=publish)
+        for i in range(count)
+    )
+    SmsNotification.objects.bulk_create(
+        SmsNotification(notification=n, to_phone_number=f"+1415555{i % 10000:04d}", segments=1)
+        for i, n in enumerate(notifications)
+    )

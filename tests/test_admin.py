@@ -1,7 +1,10 @@
 """Admin pages through the Django test client: filters, search, permissions, locked fields."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from notification.models import (
     Notification,
@@ -200,3 +203,138 @@ def test_sent_notification_content_and_status_are_locked(admin_client, notificat
         reverse("admin:notification_notification_change", args=[notifications["pending"].pk])
     ).content.decode()
     assert 'name="title"' in pending_page and 'name="status"' not in pending_page
+
+
+ADD_URL = reverse("admin:notification_notification_add")
+
+
+def add_form(**overrides) -> dict[str, str]:
+    return {
+        "title": "Hello",
+        "body": "Hi there",
+        "url": "",
+        "type": "sms",
+        "publish_datetime_0": "2030-01-01",
+        "publish_datetime_1": "10:00:00",
+        "priority": "20",
+        "sms-TOTAL_FORMS": "1",
+        "sms-INITIAL_FORMS": "0",
+        "sms-MIN_NUM_FORMS": "0",
+        "sms-MAX_NUM_FORMS": "1",
+        "sms-0-to_phone_number": "",
+        **overrides,
+    }
+
+
+def test_add_sms_notification_without_its_sms_is_refused(admin_client):
+    """Never half a pair: an SMS notification is saved with its SMS row or not at all."""
+    response = admin_client.post(ADD_URL, add_form())
+    assert response.status_code == 200
+    assert "needs a phone number" in response.content.decode()
+    assert not Notification.objects.exists()
+
+
+def test_add_other_type_with_sms_details_is_refused(admin_client):
+    response = admin_client.post(
+        ADD_URL, add_form(type="app", **{"sms-0-to_phone_number": "+14155550100"})
+    )
+    assert response.status_code == 200
+    assert "Only SMS notifications can have SMS details" in response.content.decode()
+    assert not Notification.objects.exists() and not SmsNotification.objects.exists()
+    assert admin_client.post(ADD_URL, add_form(type="app")).status_code == 302  # no SMS: fine
+
+
+def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
+    """The change page's form as a browser posts it (rendered while pending)."""
+    notification = sms.notification
+    return {
+        "title": notification.title,
+        "body": notification.body,
+        "url": notification.url,
+        "type": notification.type,
+        "user": "",
+        "publish_datetime_0": notification.publish_datetime.strftime("%Y-%m-%d"),
+        "publish_datetime_1": notification.publish_datetime.strftime("%H:%M:%S"),
+        "priority": str(notification.priority),
+        "content_type": "",
+        "object_id": "",
+        "editing_status": "pending",
+        "sms-TOTAL_FORMS": "1",
+        "sms-INITIAL_FORMS": "1",
+        "sms-MIN_NUM_FORMS": "0",
+        "sms-MAX_NUM_FORMS": "1",
+        "sms-0-id": str(sms.pk),
+        "sms-0-notification": str(notification.pk),
+        "sms-0-to_phone_number": sms.to_phone_number,
+        **overrides,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_refuses_when_a_worker_claimed_the_row_while_editing(admin_client):
+    """Change page loaded while pending, a send worker claims the row, then the POST:
+    it is refused, and the claim (status, claimed_at, claim_token) survives."""
+    from notification.sending.claiming import claim_batch
+
+    sms = make_sms("Reminder", "+14155550100", publish_datetime=timezone.now())
+    url = reverse("admin:notification_notification_change", args=[sms.notification_id])
+    page = admin_client.get(url).content.decode()
+    assert 'name="editing_status"' in page and 'value="pending"' in page
+
+    batch = claim_batch(
+        now=timezone.now(), sender="+15005550006", batch_segments=10, queue_limit=100
+    )
+    assert [claimed.pk for claimed in batch.to_send] == [sms.pk]
+
+    response = admin_client.post(
+        url, change_form(sms, title="Edited", **{"sms-0-to_phone_number": "+14155550199"})
+    )
+
+    assert response.status_code == 200
+    assert "picked up for sending" in response.content.decode()
+    sms.refresh_from_db()
+    sms.notification.refresh_from_db()
+    assert sms.notification.status == NotificationStatusChoices.PROCESSING
+    assert sms.notification.title == "Reminder"
+    assert (sms.claim_token, sms.to_phone_number) == (batch.token, "+14155550100")
+    assert sms.claimed_at is not None
+
+
+def test_saving_a_pending_row_never_writes_send_job_fields(admin_client):
+    """The page's stale copy of attempts/backoff/claim fields is never written back."""
+    sms = make_sms("Reminder", "+14155550100")
+    url = reverse("admin:notification_notification_change", args=[sms.notification_id])
+    admin_client.get(url)
+    # Meanwhile a failed attempt was recorded and the notification's message updated.
+    retry_at = timezone.now() + datetime.timedelta(minutes=5)
+    SmsNotification.objects.filter(pk=sms.pk).update(
+        attempts=2, next_attempt_at=retry_at, error_message="Twilio error 20429"
+    )
+    Notification.objects.filter(pk=sms.notification_id).update(status_message="will retry")
+
+    response = admin_client.post(
+        url,
+        change_form(sms, body="A new body", **{"sms-0-to_phone_number": "+14155550199"}),
+    )
+
+    assert response.status_code == 302
+    sms.refresh_from_db()
+    sms.notification.refresh_from_db()
+    assert (sms.to_phone_number, sms.notification.body) == ("+14155550199", "A new body")
+    assert (sms.attempts, sms.next_attempt_at, sms.error_message) == (
+        2,
+        retry_at,
+        "Twilio error 20429",
+    )
+    assert sms.notification.status_message == "will retry"
+
+
+def test_editing_the_body_alone_recounts_the_segments(admin_client):
+    sms = make_sms("Reminder", "+14155550100")
+    assert (sms.segments, sms.encoding) == (1, "gsm7")
+    url = reverse("admin:notification_notification_change", args=[sms.notification_id])
+    form = change_form(sms, body="x" * 200 + "😀")
+    response = admin_client.post(url, form)
+    assert response.status_code == 302
+    sms.refresh_from_db()
+    assert (sms.segments, sms.encoding) == (4, "ucs2")  # 202 UTF-16 units / 67

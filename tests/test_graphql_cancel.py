@@ -129,3 +129,41 @@ def test_cancel_waits_for_a_concurrent_claim_and_then_refuses():
     canceler.join(10)
     assert isinstance(outcome[0], NotificationNotCancelable)
     assert Notification.objects.get(pk=notification.pk).status == "processing"
+
+
+HUGE_ID = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("bad_id", [HUGE_ID, str(2**63), "0", "-1"])
+def test_impossible_ids_are_not_found_not_a_database_error(graphql, staff_user, bad_id):
+    payload = graphql(staff_user).data(CANCEL, {"id": bad_id})["cancelNotification"]
+    assert payload["notification"] is None
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [("id", "not_found")]
+
+
+def test_change_permission_without_view_cannot_read_or_cancel_others(graphql, make_user):
+    """change_notification alone must not read (or probe) notifications it cannot see."""
+    changer = make_user("changer", perms=["notification.change_notification"])
+    someone_elses = make_pending()
+    missing_id = str(someone_elses.pk + 1000)
+
+    gql = graphql(changer)
+    hidden = gql.data(CANCEL, {"id": str(someone_elses.pk)})["cancelNotification"]
+    missing = gql.data(CANCEL, {"id": missing_id})["cancelNotification"]
+
+    assert hidden["notification"] is None  # no title, body or phone number
+    assert [(e["field"], e["code"]) for e in hidden["errors"]] == [("id", "not_found")]
+    # Exactly like an id that does not exist (only the id in the message differs).
+    assert hidden["errors"][0]["message"].replace(str(someone_elses.pk), "N") == missing["errors"][
+        0
+    ]["message"].replace(missing_id, "N")
+    assert Notification.objects.get(pk=someone_elses.pk).status == "pending"  # unchanged
+
+    # A notification addressed to them is theirs to see, so theirs to cancel.
+    own = create_sms_notification(
+        SmsNotificationRequest(
+            title="t", body="b", to_phone_number="+14155550100", user_id=changer.pk
+        )
+    ).notification
+    mine = gql.data(CANCEL, {"id": str(own.pk)})["cancelNotification"]
+    assert mine["errors"] == [] and mine["notification"]["status"] == "CANCELED"

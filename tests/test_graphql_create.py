@@ -255,3 +255,42 @@ def test_bulk_requires_add_permission(graphql, plain_user):
     result = graphql(plain_user).execute(CREATE_MANY, {"input": [valid_input()]})
     assert result["data"] is None and result["errors"]
     assert_nothing_written()
+
+
+HUGE_ID = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"userId": HUGE_ID}, "userId", "invalid"),
+        ({"userId": str(2**63)}, "userId", "invalid"),
+        ({"userId": "0"}, "userId", "invalid"),
+        ({"contentType": "auth.user", "objectId": HUGE_ID}, "objectId", "invalid"),
+        ({"title": "bad\x00title"}, "title", "invalid"),
+        ({"body": "bad\x00body"}, "body", "invalid"),
+        ({"url": "https://example.com/\x00"}, "url", "invalid"),
+        ({"contentType": "auth.\x00user"}, "contentType", "invalid"),
+    ],
+)
+def test_input_the_database_would_refuse_is_a_field_error(
+    graphql, staff_user, overrides, field, code
+):
+    """Huge ids (beyond bigint) and NUL characters (PostgreSQL refuses them) are field
+    errors on both databases, never a raw database error."""
+    result = graphql(staff_user).data(CREATE, {"input": valid_input(**overrides)})
+    payload = result["createSmsNotification"]
+    assert payload["notification"] is None
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [(field, code)]
+    assert_nothing_written()
+
+
+def test_bulk_reports_huge_ids_per_item(graphql, staff_user):
+    result = graphql(staff_user).data(
+        CREATE_MANY, {"input": [valid_input(), valid_input(userId=HUGE_ID)]}
+    )
+    payload = result["createSmsNotifications"]
+    assert [(e["field"], e["code"], e["index"]) for e in payload["errors"]] == [
+        ("userId", "invalid", 1)
+    ]
+    assert_nothing_written()

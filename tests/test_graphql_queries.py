@@ -2,6 +2,7 @@
 
 import datetime
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -198,3 +199,45 @@ def test_nested_sms_costs_no_query_per_notification(graphql, staff_user, plain_u
     assert opted_out == {"a0": False, "a1": False, "a2": True, **{f"b{i}": True for i in range(27)}}
     assert staff_queries_30 == staff_queries_3
     assert user_queries_30 == user_queries_3
+
+
+HUGE_ID = "99999999999999999999999"
+
+
+def test_impossible_id_is_null_not_a_database_error(graphql, staff_user):
+    make("Alpha")
+    gql = graphql(staff_user)
+    for bad_id in (HUGE_ID, str(2**63), "0"):
+        assert gql.data(ONE, {"id": bad_id}) == {"notification": None}
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"id": {"exact": HUGE_ID}}, "filters.id.exact"),
+        ({"id": {"inList": ["1", HUGE_ID]}}, "filters.id.inList"),
+        ({"userId": {"exact": HUGE_ID}}, "filters.userId.exact"),
+        ({"id": {"exact": "abc"}}, "filters.id.exact"),
+        ({"OR": {"userId": {"inList": [str(2**63)]}}}, "filters.OR.userId.inList"),
+        ({"title": {"contains": "a\x00b"}}, "filters.title.contains"),
+    ],
+)
+def test_filters_that_would_break_the_database_are_an_invalid_error(
+    graphql, staff_user, filters, field
+):
+    make("Alpha")
+    result = graphql(staff_user).execute(LIST, {"filters": filters})
+    assert result["data"] is None
+    (error,) = result["errors"]
+    assert error["extensions"] == {"code": "invalid", "field": field}
+    assert field in error["message"]
+    assert "SQLite" not in error["message"] and "int too large" not in error["message"]
+
+
+def test_valid_id_filters_still_work(graphql, staff_user):
+    alpha = make("Alpha")
+    make("Beta")
+    result = graphql(staff_user).data(
+        LIST, {"filters": {"id": {"inList": [str(alpha.pk), str(2**63 - 1)]}}}
+    )
+    assert titles(result) == ["Alpha"]

@@ -43,3 +43,13 @@ def test_created_notification_stores_segments(graphql, staff_user, body, segment
     )
     sms = SmsNotification.objects.get()
     assert (sms.segments, sms.encoding) == (segments, encoding)
+
+
+def test_sms_segments_refuses_bodies_longer_than_an_sms_can_carry(graphql, plain_user):
+    gql = graphql(plain_user)
+    assert gql.data(SEGMENTS, {"body": "x" * 1600})["smsSegments"]["segments"] == 11
+    result = gql.execute(SEGMENTS, {"body": "x" * 1601})
+    assert result["data"] is None
+    (error,) = result["errors"]
+    assert error["extensions"] == {"code": "max_length", "field": "body"}
+    assert "1601" in error["message"] and "1600" in error["message"]

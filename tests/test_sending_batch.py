@@ -18,14 +18,10 @@ from notification.sending.queue_estimate import estimate_queue, fluid_backlog
 from notification.sending.selection import WAIT_BUDGET, WAIT_QUEUE
 from tests.sending_helpers import gsm_body, make_sms, reload
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def twilio_emulator(twilio_emulator):
-    """No status callbacks: nothing serves PUBLIC_BASE_URL in these tests."""
-    twilio_emulator.configure(callbacks_enabled=False)
-    return twilio_emulator
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_status_callbacks"),
+]
 
 
 Status = NotificationStatusChoices

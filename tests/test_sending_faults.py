@@ -14,16 +14,12 @@ from notification.sending.batch import run_batch
 from notification.sending.recovery import recover_stale_claims
 from tests.sending_helpers import make_sms, reload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_status_callbacks"),
+]
 
 Status = NotificationStatusChoices
-
-
-@pytest.fixture
-def twilio_emulator(twilio_emulator):
-    """No status callbacks: nothing serves PUBLIC_BASE_URL in these tests."""
-    twilio_emulator.configure(callbacks_enabled=False)
-    return twilio_emulator
 
 
 @pytest.mark.parametrize(("fault", "http_status"), [("http_429", 429), ("http_500", 500)])

@@ -21,14 +21,22 @@ from notification.sending.lock import batch_lock
 from tests.fixtures_services import REPO_ROOT
 from tests.sending_helpers import make_sms, reload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_status_callbacks"),
+]
 
 
-@pytest.fixture
-def twilio_emulator(twilio_emulator):
-    """No status callbacks: nothing serves PUBLIC_BASE_URL in these tests."""
-    twilio_emulator.configure(callbacks_enabled=False)
-    return twilio_emulator
+def run_sms_worker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py sms_worker`` with ``args``, run to completion (a minute at most)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_schedule_sms_is_idempotent(redis, capsys):
@@ -68,14 +76,7 @@ def test_the_sms_worker_runs_the_scheduled_job(twilio_emulator, subprocess_env):
     sms = make_sms(body="through RQ")
     django_rq.get_queue("sms").enqueue(SMS_BATCH_FUNC)
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "sms_worker", "--burst"],
-        cwd=REPO_ROOT,
-        env={**subprocess_env, **twilio_emulator.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_sms_worker({**subprocess_env, **twilio_emulator.env}, "--burst")
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert [m["body"] for m in twilio_emulator.messages()] == ["through RQ"]
@@ -95,14 +96,7 @@ def test_the_sms_worker_runs_the_scheduled_job(twilio_emulator, subprocess_env):
 def test_the_worker_refuses_to_start_without_what_it_needs(
     twilio_emulator, subprocess_env, override, named
 ):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "sms_worker"],
-        cwd=REPO_ROOT,
-        env={**subprocess_env, **twilio_emulator.env, **override},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_sms_worker({**subprocess_env, **twilio_emulator.env, **override})
 
     assert result.returncode != 0
     assert named in result.stderr
@@ -110,13 +104,6 @@ def test_the_worker_refuses_to_start_without_what_it_needs(
 
 
 def test_the_worker_check_passes_with_complete_settings(twilio_emulator, subprocess_env):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "sms_worker", "--check"],
-        cwd=REPO_ROOT,
-        env={**subprocess_env, **twilio_emulator.env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_sms_worker({**subprocess_env, **twilio_emulator.env}, "--check")
     assert result.returncode == 0, result.stderr
     assert "SMS worker settings OK" in result.stdout

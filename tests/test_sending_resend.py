@@ -84,3 +84,33 @@ def test_admin_action_resends_only_unknown_or_failed(admin_client):
     text = response.content.decode()
     assert "Queued 1 SMS to send again." in text
     assert "1 were not unknown or failed SMS" in text
+
+
+def test_resend_needs_visibility_and_answers_hidden_ids_like_missing_ones(graphql, make_user):
+    """change_notification alone must not read (or probe) notifications it cannot see."""
+    changer = make_user("changer", perms=["notification.change_notification"])
+    sms = make_unknown()
+    missing_id = str(sms.notification_id + 1000)
+
+    gql = graphql(changer)
+    hidden = gql.data(RESEND, {"id": str(sms.notification_id)})["resendNotification"]
+    missing = gql.data(RESEND, {"id": missing_id})["resendNotification"]
+
+    assert hidden["notification"] is None
+    assert [(e["field"], e["code"]) for e in hidden["errors"]] == [("id", "not_found")]
+    assert hidden["errors"][0]["message"].replace(str(sms.notification_id), "N") == missing[
+        "errors"
+    ][0]["message"].replace(missing_id, "N")
+    assert reload(sms).notification.status == Status.UNKNOWN  # nothing changed
+
+    # Not resendable but hidden: still not_found, never the notification itself.
+    pending = make_sms(body="someone else's, pending")
+    other = gql.data(RESEND, {"id": str(pending.notification_id)})["resendNotification"]
+    assert other["notification"] is None and other["errors"][0]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("bad_id", ["99999999999999999999999", str(2**63), "0", "x"])
+def test_resend_of_an_impossible_id_is_not_found(graphql, staff_user, bad_id):
+    result = graphql(staff_user).data(RESEND, {"id": bad_id})["resendNotification"]
+    assert result["notification"] is None
+    assert [(e["field"], e["code"]) for e in result["errors"]] == [("id", "not_found")]

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -14,31 +13,16 @@ from django.utils import timezone
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.resend import resend_notifications
 from notification.sending.batch import run_batch
+from notification.sending.recovery import recover_stale_claims
 from tests.fixtures_services import REPO_ROOT
+from tests.sending_helpers import create_due_sms
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_status_callbacks"),
+]
 
 Status = NotificationStatusChoices
-
-
-@pytest.fixture
-def twilio_emulator(twilio_emulator):
-    """No status callbacks: nothing serves PUBLIC_BASE_URL in these tests."""
-    twilio_emulator.configure(callbacks_enabled=False)
-    return twilio_emulator
-
-
-def create_due_sms(count: int) -> None:
-    """Bulk-create ``count`` due pairs, each with a unique body (bulk insert skips save())."""
-    publish = timezone.now() - timedelta(seconds=5)
-    notifications = Notification.objects.bulk_create(
-        Notification(title=f"n{i}", body=f"message {i}", publish_datetime=publish)
-        for i in range(count)
-    )
-    SmsNotification.objects.bulk_create(
-        SmsNotification(notification=n, to_phone_number=f"+1415555{i % 10000:04d}", segments=1)
-        for i, n in enumerate(notifications)
-    )
 
 
 def start_worker(env: dict[str, str], *extra: str) -> subprocess.Popen:
@@ -81,14 +65,16 @@ def test_four_worker_processes_send_each_message_exactly_once(twilio_emulator, s
 def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     twilio_emulator, subprocess_env, settings
 ):
-    total = 200
+    """Killed mid-batch: rows whose request never left go back to pending (the batch's
+    Redis dispatch log proves it), rows whose request had started become unknown."""
+    total, concurrency = 200, 4
     create_due_sms(total)
     twilio_emulator.configure(latency_ms=200)
     env = {
         **subprocess_env,
         **twilio_emulator.env,
         "TWILIO_SMS_BATCH_SIZE": "100",
-        "TWILIO_SMS_CONCURRENCY": "4",
+        "TWILIO_SMS_CONCURRENCY": str(concurrency),
     }
     worker = start_worker(env)
     try:
@@ -102,21 +88,38 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
         worker.kill()
         worker.communicate()
     time.sleep(0.5)  # requests already in flight finish at the emulator
-    assert Notification.objects.filter(status=Status.PROCESSING).exists()
+    processing = Notification.objects.filter(status=Status.PROCESSING)
+    claimed = processing.count()
+    assert claimed == 100  # the whole first batch was claimed, none of it written back
+    assert not processing.filter(sms__send_started_at__isnull=True).exists()  # all marked
+    received = received_bodies(twilio_emulator)
+    assert max(received.values()) == 1
 
-    # Recovery (at the start of the next batch) once the claims are stale.
+    # Recovery (the start of every batch) once the claims are stale.
+    recovered = recover_stale_claims(timezone.now(), claim_timeout_seconds=0)
+    assert recovered.requeued + recovered.unknown == claimed
+    assert recovered.requeued > 0 and recovered.unknown > 0
+    # Exact, not the whole batch: only requests that had left (at most one more
+    # per sending thread than the emulator saw) are unknown...
+    assert recovered.unknown <= len(received) + concurrency
+    # ...and every row put back to pending had provably never reached Twilio.
+    requeued_bodies = Notification.objects.filter(status=Status.PENDING).values_list(
+        "body", flat=True
+    )
+    assert all(received[body] == 0 for body in requeued_bodies)
+    assert not SmsNotification.objects.filter(
+        notification__status=Status.PENDING, send_started_at__isnull=False
+    ).exists()
+
     twilio_emulator.configure(latency_ms=0)
-    settings.TWILIO_SMS_CLAIM_TIMEOUT = 1
-    time.sleep(1.1)
-    recovered = run_batch()
-    assert recovered.recovered_unknown > 0  # killed after its requests had started
     while run_batch().claimed:
         pass
 
     statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
-    assert set(statuses) <= {Status.SENT, Status.UNKNOWN}, statuses
+    assert set(statuses) == {Status.SENT, Status.UNKNOWN}, statuses
+    assert statuses[Status.UNKNOWN] == recovered.unknown
     counts = received_bodies(twilio_emulator)
-    assert max(counts.values()) == 1  # no duplicate
+    assert max(counts.values()) == 1  # no duplicate without staff action
     for body in Notification.objects.filter(status=Status.SENT).values_list("body", flat=True):
         assert counts[body] == 1
     # Nothing lost: every unknown one is visible for staff; resending those the

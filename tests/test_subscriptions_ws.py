@@ -117,11 +117,11 @@ def test_sms_status_sends_current_status_then_each_change(live_server_url, clien
         sent = await ws.next_event()
         assert (sent["status"], sent["deliveryStatus"]) == ("SENT", "SENT")
 
-        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "undelivered", 30003)
+        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "undelivered", 30005)
         failed = await ws.next_event()
         assert (failed["status"], failed["deliveryStatus"]) == ("FAILED", "UNDELIVERED")
-        assert failed["errorCode"] == 30003
-        assert failed["errorMessage"] == "Unreachable destination handset"
+        assert failed["errorCode"] == 30005
+        assert failed["errorMessage"] == "Unknown destination handset"
         assert failed["at"]
         await ws.close()
 

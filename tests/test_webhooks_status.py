@@ -207,12 +207,13 @@ def test_signed_form_without_message_sid_is_a_bad_request(client: Client, sms):
 
 
 def test_undelivered_records_error_code_meaning_and_fails_notification(client: Client, sms):
-    response = post_signed(client, STATUS_PATH, status_form(SID, "undelivered", 30003))
+    """A permanent code (retryable ones re-queue: ``test_webhooks_retry``)."""
+    response = post_signed(client, STATUS_PATH, status_form(SID, "undelivered", 30005))
     assert response.status_code == 200
     assert state(sms) == ("undelivered", "failed")
-    assert sms.error_code == 30003
-    assert sms.error_message == "Unreachable destination handset"
-    assert sms.notification.status_message == "Twilio error 30003: Unreachable destination handset"
+    assert sms.error_code == 30005
+    assert sms.error_message == "Unknown destination handset"
+    assert sms.notification.status_message == "Twilio error 30005: Unknown destination handset"
     assert not SmsOptOut.objects.exists()
 
 

@@ -12,10 +12,10 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 30 * 60.0
 
 
-def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
+def retry_delay(attempts: int) -> timedelta:
     """Delay before the next try, after ``attempts`` failed attempts (1-based)."""
     nominal = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    factor = (rng or random).uniform(0.5, 1.0)
+    factor = random.uniform(0.5, 1.0)
     return timedelta(seconds=nominal * factor)
 
 

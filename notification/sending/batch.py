@@ -1,8 +1,10 @@
 """One send batch, start to finish, and its structured log line.
 
-recover stale claims → claim (budget + queue limit + opt-outs) → mark started
-→ dispatch concurrently → write all results → one log line. The number of SQL
-queries is the same whatever the batch size.
+recover stale claims → claim (budget + queue limit + opt-outs) → open the
+batch's dispatch log (Redis) → mark started (one UPDATE) → dispatch
+concurrently, recording each request's start in the log right before it leaves
+→ write all results → drop the log → one log line. The number of SQL queries is
+the same whatever the batch size (the per-request record is a Redis call).
 """
 
 import logging
@@ -14,29 +16,28 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
+from notification.sending.dispatch_log import DispatchLog
 from notification.sending.recovery import recover_stale_claims
-from notification.sending.results import write_results
+from notification.sending.results import ResultCounts, write_results
 from notification.twilio_client import get_twilio_client
 
 logger = logging.getLogger("notification.sending")
 
 
 @dataclass
-class BatchReport:
-    claimed: int = 0
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    unknown: int = 0
-    skipped_opt_out: int = 0
-    segments: int = 0
+class BatchReport(ResultCounts):
+    """The result counts plus what shaped the batch; ``claimed`` leads the log line."""
+
     queue_estimate: int = 0
     recovered_pending: int = 0
     recovered_unknown: int = 0
     wait_reason: str = ""
+    #: Claimed rows released by recovery before we started them (a stalled worker).
+    lost_claims: int = 0
     duration_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,10 +67,7 @@ def run_batch(
         return fixed_now or timezone.now()
 
     now = clock()
-    report = BatchReport()
-
     recovered = recover_stale_claims(now, settings.TWILIO_SMS_CLAIM_TIMEOUT)
-    report.recovered_pending, report.recovered_unknown = recovered.requeued, recovered.unknown
 
     batch = claim_batch(
         now=now,
@@ -77,8 +75,6 @@ def run_batch(
         batch_segments=batch_segments or settings.TWILIO_SMS_BATCH_SIZE,
         queue_limit=settings.TWILIO_SMS_QUEUE_LIMIT,
     )
-    report.claimed, report.queue_estimate = batch.claimed, batch.queue_estimate
-    report.wait_reason = batch.wait_reason or ""
     if batch.wait_reason:
         logger.info(
             "sms_batch_shrunk reason=%r queue_estimate=%d queue_limit=%d",
@@ -88,11 +84,20 @@ def run_batch(
         )
 
     outcomes = []
+    dispatch_log = None
     if batch.to_send:
+        dispatch_log = DispatchLog(batch.token)
+        try:
+            dispatch_log.open()
+        except RedisError as exc:
+            # Nothing will leave: each request's record_start is refused, so every
+            # row comes back as a retryable "not sent" outcome.
+            logger.warning("sms_batch dispatch log unavailable, sending nothing: %s", exc)
         mark_send_started(batch, clock())
         dispatcher = Dispatcher(
             concurrency or settings.TWILIO_SMS_CONCURRENCY,
             client_factory or get_twilio_client,
+            record_start=dispatch_log.record_start,
         )
         outcomes = dispatcher.send_all(
             [
@@ -103,9 +108,16 @@ def run_batch(
     counts = write_results(
         batch, outcomes, now=clock(), max_attempts=settings.TWILIO_SMS_MAX_ATTEMPTS
     )
-    report.sent, report.failed, report.retried = counts.sent, counts.failed, counts.retried
-    report.unknown, report.skipped_opt_out = counts.unknown, counts.skipped_opt_out
-    report.segments = counts.segments
-    report.duration_ms = round((time.monotonic() - started) * 1000)
+    if dispatch_log is not None:
+        dispatch_log.discard()  # results are written: recovery will not need it
+    report = BatchReport(
+        **asdict(counts),
+        queue_estimate=batch.queue_estimate,
+        recovered_pending=recovered.requeued,
+        recovered_unknown=recovered.unknown,
+        wait_reason=batch.wait_reason or "",
+        lost_claims=len(batch.lost),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
     logger.info(report.log_line())
     return report

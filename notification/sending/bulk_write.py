@@ -17,10 +17,6 @@ from typing import Any
 from django.db import connection
 from django.db.models import Model
 
-# A column whose new value must not overwrite a non-blank current one (the
-# delivery status a status callback may already have written).
-KEEP_IF_SET = "keep_if_set"
-
 
 def _max_rows(columns: int) -> int:
     if connection.vendor == "sqlite":

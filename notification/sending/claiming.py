@@ -25,9 +25,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.sending.optouts import opted_out_annotation
 from notification.sending.queue_estimate import estimate_queue
-from notification.sending.selection import due_sms, effective_segments, take_within_budget
+from notification.sending.selection import (
+    batch_candidates,
+    budget_cost,
+    effective_segments,
+    recount_segments,
+    take_within_budget,
+)
 
 
 @dataclass
@@ -36,16 +41,14 @@ class ClaimedBatch:
     sender: str
     to_send: list[SmsNotification] = field(default_factory=list)
     opted_out: list[SmsNotification] = field(default_factory=list)
+    #: Rows recovery released before we marked them started: never sent by this batch.
+    lost: list[SmsNotification] = field(default_factory=list)
     queue_estimate: int = 0
     wait_reason: str | None = None
 
     @property
     def claimed(self) -> int:
         return len(self.to_send) + len(self.opted_out)
-
-    @property
-    def segments(self) -> int:
-        return sum(sms.segments for sms in self.to_send)
 
 
 def _serialise_claims(sender: str) -> None:
@@ -55,12 +58,10 @@ def _serialise_claims(sender: str) -> None:
 
 
 def _candidates(now: datetime, limit: int) -> list[SmsNotification]:
-    queryset = (
-        due_sms(now).select_related("notification").annotate(opted_out=opted_out_annotation())
-    )
+    queryset = batch_candidates(now)
     if connection.features.has_select_for_update_skip_locked:
         queryset = queryset.select_for_update(skip_locked=True, of=("self", "notification"))
-    return list(queryset[:limit])
+    return recount_segments(list(queryset[:limit]))
 
 
 def claim_batch(
@@ -77,7 +78,7 @@ def claim_batch(
         candidates = _candidates(now, batch_segments)
         decision = take_within_budget(
             candidates,
-            lambda sms: 0 if sms.opted_out else effective_segments(sms),
+            budget_cost,
             batch_segments=batch_segments,
             queue_capacity=queue_limit - batch.queue_estimate,
         )
@@ -116,17 +117,30 @@ def claim_batch(
 def mark_send_started(batch: ClaimedBatch, now: datetime) -> None:
     """Record, in one UPDATE, that the batch's requests are about to leave.
 
-    Trade-off (at-most-once beats avoiding ``unknown``): marking the whole
-    batch right before dispatch costs one query whatever the batch size, but a
-    worker killed mid-batch turns *all* its not-yet-answered rows into
-    ``unknown`` (for staff to resend), including ones whose request had not
-    actually left. Marking per request would be exact but cost a query per
-    message; marking after the request would risk a silent duplicate.
+    One query whatever the batch size. It is the safe fallback of crash
+    recovery: a row marked here whose worker died is never put back to pending
+    unless the batch's ``DispatchLog`` (Redis) proves its request never left;
+    without that proof it becomes ``unknown`` (at most once).
+
+    The UPDATE only touches rows still carrying our claim token. If the worker
+    stalled past ``TWILIO_SMS_CLAIM_TIMEOUT``, recovery may have released some
+    rows (and another worker may be sending them): the count comes up short,
+    and only then are the rows still ours re-read; the others are dropped from
+    this batch and never sent by it.
     """
     ids = [sms.pk for sms in batch.to_send]
-    if ids:
-        SmsNotification.objects.filter(pk__in=ids, claim_token=batch.token).update(
-            send_started_at=now
+    if not ids:
+        return
+    marked = SmsNotification.objects.filter(pk__in=ids, claim_token=batch.token).update(
+        send_started_at=now
+    )
+    if marked != len(ids):
+        ours = set(
+            SmsNotification.objects.filter(
+                pk__in=ids, claim_token=batch.token, send_started_at=now
+            ).values_list("pk", flat=True)
         )
-        for sms in batch.to_send:
-            sms.send_started_at = now
+        batch.lost = [sms for sms in batch.to_send if sms.pk not in ours]
+        batch.to_send = [sms for sms in batch.to_send if sms.pk in ours]
+    for sms in batch.to_send:
+        sms.send_started_at = now

@@ -7,7 +7,11 @@ connection pool): sessions are not documented as thread-safe, and a shared pool
 smaller than the concurrency would open and discard connections.
 
 Threads never touch the database: they return ``SendOutcome`` values and the
-caller writes them all at once (see ``results``).
+caller writes them all at once (see ``results``). Right before each request
+leaves, the thread records its start (``record_start``, the batch's
+``DispatchLog`` in Redis); when that fails, or the SDK client cannot even be
+built (bad settings), the request never leaves and the outcome is a retryable
+failure: nothing reached Twilio, so sending it later cannot duplicate it.
 """
 
 import threading
@@ -20,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from notification.sending.errors import SendFailure, classify_exception
+from notification.sending.errors import FailureKind, SendFailure, classify_exception
 from notification.twilio_client import sender_kwargs
 
 STATUS_CALLBACK_PATH = "/twilio/sms/status/"
@@ -65,9 +69,15 @@ def _segments_from(response_value: Any, ours: int) -> int:
 class Dispatcher:
     """Sends requests with bounded concurrency; never raises for a single message."""
 
-    def __init__(self, concurrency: int, client_factory: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        client_factory: Callable[[], Any],
+        record_start: Callable[[int], None] | None = None,
+    ) -> None:
         self.concurrency = max(1, concurrency)
         self._client_factory = client_factory
+        self._record_start = record_start
         self._local = threading.local()
         self._common = {
             **sender_kwargs(),
@@ -81,11 +91,25 @@ class Dispatcher:
             client = self._local.client = self._client_factory()
         return client
 
+    def _not_sent(self, request: SendRequest, message: str) -> SendOutcome:
+        failure = SendFailure(FailureKind.RETRYABLE, None, message)
+        return SendOutcome(request, timezone.now(), failure=failure)
+
     def send_one(self, request: SendRequest) -> SendOutcome:
+        # Both steps before the request can fail without anything leaving.
         try:
-            message = self._client().messages.create(
-                to=request.to, body=request.body, **self._common
+            client = self._client()
+        except Exception as exc:
+            return self._not_sent(
+                request, f"Could not set up the Twilio client: {type(exc).__name__}: {exc}"
             )
+        if self._record_start is not None:
+            try:
+                self._record_start(request.sms_id)
+            except Exception as exc:
+                return self._not_sent(request, f"Not sent: {exc}")
+        try:
+            message = client.messages.create(to=request.to, body=request.body, **self._common)
         except Exception as exc:  # one bad message never stops the batch
             return SendOutcome(request, timezone.now(), failure=classify_exception(exc))
         return SendOutcome(

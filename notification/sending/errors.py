@@ -24,7 +24,8 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-# From the facts table (shared/twilio-facts.md).
+# From the facts table (shared/twilio-facts.md). Any code that is not permanent is
+# retried; RETRYABLE_CODES names the known ones (the status webhook uses it too).
 PERMANENT_CODES = frozenset(
     {21211, 21408, 21610, 21612, 21614, 30004, 30005, 30006, 30007, 30010, 30034}
 )
@@ -57,9 +58,8 @@ def classify_twilio_error(exc: TwilioRestException) -> SendFailure:
     message = str(exc.msg or f"HTTP {exc.status}")
     if code in PERMANENT_CODES:
         return SendFailure(FailureKind.PERMANENT, code, message)
-    if code in RETRYABLE_CODES or exc.status == 429 or exc.status >= 500:
-        return SendFailure(FailureKind.RETRYABLE, code, message)
-    # Default branch: see the module docstring.
+    # Everything else is retried: the known cases (RETRYABLE_CODES, HTTP 429, 5xx)
+    # and, by the default branch (see the module docstring), unknown codes too.
     return SendFailure(FailureKind.RETRYABLE, code, message)
 
 

@@ -18,8 +18,12 @@ from redis.exceptions import LockError
 BATCH_LOCK_NAME = "sms:send-batch:lock"
 
 
-def batch_lock_timeout() -> int:
-    """Seconds: the RQ job timeout of the sms queue (a batch cannot outlive it)."""
+def sms_job_timeout() -> int:
+    """Seconds a batch job may run: the RQ job timeout of the sms queue.
+
+    The scheduled job is registered with it, and the lock lasts as long (a batch
+    cannot outlive its job).
+    """
     queue = settings.RQ_QUEUES.get(settings.SMS_QUEUE_NAME, {})
     return int(queue.get("DEFAULT_TIMEOUT", 900))
 
@@ -27,7 +31,7 @@ def batch_lock_timeout() -> int:
 @contextmanager
 def batch_lock(connection: Redis, timeout: int | None = None) -> Iterator[bool]:
     """Yield True when this run holds the lock, False when another run does."""
-    lock = connection.lock(BATCH_LOCK_NAME, timeout=timeout or batch_lock_timeout(), blocking=False)
+    lock = connection.lock(BATCH_LOCK_NAME, timeout=timeout or sms_job_timeout(), blocking=False)
     acquired = lock.acquire(blocking=False)
     try:
         yield acquired

@@ -12,9 +12,15 @@ from django.db.models import Q
 
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.sending.dispatch import current_sender
-from notification.sending.optouts import opted_out_annotation
 from notification.sending.queue_estimate import estimate_queue
-from notification.sending.selection import due_sms, effective_segments, take_within_budget
+from notification.sending.selection import (
+    batch_candidates,
+    budget_cost,
+    due_sms,
+    effective_segments,
+    recount_segments,
+    take_within_budget,
+)
 
 
 @dataclass
@@ -55,14 +61,10 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
         queue_limit=settings.TWILIO_SMS_QUEUE_LIMIT,
         queue_estimate=estimate_queue(sender, now),
     )
-    candidates = list(
-        due_sms(now)
-        .select_related("notification")
-        .annotate(opted_out=opted_out_annotation())[: plan.batch_segments]
-    )
+    candidates = recount_segments(list(batch_candidates(now)[: plan.batch_segments]))
     decision = take_within_budget(
         candidates,
-        lambda sms: 0 if sms.opted_out else effective_segments(sms),
+        budget_cost,
         batch_segments=plan.batch_segments,
         queue_capacity=plan.queue_limit - plan.queue_estimate,
     )

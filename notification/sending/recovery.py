@@ -3,19 +3,28 @@
 Run at the start of every batch. A claim older than ``TWILIO_SMS_CLAIM_TIMEOUT``
 belongs to a worker that is gone (a batch takes seconds, the timeout minutes):
 
-* request never started (``send_started_at`` empty): nothing left our side, so
-  the notification safely goes back to ``pending``;
-* request started: it may be at Twilio, so the notification becomes
-  ``unknown`` and is never resent automatically.
+* batch never marked started (``send_started_at`` empty): nothing left our
+  side, so the notification safely goes back to ``pending``;
+* batch marked started: the batch's ``DispatchLog`` (a Redis set of the ids
+  whose request was about to leave) decides per row. Recovery first *closes*
+  the set, so a stalled worker can no longer send any of its rows. Set present
+  and the id absent: the request never left → ``pending``. Id present, or the
+  set missing (expired, Redis lost or unreachable): it may be at Twilio →
+  ``unknown``, never resent automatically (at most once wins).
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from redis.exceptions import RedisError
 
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.sending.dispatch_log import settle as settle_dispatch_logs
+
+logger = logging.getLogger("notification.sending")
 
 UNKNOWN_AFTER_CRASH = (
     "The worker sending this message stopped after its request to Twilio started; "
@@ -41,25 +50,48 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             stale = stale.select_for_update(skip_locked=True)
-        rows = list(stale.values_list("pk", "notification_id", "send_started_at"))
+        rows = list(stale.values_list("pk", "notification_id", "send_started_at", "claim_token"))
         if not rows:
             return counts
-        requeue = [(pk, nid) for pk, nid, started in rows if started is None]
-        settle = [(pk, nid) for pk, nid, started in rows if started is not None]
+        started_ids = _started_ids({token for _, _, started, token in rows if started})
+        requeue, unknown = [], []
+        for pk, nid, started, token in rows:
+            if started is None:
+                requeue.append((pk, nid))
+            elif token in started_ids and pk not in started_ids[token]:
+                requeue.append((pk, nid))  # the batch started, but not this request
+            else:
+                unknown.append((pk, nid))
         if requeue:
             Notification.objects.filter(pk__in=[nid for _, nid in requeue]).update(
                 status=NotificationStatusChoices.PENDING, status_message="", updated_datetime=now
             )
-        if settle:
-            Notification.objects.filter(pk__in=[nid for _, nid in settle]).update(
+        if unknown:
+            Notification.objects.filter(pk__in=[nid for _, nid in unknown]).update(
                 status=NotificationStatusChoices.UNKNOWN,
                 status_message=UNKNOWN_AFTER_CRASH,
                 updated_datetime=now,
             )
-        SmsNotification.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
+        if requeue:  # provably never sent: no trace of a start left behind
+            SmsNotification.objects.filter(pk__in=[pk for pk, _ in requeue]).update(
+                send_started_at=None
+            )
+        SmsNotification.objects.filter(pk__in=[pk for pk, *_ in rows]).update(
             claimed_at=None, claim_token=""
         )
-        counts.requeued, counts.unknown = len(requeue), len(settle)
-        ids = [nid for _, nid, _ in rows]
+        counts.requeued, counts.unknown = len(requeue), len(unknown)
+        ids = [nid for _, nid, *_ in rows]
         transaction.on_commit(lambda: notify_status_changed(ids))
     return counts
+
+
+def _started_ids(tokens: set[str]) -> dict[str, set[int]]:
+    """Per claim token whose dispatch log still exists, the ids whose request left."""
+    if not tokens:
+        return {}
+    try:
+        return settle_dispatch_logs(tokens)
+    except RedisError as exc:
+        # Without the log nothing proves a request did not leave: all unknown.
+        logger.warning("sms_recovery dispatch log unavailable, started rows -> unknown: %s", exc)
+        return {}

@@ -24,6 +24,7 @@ SMS_FIELDS = [
     "twilio_sid",
     "delivery_status",
     "segments",
+    "encoding",
     "error_code",
     "error_message",
     "attempts",
@@ -41,6 +42,13 @@ Status = NotificationStatusChoices
 
 @dataclass
 class ResultCounts:
+    """How a batch's claimed rows ended.
+
+    Every claimed row lands in exactly one of sent, failed, retried, unknown and
+    skipped_opt_out; ``segments`` counts those of the sent messages.
+    """
+
+    claimed: int = 0
     sent: int = 0
     failed: int = 0
     retried: int = 0
@@ -128,7 +136,7 @@ def write_results(
     batch: ClaimedBatch, outcomes: list[SendOutcome], *, now: datetime, max_attempts: int
 ) -> ResultCounts:
     """Apply outcomes (and opt-out skips) to the claimed rows and save them."""
-    counts = ResultCounts()
+    counts = ResultCounts(claimed=batch.claimed)
     by_id = {sms.pk: sms for sms in batch.to_send}
     rows: list[SmsNotification] = []
     opted_out_by_twilio: list[str] = []

@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.segments import count_segments
+from notification.sending.optouts import opted_out_annotation
 
 T = TypeVar("T")
 
@@ -39,11 +40,35 @@ def due_sms(now: datetime) -> QuerySet[SmsNotification]:
     )
 
 
+def batch_candidates(now: datetime) -> QuerySet[SmsNotification]:
+    """Due rows as a batch (or its dry run) weighs them: notification loaded, opt-out known."""
+    return due_sms(now).select_related("notification").annotate(opted_out=opted_out_annotation())
+
+
+def recount_segments(candidates: list[SmsNotification]) -> list[SmsNotification]:
+    """Set each row's segments and encoding from its body as it is *now*.
+
+    The stored count was made when the row was saved; the body may have been
+    edited since (admin, ORM, a bulk import that skipped ``save()``), and the
+    budget must weigh what will actually be sent. A batch's worth of rows is
+    cheap to count; the batch persists the counts with its results.
+    """
+    for sms in candidates:
+        info = count_segments(sms.notification.body)
+        sms.segments = max(1, info.segments)
+        sms.encoding = info.encoding.value
+    return candidates
+
+
 def effective_segments(sms: SmsNotification) -> int:
-    """The row's segment count, recomputed if a bulk insert skipped ``save()`` (left 0)."""
-    if sms.segments > 0:
-        return sms.segments
-    return max(1, count_segments(sms.notification.body).segments)
+    """The row's segment count (at least one), as ``recount_segments`` left it."""
+    return max(1, sms.segments)
+
+
+def budget_cost(candidate: SmsNotification) -> int:
+    """Segments a ``batch_candidates`` row takes from the budget: none when opted out,
+    because it never reaches Twilio."""
+    return 0 if candidate.opted_out else effective_segments(candidate)
 
 
 @dataclass(frozen=True, slots=True)

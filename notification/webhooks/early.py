@@ -1,4 +1,4 @@
-"""Status callbacks that arrive before we know their sid, kept until we do.
+"""Callbacks for sids that are not (or no longer) stored: early ones and retired ones.
 
 The send job stores the sids of a batch after its create requests return, so
 Twilio's "sent" (even "delivered") can reach the webhook first. Dropping those
@@ -7,8 +7,17 @@ the web and worker processes) for ``KEEP_SECONDS`` and applied as soon as the
 sid is stored: ``notification.events`` calls ``settle_early_callbacks`` after
 each status change is committed, and the webhook re-checks after keeping one.
 
-Redis trouble here is logged and swallowed: it can cost a late status, never
-the webhook's answer or anyone's transaction.
+The opposite case lives here too: a sid *retired* after Twilio reported a
+retryable failure (``status`` re-queues the message and clears its sid, so the
+next attempt can store its own). Twilio may still send late callbacks for the
+old sid; ``is_retired`` lets the webhook answer them as stale instead of keeping
+them as early ones (they would never apply anyway: that sid is never stored
+again). Retired sids are remembered for the validity period, the longest Twilio
+keeps a message alive.
+
+Redis trouble here is logged and swallowed: it can cost a late status (or a
+retired sid's late callback logged as unknown), never the webhook's answer or
+anyone's transaction.
 """
 
 import json
@@ -26,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "sms:early-status:"
 KEEP_SECONDS = 3600
+RETIRED_PREFIX = "sms:retired-sid:"
 
 _clients: dict[str, redis.Redis] = {}
 
@@ -86,3 +96,21 @@ def waiting(message_sids: Iterable[str]) -> list[str]:
     except redis.RedisError:
         logger.exception("Could not look for early status callbacks")
         return []
+
+
+def retire(message_sid: str, notification_id: int) -> None:
+    """Remember that ``message_sid`` was a failed attempt of ``notification_id``."""
+    keep_for = max(KEEP_SECONDS, settings.TWILIO_SMS_VALIDITY_PERIOD + KEEP_SECONDS)
+    try:
+        _redis().set(RETIRED_PREFIX + message_sid, notification_id, ex=keep_for)
+    except redis.RedisError:
+        logger.exception("Could not remember retired sid %s", message_sid)
+
+
+def is_retired(message_sid: str) -> bool:
+    """True when ``message_sid`` belongs to an attempt that was given up and re-queued."""
+    try:
+        return bool(_redis().exists(RETIRED_PREFIX + message_sid))
+    except redis.RedisError:
+        logger.exception("Could not look up retired sid %s", message_sid)
+        return False

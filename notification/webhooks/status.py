@@ -5,17 +5,28 @@ and a callback only moves an SMS to a strictly higher rank. The rule is enforced
 by the UPDATE's own WHERE clause (not by a read followed by a write), so two
 callbacks handled at the same moment by two processes cannot move a status
 backwards: the database evaluates the condition against the row it locks.
+
+A failure Twilio reports later (``failed``/``undelivered``) with a *retryable*
+code (the sending code's own table, ``sending.errors.RETRYABLE_CODES``: 30001,
+30003, 30008, 30036...) gets the sending rule: back to ``pending`` with
+backoff (``sending.backoff``) until ``TWILIO_SMS_MAX_ATTEMPTS``, then failed
+with the last error. The send already counted the attempt (``attempts`` goes up
+with each create request), so the callback does not count it twice. The SMS
+keeps the error as its last error and gives up its sid (see ``_requeue``).
+Permanent codes, 21610 and codes Twilio does not document as transient fail at
+once: a message that reached the carrier and failed for an unknown reason is
+not worth risking a duplicate for.
 """
 
 import enum
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
-from django.db.models.functions import Coalesce
 
-from notification.events import notify_status_changed
+from notification.events import notify_status_changed, status_payload
 from notification.models import (
     DeliveryStatusChoices as Delivery,
 )
@@ -24,11 +35,13 @@ from notification.models import (
     NotificationStatusChoices,
     SmsNotification,
 )
-from notification.sending.errors import OPT_OUT_CODE
+from notification.sending.backoff import next_attempt_at
+from notification.sending.errors import OPT_OUT_CODE, RETRYABLE_CODES
 from notification.sending.optouts import record_twilio_opt_outs
 from notification.webhooks import early
 from notification.webhooks.errors import error_meaning
 from notification.webhooks.events import SmsStatusEvent
+from notification.webhooks.forward import NotificationChange, SmsChange, move_forward
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +74,10 @@ _NOTIFICATION_MOVES: dict[str, tuple[str, frozenset[str]]] = {
     Delivery.CANCELED: (_N.CANCELED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
 }
 _SENT_OR_LATER = frozenset(status for status, rank in STATUS_RANK.items() if rank >= 3)
+_FAILURES = frozenset({Delivery.FAILED, Delivery.UNDELIVERED})
+# A failure re-queues only a notification the send job handed over (a canceled
+# or already delivered one keeps its status, as with any failure).
+_REQUEUE_FROM = _NOTIFICATION_MOVES[Delivery.FAILED][1]
 
 
 class Outcome(enum.StrEnum):
@@ -74,6 +91,8 @@ class Outcome(enum.StrEnum):
 class ApplyResult:
     outcome: Outcome
     notification_id: int | None = None
+    # What subscribers are sent for an UPDATED result, when the write returned it.
+    payload: dict[str, Any] | None = None
 
 
 def statuses_before(status: str) -> list[str]:
@@ -105,6 +124,14 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
         return ApplyResult(Outcome.UNKNOWN_STATUS)
 
     result = _apply(event)
+    if result.outcome is Outcome.UNKNOWN_SID and early.is_retired(event.message_sid):
+        logger.info(
+            "Late status callback %r for %s, the sid of an attempt that failed and was "
+            "re-queued: ignored",
+            event.status,
+            event.message_sid,
+        )
+        return ApplyResult(Outcome.STALE)
     if result.outcome is Outcome.UNKNOWN_SID and keep_if_early:
         # 200 all the same: Twilio would otherwise retry a callback we cannot use yet.
         logger.warning(
@@ -133,62 +160,144 @@ def apply_early_events(message_sids: list[str]) -> set[int]:
     return changed
 
 
+class _Raced(Exception):
+    """The notification moved between our read and our write: roll the change back."""
+
+
 def _apply(event: SmsStatusEvent) -> ApplyResult:
-    with transaction.atomic():
-        row = (
+    if event.error_code == OPT_OUT_CODE:
+        numbers = SmsNotification.objects.filter(twilio_sid=event.message_sid).values_list(
+            "to_phone_number", flat=True
+        )
+        record_twilio_opt_outs(list(numbers))
+    if event.status in _FAILURES and event.error_code in RETRYABLE_CODES:
+        try:
+            with transaction.atomic():
+                return _apply_retryable_failure(event)
+        except _Raced:
+            logger.info(
+                "Status callback %r for %s raced another change", event.status, event.message_sid
+            )
+            return ApplyResult(Outcome.STALE)
+    return _move(event)
+
+
+def _move(event: SmsStatusEvent, *, gave_up_after: int | None = None) -> ApplyResult:
+    """Move the SMS (and its notification) forward; the common case, two statements."""
+    sms_change = SmsChange(
+        delivery_status=event.status,
+        at=event.received_at,
+        movable_from=statuses_before(event.status),
+        set_sent_datetime=event.status in _SENT_OR_LATER,
+        set_delivered_datetime=event.status == Delivery.DELIVERED,
+        error_code=event.error_code,
+        error_message=error_meaning(event.error_code, event.error_message)
+        if event.error_code is not None
+        else "",
+    )
+    moved = move_forward(event.message_sid, sms_change, _notification_change(event, gave_up_after))
+    if moved is None:
+        notification_id = (
             SmsNotification.objects.filter(twilio_sid=event.message_sid)
-            .values("pk", "notification_id", "to_phone_number")
+            .values_list("notification_id", flat=True)
             .first()
         )
-        if row is None:
+        if notification_id is None:
             return ApplyResult(Outcome.UNKNOWN_SID)
+        logger.info(
+            "Stale status callback %r for %s: status unchanged", event.status, event.message_sid
+        )
+        return ApplyResult(Outcome.STALE, notification_id)
+    return ApplyResult(Outcome.UPDATED, moved.notification_id, status_payload(moved.payload_row))
 
-        if event.error_code == OPT_OUT_CODE:
-            record_twilio_opt_outs([row["to_phone_number"]])
 
-        changed = _advance_sms(row["pk"], event)
-        if not changed:
-            logger.info(
-                "Stale status callback %r for %s: status unchanged",
-                event.status,
-                event.message_sid,
-            )
-            return ApplyResult(Outcome.STALE, row["notification_id"])
+def _notification_change(
+    event: SmsStatusEvent, gave_up_after: int | None
+) -> NotificationChange | None:
+    move = _NOTIFICATION_MOVES.get(event.status)
+    if move is None:
+        return None
+    new_status, leaves = move
+    message = None
+    if new_status == _N.FAILED:
+        message = _describe_error(event)
+        if gave_up_after is not None:
+            message = f"Gave up after {gave_up_after} attempts: {message}"
+    return NotificationChange(
+        status=new_status,
+        at=event.received_at,
+        leaves=leaves,
+        set_sent_datetime=new_status in (_N.SENT, _N.DELIVERED),
+        status_message=message,
+    )
 
-        _advance_notification(row["notification_id"], event)
+
+def _apply_retryable_failure(event: SmsStatusEvent) -> ApplyResult:
+    """A failure worth another attempt: re-queue it, or fail it at the attempt cap."""
+    row = (
+        SmsNotification.objects.filter(twilio_sid=event.message_sid)
+        .values("pk", "notification_id", "attempts", "notification__status")
+        .first()
+    )
+    if row is None:
+        return ApplyResult(Outcome.UNKNOWN_SID)
+    if row["notification__status"] not in _REQUEUE_FROM:  # canceled, delivered...
+        return _move(event)
+    if row["attempts"] >= settings.TWILIO_SMS_MAX_ATTEMPTS:
+        return _move(event, gave_up_after=row["attempts"])
+    if not _requeue(row["pk"], row["notification_id"], row["attempts"], event):
+        logger.info(
+            "Stale status callback %r for %s: status unchanged", event.status, event.message_sid
+        )
+        return ApplyResult(Outcome.STALE, row["notification_id"])
     return ApplyResult(Outcome.UPDATED, row["notification_id"])
 
 
-def _advance_sms(sms_pk: int, event: SmsStatusEvent) -> bool:
-    changes: dict[str, object] = {
-        "delivery_status": event.status,
-        "status_updated_datetime": event.received_at,
-    }
-    if event.status in _SENT_OR_LATER:
-        changes["sent_datetime"] = Coalesce("sent_datetime", Value(event.received_at))
-    if event.status == Delivery.DELIVERED:
-        changes["delivered_datetime"] = event.received_at
+def _describe_error(event: SmsStatusEvent) -> str:
     if event.error_code is not None:
-        changes["error_code"] = event.error_code
-        changes["error_message"] = error_meaning(event.error_code, event.error_message)
-    updated = SmsNotification.objects.filter(
-        pk=sms_pk, delivery_status__in=statuses_before(event.status)
-    ).update(**changes)
-    return updated == 1
+        meaning = error_meaning(event.error_code, event.error_message)
+        return f"Twilio error {event.error_code}: {meaning}"
+    return event.error_message or f"Twilio reported {event.status}"
 
 
-def _advance_notification(notification_id: int, event: SmsStatusEvent) -> None:
-    move = _NOTIFICATION_MOVES.get(event.status)
-    if move is None:
-        return
-    new_status, leaves = move
-    changes: dict[str, object] = {"status": new_status, "updated_datetime": event.received_at}
-    if new_status in (_N.SENT, _N.DELIVERED):
-        changes["sent_datetime"] = Coalesce("sent_datetime", Value(event.received_at))
-    if new_status == _N.FAILED:
-        if event.error_code is not None:
-            meaning = error_meaning(event.error_code, event.error_message)
-            changes["status_message"] = f"Twilio error {event.error_code}: {meaning}"
-        else:
-            changes["status_message"] = event.error_message or f"Twilio reported {event.status}"
-    Notification.objects.filter(pk=notification_id, status__in=leaves).update(**changes)
+def _requeue(sms_pk: int, notification_id: int, attempts: int, event: SmsStatusEvent) -> bool:
+    """Send the message again later, as the send job does with a retryable create error.
+
+    The SMS goes back to "not submitted" without a sid: the next create stores
+    its own sid and first status (the send job only fills a blank delivery
+    status), the unique sid column never sees the old value twice, and the
+    sender's queue estimate stops counting the message (it counts only queued
+    or in-flight rows). The old sid is remembered in Redis (``early.retire``)
+    so its late callbacks are answered as stale; they could not reach the new
+    attempt anyway, since they look the row up by that sid.
+    """
+    moved = SmsNotification.objects.filter(
+        pk=sms_pk,
+        twilio_sid=event.message_sid,
+        delivery_status__in=statuses_before(event.status),
+    ).update(
+        twilio_sid=None,
+        delivery_status=Delivery.NOT_SUBMITTED,
+        error_code=event.error_code,
+        error_message=error_meaning(event.error_code, event.error_message),
+        next_attempt_at=next_attempt_at(event.received_at, max(attempts, 1)),
+        send_started_at=None,
+        sent_datetime=None,
+        delivered_datetime=None,
+        status_updated_datetime=event.received_at,
+    )
+    if not moved:
+        return False
+    requeued = Notification.objects.filter(pk=notification_id, status__in=_REQUEUE_FROM).update(
+        status=_N.PENDING,
+        status_message=(
+            f"Attempt {attempts} failed ({event.message_sid}), will retry: {_describe_error(event)}"
+        ),
+        sent_datetime=None,
+        updated_datetime=event.received_at,
+    )
+    if not requeued:
+        raise _Raced
+    sid = event.message_sid
+    transaction.on_commit(lambda: early.retire(sid, notification_id), robust=True)
+    return True

@@ -7,12 +7,12 @@ and changes nothing, whatever ``DEBUG`` says.
 
 import logging
 
-from channels.db import DatabaseSyncToAsync
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from notification.events import publish_payloads, status_payloads
+from notification.webhooks.db import run_in_db_thread
 from notification.webhooks.events import SmsStatusEvent
 from notification.webhooks.inbound import handle_inbound
 from notification.webhooks.normalize import (
@@ -41,14 +41,11 @@ def _forbidden(request: HttpRequest) -> HttpResponseForbidden:
 def _record(event: SmsStatusEvent) -> tuple[ApplyResult, list[dict]]:
     """The database part, in one trip to the sync thread: write, then read what to publish."""
     result = record_status_event(event)
-    if result.outcome is Outcome.UPDATED and result.notification_id is not None:
-        return result, status_payloads([result.notification_id])
-    return result, []
-
-
-# close_old_connections() around each call keeps CONN_MAX_AGE and broken-connection
-# handling working for connections that live in pool threads.
-_record_in_pool = DatabaseSyncToAsync(_record, thread_sensitive=False)
+    if result.outcome is not Outcome.UPDATED or result.notification_id is None:
+        return result, []
+    if result.payload is not None:  # returned by the write itself
+        return result, [result.payload]
+    return result, status_payloads([result.notification_id])
 
 
 @csrf_exempt
@@ -57,10 +54,11 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
     """``POST /twilio/sms/status/``: a message's delivery status changed.
 
     Async so that the publish runs on the server's event loop (no thread hop per
-    Redis round trip). The database work is one call in a pooled thread, after
-    which the change is committed and only then published. Pooled, not Django's
-    per-request thread: that thread dies with the request and takes its database
-    connection along, so every callback would pay for a new connection.
+    Redis round trip). The database work is one call in a long-lived database
+    thread (``webhooks.db``), after which the change is committed and only then
+    published. Not Django's per-request thread: that thread dies with the
+    request and takes its database connection along, so every callback would
+    pay for a new connection.
     """
     if not has_valid_signature(request):
         return _forbidden(request)
@@ -69,7 +67,7 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
     except MalformedWebhook as exc:
         logger.warning("Malformed status callback: %s", exc)
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
-    result, payloads = await _record_in_pool(event)
+    result, payloads = await run_in_db_thread(_record, event)
     await publish_payloads(payloads)
     return HttpResponse(result.outcome.value, content_type="text/plain")
 
