@@ -158,7 +158,10 @@ class SmsNotification(models.Model):
     send_started_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the create request left; set means the message may be at Twilio.",
+        help_text=(
+            "When the batch holding this row started dispatching; which requests really "
+            "left is in the batch's Redis dispatch log (notification.sending.dispatch_log)."
+        ),
     )
     sent_datetime = models.DateTimeField(null=True, blank=True)
     delivered_datetime = models.DateTimeField(null=True, blank=True)
