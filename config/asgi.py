@@ -5,9 +5,10 @@ and mutations (``schema.views``); Twilio's status callbacks take a
 middleware-free path to the same view (``notification.webhooks.asgi`` says why).
 Websockets on ``/graphql/`` go to strawberry's channels consumer with the same
 schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
-session cookie identifies the user.
+session cookie identifies the user (``schema.websocket``).
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -16,7 +17,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Set Django up before anything imports models (the schema does).
 django_application = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
@@ -27,16 +27,19 @@ from schema.websocket import graphql_ws_application  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": with_status_callback_fast_path(django_application),
-        "websocket": AuthMiddlewareStack(
-            URLRouter([re_path(r"^graphql/?$", graphql_ws_application(schema))])
-        ),
+        "websocket": URLRouter([re_path(r"^graphql/?$", graphql_ws_application(schema))]),
     }
 )
 
-import gc  # noqa: E402
-
-# EXPERIMENT
+# Garbage collection tuned for many long-lived websocket connections. Profiled at
+# 1,000 subscribers, CPython's default thresholds ran a young collection every 700
+# allocations (hundreds per published event, each promoting live objects) and full
+# collections of ~600,000 objects that paused the loop for up to half a second,
+# the largest part of the p99 latency. Objects loaded at start-up (Django, the
+# schema, the URLconf) live for ever, so they leave the collector's view
+# (``gc.freeze``), and young collections run after 50,000 allocations instead:
+# nearly everything a request or an event allocates is freed by reference
+# counting long before, so the collector finds little to do but still reclaims
+# cycles within milliseconds.
 gc.freeze()
-_t = os.environ.get("GC_THRESHOLD")
-if _t:
-    gc.set_threshold(*map(int, _t.split(",")))
+gc.set_threshold(50_000, 20, 10)

@@ -17,7 +17,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from schema.mutations import AuthMutation, NotificationMutation
 from schema.queries import Query
 from schema.resend import ResendMutation
-from schema.subscriptions import Subscription
+from schema.subscriptions import SharedEventExecutionContext, Subscription
 
 MUTATION_TYPES: tuple[type, ...] = (AuthMutation, NotificationMutation, ResendMutation)
 
@@ -28,4 +28,6 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[DjangoOptimizerExtension],
+    # Subscription events are executed once per event, not once per subscriber.
+    execution_context_class=SharedEventExecutionContext,
 )

@@ -9,17 +9,19 @@ import asyncio
 import os
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 from websockets.exceptions import InvalidStatus
 
-from notification.events import notify_status_changed
+from notification.events import notify_status_changed, publish_payloads
 from notification.models import Notification, SmsNotification
 from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
 from tests.live_support import (
     MY_NOTIFICATIONS_SUBSCRIPTION,
     SMS_STATUS_SUBSCRIPTION,
+    STATUS_FIELDS,
     HttpSession,
     LegacyWsClient,
     TransportWsClient,
@@ -150,6 +152,120 @@ def test_publish_from_another_process_reaches_the_subscriber(live_server_url):
         await asyncio.to_thread(worker_changes_status)
         assert (await ws.next_event())["status"] == "CANCELED"
         await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_a_late_older_publish_never_moves_the_subscriber_back(live_server_url):
+    """Publishes from two processes can overtake each other; the subscriber only moves on."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "a" * 32)
+    session = login(live_server_url, ann)
+    # What a worker that read the row just before the webhook's write would publish late.
+    stale = {
+        "type": "sms.status",
+        "notificationId": str(notification.pk),
+        "userId": ann.pk,
+        "status": "sent",
+        "deliveryStatus": "queued",
+        "errorCode": None,
+        "errorMessage": "",
+        "at": None,
+    }
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
+        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+        await asyncio.to_thread(post_callback, session, "SM" + "a" * 32, "sent")
+        assert (await ws.next_event())["deliveryStatus"] == "SENT"
+        await asyncio.to_thread(async_to_sync(publish_payloads), [stale])
+        await asyncio.to_thread(post_callback, session, "SM" + "a" * 32, "delivered")
+        assert (await ws.next_event())["deliveryStatus"] == "DELIVERED"
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_a_retry_starting_over_reaches_the_subscriber(live_server_url):
+    """A retryable failure re-queues the message: "not submitted" again, with the error."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "b" * 32)
+    session = login(live_server_url, ann)
+
+    async def scenario():
+        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
+        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+        await asyncio.to_thread(post_callback, session, "SM" + "b" * 32, "undelivered", 30003)
+        event = await ws.next_event()
+        assert (event["status"], event["deliveryStatus"]) == ("PENDING", "NOT_SUBMITTED")
+        assert event["errorCode"] == 30003
+        await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_subscribers_get_the_fields_they_asked_for(live_server_url):
+    """One execution is shared per event and query text, never across different queries."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "c" * 32)
+    session = login(live_server_url, ann)
+    narrow = "subscription W($ids: [ID!]) { smsStatus(notificationIds: $ids) { status } }"
+    aliased = (
+        "subscription W($ids: [ID!]) { smsStatus(notificationIds: $ids) "
+        "{ id: notificationId code: errorCode deliveryStatus } }"
+    )
+
+    async def scenario():
+        sockets = []
+        for query in (narrow, aliased, SMS_STATUS_SUBSCRIPTION):
+            ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+            await ws.subscribe(query, {"ids": [str(notification.pk)]})
+            await ws.next_event()
+            sockets.append(ws)
+        await asyncio.to_thread(post_callback, session, "SM" + "c" * 32, "sent")
+        events = [await ws.next_event() for ws in sockets]
+        assert events[0] == {"status": "SENT"}
+        assert events[1] == {"id": str(notification.pk), "code": None, "deliveryStatus": "SENT"}
+        assert set(events[2]) == set(STATUS_FIELDS.split())
+        assert events[2]["deliveryStatus"] == "SENT"
+        for ws in sockets:
+            await ws.close()
+
+    run(scenario())
+    session.close()
+
+
+def test_one_subscription_ending_leaves_the_others_listening(live_server_url):
+    """Subscriptions of a process share one channel; a group is left only when none watch it."""
+    ann = make_user("ann")
+    notification = make_sms(ann, "SM" + "d" * 32)
+    session = login(live_server_url, ann)
+    ids = {"ids": [str(notification.pk)]}
+
+    async def scenario():
+        first = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        second = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        for ws in (first, second):
+            await ws.subscribe(SMS_STATUS_SUBSCRIPTION, ids)
+            await ws.next_event()
+        await first.close()
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(post_callback, session, "SM" + "d" * 32, "sent")
+        assert (await second.next_event())["deliveryStatus"] == "SENT"
+        await second.close()
+        await asyncio.sleep(0.3)  # nobody watches the group now: it is left
+
+        third = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+        await third.subscribe(SMS_STATUS_SUBSCRIPTION, ids)
+        assert (await third.next_event())["deliveryStatus"] == "SENT"
+        await asyncio.to_thread(post_callback, session, "SM" + "d" * 32, "delivered")
+        assert (await third.next_event())["deliveryStatus"] == "DELIVERED"
+        await third.close()
 
     run(scenario())
     session.close()
