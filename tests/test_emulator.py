@@ -452,3 +452,28 @@ def test_control_api_answers_unknown_paths_with_404(twilio_emulator: EmulatorHan
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{twilio_emulator.base_url}/_emulator/nothing", timeout=5)
     assert caught.value.code == 404
+
+
+def test_a_client_that_hangs_up_mid_body_sent_no_message(twilio_emulator: EmulatorHandle) -> None:
+    """A worker killed between the headers and the body must not count as a create request."""
+    import base64
+    import socket
+    from urllib.parse import urlsplit
+
+    base = urlsplit(twilio_emulator.base_url)
+    credentials = base64.b64encode(
+        f"{twilio_emulator.account_sid}:{twilio_emulator.auth_token}".encode()
+    ).decode()
+    body = b"To=%2B14155550100&From=%2B15005550006&Body=cut+short"
+    head = (
+        f"POST /2010-04-01/Accounts/{twilio_emulator.account_sid}/Messages.json HTTP/1.1\r\n"
+        f"Host: {base.netloc}\r\nAuthorization: Basic {credentials}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((base.hostname, base.port), timeout=5) as connection:
+        connection.sendall(head + body[:10])
+    # A complete request afterwards is served and logged: the half one never was.
+    get_twilio_client().messages.create(to="+14155550100", from_="+15005550006", body="whole")
+    assert [r["body"] for r in twilio_emulator.requests()] == ["whole"]
+    assert [m["body"] for m in twilio_emulator.messages()] == ["whole"]

@@ -211,8 +211,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _read_body(self) -> bytes:
+        """The request body; a client that hung up mid-body sent no request at all.
+
+        (A worker killed between writing the headers and the body must not show
+        up as a body-less create request: Twilio would never see it either.)
+        """
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise _Dropped
+        return body
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -233,8 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
-        body = self._read_body()
         try:
+            body = self._read_body()
             if url.path.startswith("/_emulator/"):
                 status, payload = control.handle(self.emulator, self.command, url.path, query, body)
                 self._send_json(status, payload)
