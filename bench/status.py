@@ -21,9 +21,9 @@ only comparable between runs on an equally quiet machine.
 
 Client and server share the machine: at 1,000 subscribers the client's own
 event loop (decoding 1,000 frames per round) runs on the other core.
-``--ws-compression`` is uvicorn's permessage-deflate, which browsers and the
-``websockets`` client negotiate by default: "off" shows what
-``--ws-per-message-deflate false`` saves on the server.
+``--ws-compression`` is uvicorn's permessage-deflate. The Procfile and the
+README's deploy line turn it off (``--ws-per-message-deflate false``), so that
+is the default here; "on" shows uvicorn's default, which browsers negotiate.
 """
 
 import argparse
@@ -344,8 +344,9 @@ def main() -> None:
     parser.add_argument(
         "--ws-compression",
         choices=["on", "off"],
-        default="on",
-        help="permessage-deflate in uvicorn (on: uvicorn's default, what browsers get)",
+        default="off",
+        help="permessage-deflate in uvicorn (off: as the Procfile and README serve it; "
+        "on: uvicorn's default)",
     )
     parser.add_argument(
         "--settings", help="DJANGO_SETTINGS_MODULE for the server (overrides --layer)"
