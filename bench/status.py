@@ -31,7 +31,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -112,29 +111,13 @@ def make_rows(count: int, prefix: str) -> list[tuple[int, str]]:
 
 
 def start_uvicorn(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, str]:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.set_inheritable(True)
+    from devstack.subprocesses import bound_socket, uvicorn_command
+
+    sock = bound_socket()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env = {**env, "PUBLIC_BASE_URL": base_url}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--fd",
-            str(sock.fileno()),
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--backlog",
-            "4096",
-            *extra,
-        ],
+        uvicorn_command(sock, "--log-level", "warning", "--backlog", "4096", *extra),
         cwd=REPO_ROOT,
         env=env,
         pass_fds=(sock.fileno(),),
@@ -359,6 +342,7 @@ def main() -> None:
     from contextlib import ExitStack
 
     from devstack.redis_server import RedisServer
+    from devstack.subprocesses import stop_process
 
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-status-"))
@@ -424,8 +408,7 @@ def main() -> None:
             load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
             print(f"load average after: {load}")
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            stop_process(server)
 
 
 if __name__ == "__main__":

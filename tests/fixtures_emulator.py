@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from devstack.subprocesses import stop_process
 from notification.emulator import EmulatorConfig, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,12 +152,7 @@ def start_emulator_process(
             base_url=base_url, account_sid=account_sid, auth_token=auth_token, process=process
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout:
             process.stdout.close()
 

@@ -13,7 +13,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_PATH = "/graphql/"
 STATUS_FIELDS = "notificationId status deliveryStatus errorCode errorMessage at"
@@ -32,14 +33,6 @@ SMS_STATUS_SUBSCRIPTION = (
     f"subscription Watch($ids: [ID!]) {{ smsStatus(notificationIds: $ids) {{ {STATUS_FIELDS} }} }}"
 )
 MY_NOTIFICATIONS_SUBSCRIPTION = f"subscription {{ myNotifications {{ {STATUS_FIELDS} }} }}"
-
-
-def bound_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.set_inheritable(True)
-    return sock
 
 
 @contextmanager
@@ -50,20 +43,8 @@ def run_uvicorn(
     sock = sock or bound_socket()
     port = sock.getsockname()[1]
     log = tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False)  # noqa: SIM115
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--fd",
-        str(sock.fileno()),
-        "--no-access-log",
-        "--lifespan",
-        "off",
-        *args,
-    ]
     process = subprocess.Popen(
-        command,
+        uvicorn_command(sock, *args),
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
@@ -75,12 +56,7 @@ def run_uvicorn(
         _wait_until_serving(base_url, process, Path(log.name))
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         sock.close()
         log.close()
 
@@ -160,6 +136,9 @@ class TransportWsClient:
     """``graphql-transport-ws``: connection_init/ack, subscribe, next/error/complete."""
 
     protocol = "graphql-transport-ws"
+    # The two protocols differ only in these message type names (and keep-alives).
+    subscribe_type = "subscribe"
+    result_type = "next"
 
     def __init__(self, ws: ClientConnection):
         self.ws = ws
@@ -189,7 +168,7 @@ class TransportWsClient:
             json.dumps(
                 {
                     "id": op_id,
-                    "type": "subscribe",
+                    "type": self.subscribe_type,
                     "payload": {"query": query, "variables": variables or {}},
                 }
             )
@@ -197,9 +176,9 @@ class TransportWsClient:
         return op_id
 
     async def next_event(self, timeout: float = 10) -> dict[str, Any]:
-        """The next ``next`` payload's single field (fails on errors)."""
+        """The next result payload's single field (fails on errors)."""
         message = await self.receive(timeout)
-        assert message["type"] == "next", message
+        assert message["type"] == self.result_type, message
         assert not message["payload"].get("errors"), message
         return next(iter(message["payload"]["data"].values()))
 
@@ -211,29 +190,11 @@ class LegacyWsClient(TransportWsClient):
     """Legacy ``graphql-ws`` (subscriptions-transport-ws): start/data/error, "ka" keep-alives."""
 
     protocol = "graphql-ws"
+    subscribe_type = "start"
+    result_type = "data"
 
     async def receive(self, timeout: float = 10) -> dict[str, Any]:
         while True:
             message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
             if message["type"] != "ka":
                 return message
-
-    async def subscribe(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        self._ids += 1
-        op_id = str(self._ids)
-        await self.ws.send(
-            json.dumps(
-                {
-                    "id": op_id,
-                    "type": "start",
-                    "payload": {"query": query, "variables": variables or {}},
-                }
-            )
-        )
-        return op_id
-
-    async def next_event(self, timeout: float = 10) -> dict[str, Any]:
-        message = await self.receive(timeout)
-        assert message["type"] == "data", message
-        assert not message["payload"].get("errors"), message
-        return next(iter(message["payload"]["data"].values()))

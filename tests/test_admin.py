@@ -110,9 +110,12 @@ def test_change_pages_render_and_delivery_fields_are_read_only(admin_client, not
     assert 'name="delivery_status"' not in sms_page.content.decode()
 
 
-def test_add_normalises_phone_and_rejects_bad_numbers(admin_client):
-    url = reverse("admin:notification_notification_add")
-    form = {
+ADD_URL = reverse("admin:notification_notification_add")
+
+
+def add_form(**overrides) -> dict[str, str]:
+    """The admin add form for an SMS notification with one (empty) SMS row, plus overrides."""
+    return {
         "title": "Hello",
         "body": "Hi there",
         "url": "",
@@ -124,13 +127,18 @@ def test_add_normalises_phone_and_rejects_bad_numbers(admin_client):
         "sms-INITIAL_FORMS": "0",
         "sms-MIN_NUM_FORMS": "0",
         "sms-MAX_NUM_FORMS": "1",
+        "sms-0-to_phone_number": "",
+        **overrides,
     }
-    bad = admin_client.post(url, {**form, "sms-0-to_phone_number": "not a number"})
+
+
+def test_add_normalises_phone_and_rejects_bad_numbers(admin_client):
+    bad = admin_client.post(ADD_URL, add_form(**{"sms-0-to_phone_number": "not a number"}))
     assert bad.status_code == 200  # the form again, with an error, nothing written
     assert "not a phone number" in bad.content.decode()
     assert not Notification.objects.exists()
 
-    good = admin_client.post(url, {**form, "sms-0-to_phone_number": "(415) 555-0100"})
+    good = admin_client.post(ADD_URL, add_form(**{"sms-0-to_phone_number": "(415) 555-0100"}))
     assert good.status_code == 302
     sms = SmsNotification.objects.select_related("notification").get()
     assert sms.to_phone_number == "+14155550100"
@@ -203,27 +211,6 @@ def test_sent_notification_content_and_status_are_locked(admin_client, notificat
         reverse("admin:notification_notification_change", args=[notifications["pending"].pk])
     ).content.decode()
     assert 'name="title"' in pending_page and 'name="status"' not in pending_page
-
-
-ADD_URL = reverse("admin:notification_notification_add")
-
-
-def add_form(**overrides) -> dict[str, str]:
-    return {
-        "title": "Hello",
-        "body": "Hi there",
-        "url": "",
-        "type": "sms",
-        "publish_datetime_0": "2030-01-01",
-        "publish_datetime_1": "10:00:00",
-        "priority": "20",
-        "sms-TOTAL_FORMS": "1",
-        "sms-INITIAL_FORMS": "0",
-        "sms-MIN_NUM_FORMS": "0",
-        "sms-MAX_NUM_FORMS": "1",
-        "sms-0-to_phone_number": "",
-        **overrides,
-    }
 
 
 def test_add_sms_notification_without_its_sms_is_refused(admin_client):

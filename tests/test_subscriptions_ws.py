@@ -7,6 +7,8 @@ test process stands in for an RQ worker) through Redis.
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -102,24 +104,56 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
+def run_logged_in(
+    live_server_url: str, user, scenario: Callable[[HttpSession], Awaitable[None]]
+) -> None:
+    """Run ``scenario(session)`` as ``user`` logged in; the session is closed even on failure."""
+    session = login(live_server_url, user)
+    try:
+        run(scenario(session))
+    finally:
+        session.close()
+
+
+async def open_ws(
+    session: HttpSession, client_class: type[TransportWsClient] = TransportWsClient
+) -> TransportWsClient:
+    """A websocket authenticated by the session's cookies, speaking ``client_class``'s protocol."""
+    return await client_class.connect(session.ws_url, session.cookie_header)
+
+
+async def watch(
+    session: HttpSession,
+    notification: Notification,
+    client_class: type[TransportWsClient] = TransportWsClient,
+    query: str = SMS_STATUS_SUBSCRIPTION,
+) -> tuple[TransportWsClient, dict[str, Any]]:
+    """A socket subscribed to one notification's status, and the current status sent first."""
+    ws = await open_ws(session, client_class)
+    await ws.subscribe(query, {"ids": [str(notification.pk)]})
+    return ws, await ws.next_event()
+
+
+async def callback(session: HttpSession, sid: str, status: str, error_code: int | None = None):
+    """``post_callback`` in a thread, so the event loop keeps serving the sockets meanwhile."""
+    await asyncio.to_thread(post_callback, session, sid, status, error_code)
+
+
 @pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
 def test_sms_status_sends_current_status_then_each_change(live_server_url, client_class):
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "1" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await client_class.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
-        current = await ws.next_event()
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, notification, client_class)
         assert current["notificationId"] == str(notification.pk)
         assert (current["status"], current["deliveryStatus"]) == ("SENT", "QUEUED")
 
-        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "sent")
+        await callback(session, "SM" + "1" * 32, "sent")
         sent = await ws.next_event()
         assert (sent["status"], sent["deliveryStatus"]) == ("SENT", "SENT")
 
-        await asyncio.to_thread(post_callback, session, "SM" + "1" * 32, "undelivered", 30005)
+        await callback(session, "SM" + "1" * 32, "undelivered", 30005)
         failed = await ws.next_event()
         assert (failed["status"], failed["deliveryStatus"]) == ("FAILED", "UNDELIVERED")
         assert failed["errorCode"] == 30005
@@ -127,20 +161,17 @@ def test_sms_status_sends_current_status_then_each_change(live_server_url, clien
         assert failed["at"]
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_publish_from_another_process_reaches_the_subscriber(live_server_url):
     """This test process plays the RQ worker: it changes a status and publishes via Redis."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "2" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
-        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, notification)
+        assert current["deliveryStatus"] == "QUEUED"
 
         def worker_changes_status():
             try:
@@ -153,15 +184,13 @@ def test_publish_from_another_process_reaches_the_subscriber(live_server_url):
         assert (await ws.next_event())["status"] == "CANCELED"
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_a_late_older_publish_never_moves_the_subscriber_back(live_server_url):
     """Publishes from two processes can overtake each other; the subscriber only moves on."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "a" * 32)
-    session = login(live_server_url, ann)
     # What a worker that read the row just before the webhook's write would publish late.
     stale = {
         "type": "sms.status",
@@ -174,60 +203,52 @@ def test_a_late_older_publish_never_moves_the_subscriber_back(live_server_url):
         "at": None,
     }
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
-        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
-        await asyncio.to_thread(post_callback, session, "SM" + "a" * 32, "sent")
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, notification)
+        assert current["deliveryStatus"] == "QUEUED"
+        await callback(session, "SM" + "a" * 32, "sent")
         assert (await ws.next_event())["deliveryStatus"] == "SENT"
         await asyncio.to_thread(async_to_sync(publish_payloads), [stale])
-        await asyncio.to_thread(post_callback, session, "SM" + "a" * 32, "delivered")
+        await callback(session, "SM" + "a" * 32, "delivered")
         assert (await ws.next_event())["deliveryStatus"] == "DELIVERED"
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_a_retry_starting_over_reaches_the_subscriber(live_server_url):
     """A retryable failure re-queues the message: "not submitted" again, with the error."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "b" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
-        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
-        await asyncio.to_thread(post_callback, session, "SM" + "b" * 32, "undelivered", 30003)
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, notification)
+        assert current["deliveryStatus"] == "QUEUED"
+        await callback(session, "SM" + "b" * 32, "undelivered", 30003)
         event = await ws.next_event()
         assert (event["status"], event["deliveryStatus"]) == ("PENDING", "NOT_SUBMITTED")
         assert event["errorCode"] == 30003
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_subscribers_get_the_fields_they_asked_for(live_server_url):
     """One execution is shared per event and query text, never across different queries."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "c" * 32)
-    session = login(live_server_url, ann)
     narrow = "subscription W($ids: [ID!]) { smsStatus(notificationIds: $ids) { status } }"
     aliased = (
         "subscription W($ids: [ID!]) { smsStatus(notificationIds: $ids) "
         "{ id: notificationId code: errorCode deliveryStatus } }"
     )
 
-    async def scenario():
+    async def scenario(session: HttpSession):
         sockets = []
         for query in (narrow, aliased, SMS_STATUS_SUBSCRIPTION):
-            ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-            await ws.subscribe(query, {"ids": [str(notification.pk)]})
-            await ws.next_event()
+            ws, _current = await watch(session, notification, query=query)
             sockets.append(ws)
-        await asyncio.to_thread(post_callback, session, "SM" + "c" * 32, "sent")
+        await callback(session, "SM" + "c" * 32, "sent")
         events = [await ws.next_event() for ws in sockets]
         assert events[0] == {"status": "SENT"}
         assert events[1] == {"id": str(notification.pk), "code": None, "deliveryStatus": "SENT"}
@@ -236,59 +257,48 @@ def test_subscribers_get_the_fields_they_asked_for(live_server_url):
         for ws in sockets:
             await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_one_subscription_ending_leaves_the_others_listening(live_server_url):
     """Subscriptions of a process share one channel; a group is left only when none watch it."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "d" * 32)
-    session = login(live_server_url, ann)
-    ids = {"ids": [str(notification.pk)]}
 
-    async def scenario():
-        first = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        second = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        for ws in (first, second):
-            await ws.subscribe(SMS_STATUS_SUBSCRIPTION, ids)
-            await ws.next_event()
+    async def scenario(session: HttpSession):
+        first, _current = await watch(session, notification)
+        second, _current = await watch(session, notification)
         await first.close()
         await asyncio.sleep(0.3)
-        await asyncio.to_thread(post_callback, session, "SM" + "d" * 32, "sent")
+        await callback(session, "SM" + "d" * 32, "sent")
         assert (await second.next_event())["deliveryStatus"] == "SENT"
         await second.close()
         await asyncio.sleep(0.3)  # nobody watches the group now: it is left
 
-        third = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await third.subscribe(SMS_STATUS_SUBSCRIPTION, ids)
-        assert (await third.next_event())["deliveryStatus"] == "SENT"
-        await asyncio.to_thread(post_callback, session, "SM" + "d" * 32, "delivered")
+        third, current = await watch(session, notification)
+        assert current["deliveryStatus"] == "SENT"
+        await callback(session, "SM" + "d" * 32, "delivered")
         assert (await third.next_event())["deliveryStatus"] == "DELIVERED"
         await third.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_idle_subscription_still_receives_after_15_seconds(live_server_url):
     """redis-py 8 drops idle blocking reads after 5 s unless socket_timeout is None."""
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "3" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(notification.pk)]})
-        assert (await ws.next_event())["deliveryStatus"] == "QUEUED"
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, notification)
+        assert current["deliveryStatus"] == "QUEUED"
         await asyncio.sleep(15)
-        await asyncio.to_thread(post_callback, session, "SM" + "3" * 32, "delivered")
+        await callback(session, "SM" + "3" * 32, "delivered")
         delivered = await ws.next_event(timeout=10)
         assert (delivered["status"], delivered["deliveryStatus"]) == ("DELIVERED", "DELIVERED")
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 @pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
@@ -296,10 +306,9 @@ def test_another_users_notification_is_a_graphql_error(live_server_url, client_c
     ann, bob = make_user("ann"), make_user("bob")
     bobs = make_sms(bob, "SM" + "4" * 32)
     anns = make_sms(ann, "SM" + "5" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await client_class.connect(session.ws_url, session.cookie_header)
+    async def scenario(session: HttpSession):
+        ws = await open_ws(session, client_class)
         for ids in ([str(bobs.pk)], [str(anns.pk), str(bobs.pk)], ["987654"]):
             await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": ids})
             message = await ws.receive()
@@ -312,46 +321,40 @@ def test_another_users_notification_is_a_graphql_error(live_server_url, client_c
             assert ids[-1] in errors[0]["message"]
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_view_permission_may_watch_anyones_notification(live_server_url):
     staff = make_user("staff", "notification.view_notification")
     bob = make_user("bob")
     bobs = make_sms(bob, "SM" + "6" * 32)
-    session = login(live_server_url, staff)
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
-        await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [str(bobs.pk)]})
-        assert (await ws.next_event())["notificationId"] == str(bobs.pk)
+    async def scenario(session: HttpSession):
+        ws, current = await watch(session, bobs)
+        assert current["notificationId"] == str(bobs.pk)
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, staff, scenario)
 
 
 def test_my_notifications_streams_only_the_callers_own_changes(live_server_url):
     ann, bob = make_user("ann"), make_user("bob")
     anns = make_sms(ann, "SM" + "7" * 32)
     make_sms(bob, "SM" + "8" * 32)
-    session = login(live_server_url, ann)
 
-    async def scenario():
-        ws = await TransportWsClient.connect(session.ws_url, session.cookie_header)
+    async def scenario(session: HttpSession):
+        ws = await open_ws(session)
         await ws.subscribe(MY_NOTIFICATIONS_SUBSCRIPTION)
         await asyncio.sleep(0.5)  # let the server join the group (no initial event here)
-        await asyncio.to_thread(post_callback, session, "SM" + "8" * 32, "delivered")  # bob's
-        await asyncio.to_thread(post_callback, session, "SM" + "7" * 32, "delivered")  # ann's
+        await callback(session, "SM" + "8" * 32, "delivered")  # bob's
+        await callback(session, "SM" + "7" * 32, "delivered")  # ann's
         event = await ws.next_event()
         assert (event["notificationId"], event["deliveryStatus"]) == (str(anns.pk), "DELIVERED")
         with pytest.raises(TimeoutError):
             await ws.receive(timeout=1)
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
@@ -381,9 +384,8 @@ def test_logged_out_session_cookie_is_refused(live_server_url):
 
 def test_cross_site_page_is_refused_same_origin_allowed(live_server_url):
     ann = make_user("ann")
-    session = login(live_server_url, ann)
 
-    async def scenario():
+    async def scenario(session: HttpSession):
         with pytest.raises(InvalidStatus) as refused:
             await open_socket(
                 session.ws_url,
@@ -397,8 +399,7 @@ def test_cross_site_page_is_refused_same_origin_allowed(live_server_url):
         )
         await ws.close()
 
-    run(scenario())
-    session.close()
+    run_logged_in(live_server_url, ann, scenario)
 
 
 def test_status_callbacks_through_uvicorn_are_still_signature_checked(live_server_url):

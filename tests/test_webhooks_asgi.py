@@ -13,12 +13,12 @@ import pytest
 from notification.models import Notification, SmsNotification
 from notification.webhooks.asgi import with_status_callback_fast_path
 from tests.webhook_helpers import (
-    AUTH_TOKEN,
     PUBLIC_BASE_URL,
     STATUS_PATH,
     short_lived_db_connections,
     sign,
     status_form,
+    use_test_signing,
 )
 
 SID = "SM" + "e" * 32
@@ -28,8 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def twilio_settings(settings, redis):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    use_test_signing(settings)
     with short_lived_db_connections():
         yield settings
 

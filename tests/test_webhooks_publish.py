@@ -16,12 +16,11 @@ from django.test import Client
 from notification.events import notification_group, notify_status_changed, user_group
 from notification.models import Notification, SmsNotification
 from tests.webhook_helpers import (
-    AUTH_TOKEN,
-    PUBLIC_BASE_URL,
     STATUS_PATH,
     post_signed,
     short_lived_db_connections,
     status_form,
+    use_test_signing,
 )
 
 SID = "SM" + "c" * 32
@@ -30,16 +29,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def pooled_connections_closed():
+def signed_webhooks(settings, redis):
+    """Callbacks signed as the helpers sign; the view's pooled connections closed afterwards."""
+    use_test_signing(settings)
     with short_lived_db_connections():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def twilio_settings(settings, redis):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
-    return settings
+        yield settings
 
 
 def make_sms(sid: str | None = SID, user=None) -> SmsNotification:

@@ -25,12 +25,11 @@ from notification.webhooks.early import KEY_PREFIX, RETIRED_PREFIX
 from tests.sending_helpers import make_sms, reload
 from tests.test_webhooks_publish import _listen, _receive_all
 from tests.webhook_helpers import (
-    AUTH_TOKEN,
-    PUBLIC_BASE_URL,
     STATUS_PATH,
     post_signed,
     short_lived_db_connections,
     status_form,
+    use_test_signing,
 )
 
 SID = "SM" + "d" * 32
@@ -48,8 +47,7 @@ def pooled_connections_closed():
 
 @pytest.fixture
 def signed_callbacks(settings, redis):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    use_test_signing(settings)
     return settings
 
 

@@ -19,13 +19,13 @@ from notification.models import (
     SmsOptOut,
 )
 from tests.webhook_helpers import (
-    AUTH_TOKEN,
     PUBLIC_BASE_URL,
     STATUS_PATH,
     post_signed,
     short_lived_db_connections,
     sign,
     status_form,
+    use_test_signing,
 )
 
 SID = "SM" + "a" * 32
@@ -36,16 +36,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def pooled_connections_closed():
+def signed_webhooks(settings):
+    """Callbacks signed as the helpers sign; the view's pooled connections closed afterwards."""
+    use_test_signing(settings)
     with short_lived_db_connections():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def twilio_settings(settings):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
-    return settings
+        yield settings
 
 
 @pytest.fixture

@@ -20,6 +20,16 @@ STATUS_PATH = "/twilio/sms/status/"
 INBOUND_PATH = "/twilio/sms/inbound/"
 
 
+def use_test_signing(settings) -> None:
+    """Have the app check signatures with ``AUTH_TOKEN`` for ``PUBLIC_BASE_URL``.
+
+    Those are what ``sign`` and ``post_signed`` sign with, so a test's settings
+    must match them for a correctly signed callback to be accepted.
+    """
+    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
+    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+
+
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
