@@ -44,8 +44,9 @@ format: install
 schema: install
 	DJANGO_DEBUG=1 $(PYTHON) manage.py export_schema schema.schema:schema --path schema.graphql
 
+# honcho exits 130 after a Ctrl-C that stopped everything cleanly: not an error.
 run: install
-	$(PYTHON) -m devstack.run
+	$(PYTHON) -m devstack.run || test $$? -eq 130
 
 # Send-job benchmark: throwaway PostgreSQL + Redis + emulator process (~1 min).
 bench-send: install
