@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -38,7 +37,6 @@ sys.path.insert(0, str(REPO_ROOT))
 ACCOUNT_SID = "AC" + "be7c4be7" * 4
 AUTH_TOKEN = "be7c4be7" * 4
 FROM_NUMBER = "+15005550006"
-LISTENING_PREFIX = "Twilio emulator listening on "
 
 
 # --- worker mode (a child process) ---------------------------------------------
@@ -68,40 +66,6 @@ def worker_main() -> None:
 
 
 # --- orchestration (the parent) ------------------------------------------------
-
-
-class Emulator:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "manage.py", "twilio_emulator", "--port", "0",
-                "--account-sid", ACCOUNT_SID, "--auth-token", AUTH_TOKEN,
-                "--drain-rate", "1000000", "--no-callbacks",
-            ],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith(LISTENING_PREFIX):
-                self.base_url = line[len(LISTENING_PREFIX) :].strip()
-                return
-        raise RuntimeError("the emulator did not start")
-
-    def control(self, path: str, payload: dict) -> None:
-        request = urllib.request.Request(
-            f"{self.base_url}/_emulator/{path}",
-            data=json.dumps(payload).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request, timeout=30).read()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def fresh_due_sms(count: int) -> None:
@@ -196,8 +160,14 @@ def main() -> None:
             [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
             cwd=REPO_ROOT, env=env, check=True,
         )  # fmt: skip
-        emulator = Emulator(env)
-        stack.callback(emulator.stop)
+        from tests.fixtures_emulator import start_emulator_process
+
+        emulator = stack.enter_context(
+            start_emulator_process(
+                "--drain-rate", "1000000", "--no-callbacks",
+                account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, env=env,
+            )
+        )  # fmt: skip
         env["TWILIO_BASE_URL"] = emulator.base_url
         os.environ.update(env)
 
@@ -212,7 +182,7 @@ def main() -> None:
         print("\nThroughput (batch 100 segments, concurrency 8)")
         print(f"{'latency':>8} {'workers':>8} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
         for latency_ms, count in ((0, args.messages), (200, args.slow_messages)):
-            emulator.control("config", {"latency_ms": latency_ms})
+            emulator.configure(latency_ms=latency_ms)
             for workers in (1, 4):
                 fresh_due_sms(count)
                 sent, seconds = run_workers(env, workers, {})
@@ -221,13 +191,13 @@ def main() -> None:
                 print(f"{latency_ms:>6}ms {workers:>8} {sent:>9} {seconds:>8.2f} {rate:>8.1f}")
 
         print("\nSQL queries per batch (0 ms latency)")
-        emulator.control("config", {"latency_ms": 0})
+        emulator.configure(latency_ms=0)
         print(f"{'batch size':>10} {'queries':>8}")
         for size in (10, 100, 500):
             print(f"{size:>10} {queries_per_batch(size):>8}")
 
         print("\nConcurrency scaling (200 ms latency, one worker)")
-        emulator.control("config", {"latency_ms": 200})
+        emulator.configure(latency_ms=200)
         print(f"{'concurrency':>11} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
         for concurrency in (1, 4, 8, 16):
             count = 20 * concurrency

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from devstack.ports import free_port, wait_for_port
+from devstack.subprocesses import stop_process
 
 HOST = "127.0.0.1"
 
@@ -90,12 +91,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=5)
         self.process = None
         self._tempdir.cleanup()
 

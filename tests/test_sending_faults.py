@@ -1,12 +1,12 @@
 """Failures injected at the emulator: retries with backoff, the attempt cap, ``unknown``
 for ambiguous failures (never resent by itself), staff resend, and crash recovery."""
 
-import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from devstack.ports import free_port
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.resend import ResendError, resend_notification
 from notification.sending.backoff import RETRY_BASE_SECONDS
@@ -110,10 +110,7 @@ def test_ambiguous_failures_become_unknown_and_are_never_resent(twilio_emulator,
 
 
 def test_connection_refused_is_definitely_not_sent_so_it_is_retried(twilio_emulator, settings):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{closed_port}"
+    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     sms = make_sms(body="nobody home")
 
     report = run_batch()

@@ -2,12 +2,12 @@
 claims lost to recovery, sends that must not leave (Redis down, a client that cannot be
 built), and segment counts taken from the body as it is when the batch claims it."""
 
-import socket
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from devstack.ports import free_port
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.batch import run_batch
 from notification.sending.claiming import claim_batch, mark_send_started
@@ -150,12 +150,6 @@ def test_mark_send_started_only_keeps_rows_still_claimed_by_us(twilio_emulator, 
         write_results(batch, outcomes, now=timezone.now(), max_attempts=5)
     assert bodies(twilio_emulator) == ["kept", "released"]
     assert {reload(s).notification.status for s in (kept, released)} == {Status.SENT}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_when_the_start_cannot_be_recorded_nothing_is_sent(twilio_emulator, settings, monkeypatch):
