@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from notification.sending.dispatch import current_sender
 from notification.twilio_client import missing_twilio_settings
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
                 + ", ".join(missing)
                 + " (set them in the environment)."
             )
-        sender = settings.TWILIO_MESSAGING_SERVICE_SID or settings.TWILIO_FROM_NUMBER
+        sender = current_sender()
         self.stdout.write(
             f"SMS worker settings OK: sender {sender}, "
             f"batch {settings.TWILIO_SMS_BATCH_SIZE} segments, "
