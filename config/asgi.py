@@ -5,7 +5,7 @@ and mutations (``schema.views``); Twilio's status callbacks take a
 middleware-free path to the same view (``notification.webhooks.asgi`` says why).
 Websockets on ``/graphql/`` go to strawberry's channels consumer with the same
 schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
-session cookie identifies the user (``schema.websocket``).
+session cookie identifies the user (``notification.graphql.websocket``).
 """
 
 import gc
@@ -20,9 +20,9 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from notification.graphql.websocket import graphql_ws_application  # noqa: E402
 from notification.webhooks.asgi import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
-from schema.websocket import graphql_ws_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

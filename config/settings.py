@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "strawberry_django",
     "django_rq",
     "notification",
+    "twilio_emulator",
 ]
 
 MIDDLEWARE = [

@@ -20,14 +20,14 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
-from notification.phone import normalize_phone_number
-from notification.resend import resend_notifications
-from notification.segments import count_segments
-from notification.services import (
+from notification.operations.changes import resend_notifications
+from notification.operations.creation import (
     NotificationNotCancelable,
     cancel_notification,
     validate_body_length,
 )
+from notification.phone import normalize_phone_number
+from notification.segments import count_segments
 
 # What Twilio and the send job wrote: never edited by hand.
 SMS_DELIVERY_FIELDS = (

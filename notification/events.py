@@ -120,8 +120,8 @@ def _settle_early_callbacks(rows: list[dict[str, Any]]) -> set[int]:
     that raced the send job's write catches up. Returns the notifications it
     changed: those were published with their newer status already.
     """
-    from notification.webhooks import early
-    from notification.webhooks.status import apply_early_events
+    from notification.tracking import early
+    from notification.tracking.status import apply_early_events
 
     waiting = early.waiting(row["sms__twilio_sid"] for row in rows)
     return apply_early_events(waiting) if waiting else set()

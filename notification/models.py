@@ -2,7 +2,7 @@
 
 A ``Notification`` is what the user is told; an ``SmsNotification`` is how it
 travels by SMS and what Twilio said about it. They are created together (see
-``notification.services``) but plain ORM creation works too: the send job picks
+``notification.operations.creation``) but plain ORM creation works too: the send job picks
 up any pending notification that has an ``sms`` row, however it was made.
 """
 

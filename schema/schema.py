@@ -14,10 +14,10 @@ import strawberry
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from schema.mutations import AuthMutation, NotificationMutation
-from schema.queries import Query
-from schema.resend import ResendMutation
-from schema.subscriptions import SharedEventExecutionContext, Subscription
+from notification.graphql.mutations import AuthMutation, NotificationMutation
+from notification.graphql.queries import Query
+from notification.graphql.resend import ResendMutation
+from notification.graphql.subscriptions import SharedEventExecutionContext, Subscription
 
 MUTATION_TYPES: tuple[type, ...] = (AuthMutation, NotificationMutation, ResendMutation)
 

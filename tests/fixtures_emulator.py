@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from devstack.subprocesses import stop_process
-from notification.emulator import EmulatorConfig, EmulatorServer
+from twilio_emulator import EmulatorConfig, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_ACCOUNT_SID = "AC" + "5ec7e57a" * 4

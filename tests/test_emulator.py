@@ -19,7 +19,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from notification.twilio_client import BaseUrlHttpClient, get_twilio_client
+from notification.backends.twilio.client import BaseUrlHttpClient, get_twilio_client
 from tests.fixtures_emulator import EmulatorHandle, start_emulator_process
 
 TO = "+14155550100"

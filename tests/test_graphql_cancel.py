@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from notification.models import Notification
-from notification.services import (
+from notification.operations.creation import (
     NotificationNotCancelable,
     SmsNotificationRequest,
     cancel_notification,

@@ -3,7 +3,7 @@
 import pytest
 
 from notification.models import Notification, SmsNotification, SmsOptOut
-from notification.services import MAX_BULK_NOTIFICATIONS
+from notification.operations.creation import MAX_BULK_NOTIFICATIONS
 
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {

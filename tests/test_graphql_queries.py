@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notification.models import Notification, SmsNotification, SmsOptOut
-from notification.services import SmsNotificationRequest, create_sms_notification
+from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 
 LIST = """
 query List($filters: NotificationFilter, $order: [NotificationOrder!],

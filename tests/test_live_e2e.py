@@ -79,7 +79,7 @@ def make_staff():
 
 def run_worker(env: dict[str, str]) -> None:
     """Enqueue the batch job as rq-scheduler would, and let a real RQ worker run it."""
-    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("jobs.sms.send_sms_batch")
+    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("notification.jobs.sms.send_sms_batch")
     result = subprocess.run(
         [sys.executable, "manage.py", "sms_worker", "--burst"],
         cwd=REPO_ROOT,

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from devstack.ports import free_port
+from notification.delivery.retry import RETRY_BASE_SECONDS
 from notification.models import NotificationStatusChoices, SmsNotification
-from notification.resend import ResendError, resend_notification
-from notification.sending.backoff import RETRY_BASE_SECONDS
+from notification.operations.changes import ResendError, resend_notification
 from notification.sending.batch import run_batch
 from notification.sending.recovery import recover_stale_claims
 from tests.sending_helpers import make_sms, reload

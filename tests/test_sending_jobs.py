@@ -8,14 +8,14 @@ import django_rq
 import pytest
 from django.core.management import call_command
 
-from jobs.scheduling import (
+from notification.jobs.scheduling import (
     SMS_BATCH_FUNC,
     SMS_BATCH_INTERVAL_SECONDS,
     SMS_BATCH_JOB_ID,
     get_scheduler,
     scheduled_sms_jobs,
 )
-from jobs.sms import send_sms_batch
+from notification.jobs.sms import send_sms_batch
 from notification.models import NotificationStatusChoices
 from notification.sending.lock import batch_lock
 from tests.fixtures_services import REPO_ROOT

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from devstack.ports import free_port
+from notification.backends.twilio.client import get_twilio_client
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.batch import run_batch
 from notification.sending.claiming import claim_batch, mark_send_started
@@ -15,7 +16,6 @@ from notification.sending.dispatch import Dispatcher, SendRequest, current_sende
 from notification.sending.dispatch_log import DispatchLog, dispatch_key
 from notification.sending.recovery import recover_stale_claims
 from notification.sending.results import write_results
-from notification.twilio_client import get_twilio_client
 from tests.sending_helpers import gsm_body, make_sms, reload
 
 pytestmark = [

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.resend import resend_notifications
+from notification.operations.changes import resend_notifications
 from notification.sending.batch import run_batch
 from notification.sending.recovery import recover_stale_claims
 from tests.fixtures_services import REPO_ROOT

@@ -1,4 +1,4 @@
-"""notification.services: validated, atomic creation of the pair, bulk creation, cancel."""
+"""Creating notifications (validated, atomic pairs, bulk) and cancelling them."""
 
 import datetime
 
@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection
 
 from notification.models import Notification, NotificationPriorityChoices, SmsNotification
-from notification.services import (
+from notification.operations.creation import (
     BulkValidationError,
     NotificationNotCancelable,
     SmsNotificationRequest,

@@ -1,11 +1,11 @@
-"""``notification.twilio_client``: settings-built SDK clients, re-based onto the emulator."""
+"""``backends.twilio.client``: settings-built SDK clients, re-based onto the emulator."""
 
 import threading
 
 import pytest
 from twilio.http.http_client import TwilioHttpClient
 
-from notification.twilio_client import (
+from notification.backends.twilio.client import (
     BaseUrlHttpClient,
     get_twilio_client,
     missing_twilio_settings,

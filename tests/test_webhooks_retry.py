@@ -16,12 +16,12 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
+from notification.delivery.retry import RETRY_BASE_SECONDS
 from notification.events import notification_group
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.sending.backoff import RETRY_BASE_SECONDS
 from notification.sending.batch import run_batch
 from notification.sending.queue_estimate import estimate_queue
-from notification.webhooks.early import KEY_PREFIX, RETIRED_PREFIX
+from notification.tracking.early import KEY_PREFIX, RETIRED_PREFIX
 from tests.sending_helpers import make_sms, reload
 from tests.test_webhooks_publish import _listen, _receive_all
 from tests.webhook_helpers import (

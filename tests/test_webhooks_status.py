@@ -181,7 +181,7 @@ def test_out_of_order_callbacks_never_move_status_back(client: Client, sms):
 
 def test_unknown_sid_is_answered_200_and_logged(client: Client, sms, caplog):
     unknown = "SM" + "b" * 32
-    with caplog.at_level(logging.WARNING, logger="notification.webhooks.status"):
+    with caplog.at_level(logging.WARNING, logger="notification.tracking.status"):
         response = post_signed(client, STATUS_PATH, status_form(unknown, "delivered"))
     assert response.status_code == 200
     assert unknown in caplog.text

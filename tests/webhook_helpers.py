@@ -11,7 +11,7 @@ from django.db import connections
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
-from notification.webhooks.db import close_connections as close_webhook_db_connections
+from notification.db_threads import close_connections as close_webhook_db_connections
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -89,7 +89,7 @@ def short_lived_db_connections() -> Iterator[None]:
     they should in a server); in a test process they would keep the test
     database busy when pytest-django drops it. Thread connections share this
     settings dict, so with 0 each is closed right after its use; the status
-    view's own database threads ignore 0 (``notification.webhooks.db``) and are
+    view's own database threads ignore 0 (``notification.db_threads``) and are
     closed explicitly at the end.
     """
     settings_dict = connections["default"].settings_dict

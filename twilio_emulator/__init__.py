@@ -6,8 +6,8 @@ queue and posts signed status callbacks. Run it with
 ``python manage.py twilio_emulator`` or in-process with ``EmulatorServer``.
 """
 
-from notification.emulator.server import EmulatorServer
-from notification.emulator.state import EmulatorConfig
+from twilio_emulator.server import EmulatorServer
+from twilio_emulator.state import EmulatorConfig
 
 # Used when neither settings nor the command line give credentials (printed at start).
 DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

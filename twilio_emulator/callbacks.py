@@ -22,8 +22,8 @@ from typing import Any
 import requests
 from twilio.request_validator import RequestValidator
 
-from notification.emulator.errors import API_VERSION
-from notification.emulator.state import Message, new_sid, utcnow
+from twilio_emulator.errors import API_VERSION
+from twilio_emulator.state import Message, new_sid, utcnow
 
 logger = logging.getLogger(__name__)
 

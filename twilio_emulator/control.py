@@ -7,10 +7,10 @@ JSON; a malformed body answers 400 with ``{"error": ...}`` naming the problem.
 import json
 from typing import TYPE_CHECKING, Any
 
-from notification.emulator.state import FINAL_STATUSES, Fault, Outcome
+from twilio_emulator.state import FINAL_STATUSES, Fault, Outcome
 
 if TYPE_CHECKING:
-    from notification.emulator.server import EmulatorServer
+    from twilio_emulator.server import EmulatorServer
 
 ControlAnswer = tuple[int, Any]
 

@@ -9,8 +9,8 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from notification.emulator.errors import API_VERSION
-from notification.emulator.state import Message
+from twilio_emulator.errors import API_VERSION
+from twilio_emulator.state import Message
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -22,17 +22,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from notification.emulator import control, errors
-from notification.emulator.callbacks import (
+from twilio_emulator import control, errors
+from twilio_emulator.callbacks import (
     CallbackSender,
     inbound_sms_params,
     post_signed,
     status_callback_params,
 )
-from notification.emulator.resources import message_page, message_resource
-from notification.emulator.scheduler import Scheduler
-from notification.emulator.state import DeliveryStep, EmulatorConfig, EmulatorState, Fault
-from notification.emulator.validation import validate_create
+from twilio_emulator.resources import message_page, message_resource
+from twilio_emulator.scheduler import Scheduler
+from twilio_emulator.state import DeliveryStep, EmulatorConfig, EmulatorState, Fault
+from twilio_emulator.validation import validate_create
 
 logger = logging.getLogger(__name__)
 

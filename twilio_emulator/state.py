@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from notification.emulator import errors
-from notification.emulator.validation import CreateRequest
+from twilio_emulator import errors
+from twilio_emulator.validation import CreateRequest
 
 DEFAULT_MESSAGING_SERVICE_FROM = "+15005550006"
 FINAL_STATUSES = ("delivered", "undelivered", "failed", "sent")

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from notification.emulator import errors
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
+from twilio_emulator import errors
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 SHORT_CODE = re.compile(r"^\d{5,6}$")

@@ -9,8 +9,13 @@ from strawberry.utils.str_converters import to_camel_case
 from strawberry_django import BaseFilterLookup, DatetimeFilterLookup, StrFilterLookup
 
 from notification import models
-from notification.services import parse_database_id
-from schema.enums import DeliveryStatus, NotificationPriority, NotificationStatus, NotificationType
+from notification.graphql.enums import (
+    DeliveryStatus,
+    NotificationPriority,
+    NotificationStatus,
+    NotificationType,
+)
+from notification.operations.creation import parse_database_id
 
 
 @strawberry_django.filter_type(models.SmsNotification, name="SmsNotificationFilter")

@@ -4,8 +4,8 @@ import datetime
 
 import strawberry
 
-from notification import services
-from schema.enums import NotificationPriority
+from notification.graphql.enums import NotificationPriority
+from notification.operations import creation as services
 
 
 @strawberry.input(description="One SMS notification to create.")

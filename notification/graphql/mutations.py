@@ -9,17 +9,17 @@ import strawberry_django
 from django.core.exceptions import ValidationError
 from strawberry.types import Info
 
-from notification import services
-from notification.models import Notification as NotificationModel
-from schema.errors import FieldError, field_errors
-from schema.inputs import CreateSmsNotificationInput
-from schema.permissions import (
+from notification.graphql.field_errors import FieldError, field_errors
+from notification.graphql.inputs import CreateSmsNotificationInput
+from notification.graphql.permissions import (
     ADD_PERMISSION,
     CHANGE_PERMISSION,
     permission_required,
     visible_notifications,
 )
-from schema.types import OPTED_OUT_ANNOTATION, Notification, User
+from notification.graphql.types import OPTED_OUT_ANNOTATION, Notification, User
+from notification.models import Notification as NotificationModel
+from notification.operations import creation as services
 
 OPTED_OUT_MESSAGE = (
     "This number has opted out of SMS (replied STOP): the notification was created but "

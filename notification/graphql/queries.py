@@ -10,12 +10,12 @@ from strawberry_django.ordering import apply_ordering
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInput
 
 from notification import models
+from notification.graphql.filters import NotificationFilter, check_filters
+from notification.graphql.ordering import NotificationOrder
+from notification.graphql.permissions import login_required
+from notification.graphql.types import Notification, SmsSegments, User
+from notification.operations.creation import parse_database_id
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
-from notification.services import parse_database_id
-from schema.filters import NotificationFilter, check_filters
-from schema.ordering import NotificationOrder
-from schema.permissions import login_required
-from schema.types import Notification, SmsSegments, User
 
 
 @strawberry.type

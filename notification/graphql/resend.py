@@ -3,18 +3,22 @@
 The send job never resends an ``unknown`` message by itself (it may already be
 at Twilio); a person with ``notification.change_notification`` decides. Merged
 into ``Mutation`` by ``schema/schema.py`` (``MUTATION_TYPES``). The rules live in
-``notification.resend`` and are shared with the admin action.
+``notification.operations.changes`` and are shared with the admin action.
 """
 
 import strawberry
 import strawberry_django
 from strawberry.types import Info
 
+from notification.graphql.field_errors import FieldError
+from notification.graphql.permissions import (
+    CHANGE_PERMISSION,
+    permission_required,
+    visible_notifications,
+)
+from notification.graphql.types import Notification
 from notification.models import Notification as NotificationModel
-from notification.resend import NotificationNotFound, ResendError, resend_notification
-from schema.errors import FieldError
-from schema.permissions import CHANGE_PERMISSION, permission_required, visible_notifications
-from schema.types import Notification
+from notification.operations.changes import NotificationNotFound, ResendError, resend_notification
 
 
 @strawberry.type

@@ -38,21 +38,21 @@ from graphql import print_ast
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
+from notification.db_threads import run_in_db_thread
 from notification.events import (
     notification_group,
     status_listeners,
     status_payloads,
     user_group,
 )
+from notification.graphql.enums import DeliveryStatus, NotificationStatus
+from notification.graphql.permissions import LOGIN_REQUIRED_MESSAGE, VIEW_ALL_PERMISSION
 from notification.models import (
     DeliveryStatusChoices,
     Notification,
     NotificationStatusChoices,
 )
-from notification.webhooks.db import run_in_db_thread
-from notification.webhooks.status import STATUS_RANK
-from schema.enums import DeliveryStatus, NotificationStatus
-from schema.permissions import LOGIN_REQUIRED_MESSAGE, VIEW_ALL_PERMISSION
+from notification.tracking.status import STATUS_RANK
 
 #: Notifications one ``smsStatus`` subscription may watch (each is a Redis group).
 MAX_WATCHED_NOTIFICATIONS = 100
@@ -202,7 +202,7 @@ def _parse_ids(notification_ids: Iterable[strawberry.ID] | None) -> list[int]:
 
 
 def _logged_in_user(info: Info) -> Any:
-    """The socket's user, loaded when it opened (``schema.websocket.SessionUserMiddleware``)."""
+    """The socket's user, loaded when it opened (``websocket.SessionUserMiddleware``)."""
     user = info.context["ws"].scope.get("user")
     if user is None or not user.is_authenticated:
         raise PermissionError(LOGIN_REQUIRED_MESSAGE)

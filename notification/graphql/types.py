@@ -11,17 +11,17 @@ from strawberry import auto
 from strawberry.types import Info
 
 from notification import models
-from notification.models import SmsOptOut
-from notification.segments import SegmentInfo
-from schema.enums import (
+from notification.graphql.enums import (
     DeliveryStatus,
     NotificationPriority,
     NotificationStatus,
     NotificationType,
     SmsEncoding,
 )
-from schema.filters import NotificationFilter
-from schema.permissions import visible_notifications
+from notification.graphql.filters import NotificationFilter
+from notification.graphql.permissions import visible_notifications
+from notification.models import SmsOptOut
+from notification.segments import SegmentInfo
 
 #: Attribute carrying the opted-out flag (set by the optimizer's annotation or a mutation).
 OPTED_OUT_ANNOTATION = "_opted_out"

@@ -24,7 +24,7 @@ from django.http.cookie import parse_cookie
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from notification.webhooks.db import run_in_db_thread
+from notification.db_threads import run_in_db_thread
 
 #: Distinct recent ``data`` objects whose JSON is kept for reuse.
 _ENCODED_DATA_KEPT = 256
@@ -102,7 +102,7 @@ class SessionGraphQLWSConsumer(GraphQLWSConsumer):
 
     def encode_json(self, data: object) -> str | bytes:
         """As strawberry encodes, but a result's ``data`` shared by many subscribers is
-        encoded once (``schema.subscriptions.SharedEventExecutionContext``)."""
+        encoded once (``notification.graphql.subscriptions.SharedEventExecutionContext``)."""
         payload = data.get("payload") if isinstance(data, dict) else None
         if (
             type(payload) is dict

@@ -14,7 +14,7 @@ from rq_scheduler import Scheduler
 from notification.sending.lock import sms_job_timeout
 
 SMS_BATCH_JOB_ID = "sms-send-batch"
-SMS_BATCH_FUNC = "jobs.sms.send_sms_batch"
+SMS_BATCH_FUNC = "notification.jobs.sms.send_sms_batch"
 SMS_BATCH_INTERVAL_SECONDS = 300
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.services import parse_database_id
+from notification.operations.creation import parse_database_id
 
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
 

@@ -18,12 +18,12 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from notification.backends.twilio.client import get_twilio_client
 from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
 from notification.sending.dispatch_log import DispatchLog
 from notification.sending.recovery import recover_stale_claims
 from notification.sending.results import ResultCounts, write_results
-from notification.twilio_client import get_twilio_client
 
 logger = logging.getLogger("notification.sending")
 
@@ -59,7 +59,7 @@ def run_batch(
     concurrency: int | None = None,
     client_factory: Callable[[], Any] | None = None,
 ) -> BatchReport:
-    """Run one batch now (no overlap lock: see ``jobs.sms`` for the scheduled run)."""
+    """Run one batch now (no overlap lock: see ``notification.jobs.sms`` for the scheduled run)."""
     started = time.monotonic()
     fixed_now = now  # tests may pin the clock; otherwise each step reads it afresh
 

@@ -24,8 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from notification.sending.errors import FailureKind, SendFailure, classify_exception
-from notification.twilio_client import sender_kwargs
+from notification.backends.twilio.client import sender_kwargs
+from notification.backends.twilio.failures import FailureKind, SendFailure, classify_exception
 
 STATUS_CALLBACK_PATH = "/twilio/sms/status/"
 

@@ -11,14 +11,14 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from notification.backends.twilio.failures import FailureKind, SendFailure
+from notification.delivery.optouts import opt_out_reason, record_twilio_opt_outs
+from notification.delivery.retry import next_attempt_at
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.sending.backoff import next_attempt_at
 from notification.sending.bulk_write import update_rows
 from notification.sending.claiming import ClaimedBatch
 from notification.sending.dispatch import SendOutcome
-from notification.sending.errors import FailureKind, SendFailure
-from notification.sending.optouts import opt_out_reason, record_twilio_opt_outs
 
 SMS_FIELDS = [
     "twilio_sid",

@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from django.db.models import Q, QuerySet
 
+from notification.delivery.optouts import opted_out_annotation
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.segments import count_segments
-from notification.sending.optouts import opted_out_annotation
 
 T = TypeVar("T")
 

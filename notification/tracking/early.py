@@ -29,7 +29,7 @@ from datetime import datetime
 import redis
 from django.conf import settings
 
-from notification.webhooks.events import SmsStatusEvent
+from notification.delivery.reports import SmsStatusEvent
 
 logger = logging.getLogger(__name__)
 

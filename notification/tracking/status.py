@@ -26,6 +26,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from notification.backends.twilio.failures import OPT_OUT_CODE, RETRYABLE_CODES
+from notification.delivery.error_codes import error_meaning
+from notification.delivery.optouts import record_twilio_opt_outs
+from notification.delivery.reports import SmsStatusEvent
+from notification.delivery.retry import next_attempt_at
 from notification.events import notify_status_changed, status_payload
 from notification.models import (
     DeliveryStatusChoices as Delivery,
@@ -35,13 +40,8 @@ from notification.models import (
     NotificationStatusChoices,
     SmsNotification,
 )
-from notification.sending.backoff import next_attempt_at
-from notification.sending.errors import OPT_OUT_CODE, RETRYABLE_CODES
-from notification.sending.optouts import record_twilio_opt_outs
-from notification.webhooks import early
-from notification.webhooks.errors import error_meaning
-from notification.webhooks.events import SmsStatusEvent
-from notification.webhooks.forward import NotificationChange, SmsChange, move_forward
+from notification.tracking import early
+from notification.tracking.forward import NotificationChange, SmsChange, move_forward
 
 logger = logging.getLogger(__name__)
 

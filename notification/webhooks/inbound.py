@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 
+from notification.delivery.reports import InboundSmsEvent
 from notification.models import OptOutSourceChoices, SmsOptOut
 from notification.phone import normalize_phone_number
-from notification.webhooks.events import InboundSmsEvent
 
 logger = logging.getLogger(__name__)
 

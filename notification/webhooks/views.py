@@ -11,17 +11,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from notification.events import publish_payloads, status_payloads
-from notification.webhooks.db import run_in_db_thread
-from notification.webhooks.events import SmsStatusEvent
-from notification.webhooks.inbound import handle_inbound
-from notification.webhooks.normalize import (
+from notification.backends.twilio.payloads import (
     MalformedWebhook,
     inbound_event_from_form,
     status_event_from_form,
 )
-from notification.webhooks.signature import has_valid_signature, public_url
-from notification.webhooks.status import ApplyResult, Outcome, record_status_event
+from notification.backends.twilio.signature import has_valid_signature, public_url
+from notification.db_threads import run_in_db_thread
+from notification.delivery.reports import SmsStatusEvent
+from notification.events import publish_payloads, status_payloads
+from notification.tracking.status import ApplyResult, Outcome, record_status_event
+from notification.webhooks.inbound import handle_inbound
 
 logger = logging.getLogger(__name__)
 

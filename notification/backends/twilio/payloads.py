@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from django.utils import timezone
 
-from notification.webhooks.events import InboundSmsEvent, SmsStatusEvent
+from notification.delivery.reports import InboundSmsEvent, SmsStatusEvent
 
 
 class MalformedWebhook(ValueError):

@@ -6,7 +6,11 @@ is replaced, never duplicated.
 
 from django.core.management.base import BaseCommand
 
-from jobs.scheduling import SMS_BATCH_INTERVAL_SECONDS, schedule_sms_batch, scheduled_sms_jobs
+from notification.jobs.scheduling import (
+    SMS_BATCH_INTERVAL_SECONDS,
+    schedule_sms_batch,
+    scheduled_sms_jobs,
+)
 
 
 class Command(BaseCommand):

@@ -9,9 +9,9 @@ purpose: exactly-once comes from the row claims, not the lock).
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from notification.backends.twilio.client import missing_twilio_settings
 from notification.sending.batch import BatchReport, run_batch
 from notification.sending.plan import BatchPlan, plan_next_batch
-from notification.twilio_client import missing_twilio_settings
 
 
 class Command(BaseCommand):

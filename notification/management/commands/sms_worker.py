@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from notification.backends.twilio.client import missing_twilio_settings
 from notification.sending.dispatch import current_sender
-from notification.twilio_client import missing_twilio_settings
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from notification.emulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, EmulatorConfig, EmulatorServer
+from twilio_emulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, EmulatorConfig, EmulatorServer
 
 
 class Command(BaseCommand):
