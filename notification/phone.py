@@ -6,8 +6,9 @@ instead of failing later in a worker.
 """
 
 import phonenumbers
-from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from notification.conf import app_settings
 
 # E.164 allows at most 15 digits after the "+".
 E164_MAX_LENGTH = 16
@@ -18,7 +19,7 @@ def normalize_phone_number(raw: str, region: str | None = None) -> str:
 
     National formats are accepted for ``DEFAULT_PHONE_REGION`` (or ``region``).
     """
-    region = region or settings.DEFAULT_PHONE_REGION
+    region = region or app_settings.DEFAULT_PHONE_REGION
     text = (raw or "").strip()
     if not text:
         raise ValidationError("A phone number is required.", code="required")

@@ -1,8 +1,21 @@
-"""What Twilio's delivery error codes mean, for people reading the notification.
+"""Twilio's error catalogue: which codes are permanent, which retryable, and what each means.
 
-Twilio warns against relying on exact codes alone, so unknown codes get a
-generic meaning that still names the code.
+One table for the send job (an error answer to a create request) and the status
+webhook (a failure reported later), from Twilio's error dictionary
+(https://www.twilio.com/docs/api/errors). Twilio warns against relying on exact
+codes alone, so unknown codes get a generic meaning that still names the code,
+and are retried with the attempt cap (``backends.twilio.failures`` says why).
 """
+
+# Refused for good: sending again would be refused again.
+PERMANENT_CODES = frozenset(
+    {21211, 21408, 21610, 21612, 21614, 30004, 30005, 30006, 30007, 30010, 30034}
+)
+# Known transient codes (any code that is not permanent is retried by the send
+# job; a failure reported later by callback is retried only for these).
+RETRYABLE_CODES = frozenset({20429, 21611, 30001, 30003, 30008, 30036})
+# The recipient replied STOP (https://www.twilio.com/docs/api/errors/21610).
+OPT_OUT_CODE = 21610
 
 ERROR_MEANINGS: dict[int, str] = {
     21211: "Invalid 'To' phone number",
@@ -32,3 +45,10 @@ def error_meaning(code: int | None, twilio_message: str = "") -> str:
     if twilio_message:
         return twilio_message
     return ERROR_MEANINGS.get(code, "Unrecognized Twilio error code")
+
+
+def describe_error(code: int | None, message: str, *, status: str = "") -> str:
+    """How a failure reads in the notification's status message."""
+    if code is not None:
+        return f"Twilio error {code}: {error_meaning(code, message)}"
+    return message or (f"Twilio reported {status}" if status else "")

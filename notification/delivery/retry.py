@@ -1,4 +1,9 @@
-"""Exponential backoff with jitter for retryable failures.
+"""The retry policy: which failures get another attempt, when, and what staff read.
+
+The send job (a create request that failed) and the status webhook (a failure
+Twilio reported later) both follow it, so a message is retried the same way
+whichever of the two saw the failure, and the attempt cap counts every attempt
+once. Restated in two places, the cap or the wording drifts apart.
 
 Delay after attempt *n* is ``base × 2^(n-1)``, capped, then scaled by a random
 factor in [0.5, 1]: "equal jitter", so a burst of 429s does not come back as one
@@ -21,3 +26,30 @@ def retry_delay(attempts: int) -> timedelta:
 
 def next_attempt_at(now: datetime, attempts: int) -> datetime:
     return now + retry_delay(attempts)
+
+
+def may_retry(attempts: int, max_attempts: int) -> bool:
+    """Whether a retryable failure after ``attempts`` attempts gets another one."""
+    return attempts < max_attempts
+
+
+def retry_message(attempts: int, description: str, *, message_sid: str = "") -> str:
+    """The notification's status message while it waits for its next attempt."""
+    which = f" ({message_sid})" if message_sid else ""
+    return f"Attempt {attempts} failed{which}, will retry: {description}"
+
+
+def gave_up_message(attempts: int, description: str) -> str:
+    """The notification's status message once the attempt cap ended the retries."""
+    return f"Gave up after {attempts} attempts: {description}"
+
+
+def ambiguous_message(description: str) -> str:
+    """The status message of a send that may or may not have reached the provider.
+
+    At most once: such a message is never resent by itself (staff can resend it).
+    """
+    return (
+        f"{description}. The message may or may not have reached Twilio; "
+        "it will not be resent automatically (staff can resend it)."
+    )

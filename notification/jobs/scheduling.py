@@ -7,10 +7,10 @@ running ``schedule_sms`` on every deploy or ``make run`` never makes two.
 from datetime import UTC, datetime
 
 import django_rq
-from django.conf import settings
 from rq.job import Job
 from rq_scheduler import Scheduler
 
+from notification.conf import app_settings
 from notification.sending.lock import sms_job_timeout
 
 SMS_BATCH_JOB_ID = "sms-send-batch"
@@ -19,7 +19,7 @@ SMS_BATCH_INTERVAL_SECONDS = 300
 
 
 def get_scheduler() -> Scheduler:
-    queue = django_rq.get_queue(settings.SMS_QUEUE_NAME)
+    queue = django_rq.get_queue(app_settings.SMS_QUEUE_NAME)
     return Scheduler(queue=queue, connection=queue.connection)
 
 

@@ -9,8 +9,8 @@ import logging
 from typing import Any
 
 import django_rq
-from django.conf import settings
 
+from notification.conf import app_settings
 from notification.sending.batch import run_batch
 from notification.sending.lock import batch_lock
 
@@ -19,7 +19,7 @@ logger = logging.getLogger("notification.sending")
 
 def send_sms_batch() -> dict[str, Any]:
     """Run one batch unless another run holds the lock; returns what happened."""
-    connection = django_rq.get_connection(settings.SMS_QUEUE_NAME)
+    connection = django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
     with batch_lock(connection) as acquired:
         if not acquired:
             logger.info('sms_batch skipped=overlap reason="another batch run holds the lock"')

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from notification.backends.twilio.client import get_twilio_client
+from notification.conf import app_settings
 from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
 from notification.sending.dispatch_log import DispatchLog
@@ -67,20 +67,20 @@ def run_batch(
         return fixed_now or timezone.now()
 
     now = clock()
-    recovered = recover_stale_claims(now, settings.TWILIO_SMS_CLAIM_TIMEOUT)
+    recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
 
     batch = claim_batch(
         now=now,
         sender=current_sender(),
-        batch_segments=batch_segments or settings.TWILIO_SMS_BATCH_SIZE,
-        queue_limit=settings.TWILIO_SMS_QUEUE_LIMIT,
+        batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
+        queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
     )
     if batch.wait_reason:
         logger.info(
             "sms_batch_shrunk reason=%r queue_estimate=%d queue_limit=%d",
             batch.wait_reason,
             batch.queue_estimate,
-            settings.TWILIO_SMS_QUEUE_LIMIT,
+            app_settings.TWILIO_SMS_QUEUE_LIMIT,
         )
 
     outcomes = []
@@ -95,7 +95,7 @@ def run_batch(
             logger.warning("sms_batch dispatch log unavailable, sending nothing: %s", exc)
         mark_send_started(batch, clock())
         dispatcher = Dispatcher(
-            concurrency or settings.TWILIO_SMS_CONCURRENCY,
+            concurrency or app_settings.TWILIO_SMS_CONCURRENCY,
             client_factory or get_twilio_client,
             record_start=dispatch_log.record_start,
         )
@@ -106,7 +106,7 @@ def run_batch(
             ]
         )
     counts = write_results(
-        batch, outcomes, now=clock(), max_attempts=settings.TWILIO_SMS_MAX_ATTEMPTS
+        batch, outcomes, now=clock(), max_attempts=app_settings.TWILIO_SMS_MAX_ATTEMPTS
     )
     if dispatch_log is not None:
         dispatch_log.discard()  # results are written: recovery will not need it

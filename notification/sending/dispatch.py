@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from notification.backends.twilio.client import sender_kwargs
 from notification.backends.twilio.failures import FailureKind, SendFailure, classify_exception
+from notification.conf import app_settings
 
 STATUS_CALLBACK_PATH = "/twilio/sms/status/"
 
@@ -49,12 +49,12 @@ class SendOutcome:
 
 
 def status_callback_url() -> str:
-    return settings.PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
+    return app_settings.PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
 
 
 def current_sender() -> str:
     """The sender key: the Messaging Service SID when set, else the From number."""
-    return settings.TWILIO_MESSAGING_SERVICE_SID or settings.TWILIO_FROM_NUMBER
+    return app_settings.TWILIO_MESSAGING_SERVICE_SID or app_settings.TWILIO_FROM_NUMBER
 
 
 def _segments_from(response_value: Any, ours: int) -> int:
@@ -82,7 +82,7 @@ class Dispatcher:
         self._common = {
             **sender_kwargs(),
             "status_callback": status_callback_url(),
-            "validity_period": settings.TWILIO_SMS_VALIDITY_PERIOD,
+            "validity_period": app_settings.TWILIO_SMS_VALIDITY_PERIOD,
         }
 
     def _client(self) -> Any:

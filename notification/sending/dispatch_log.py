@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from contextlib import suppress
 
 import django_rq
-from django.conf import settings
 from redis import Redis
 from redis.exceptions import RedisError
+
+from notification.conf import app_settings
 
 KEY_PREFIX = "sms:dispatch:"
 OPEN_MEMBER = "#open"
@@ -57,7 +58,7 @@ class DispatchLogError(RuntimeError):
 
 def dispatch_connection() -> Redis:
     """The Redis the sms queue uses (the same server as the batch lock)."""
-    return django_rq.get_connection(settings.SMS_QUEUE_NAME)
+    return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
 
 
 def dispatch_key(claim_token: str) -> str:
@@ -65,7 +66,7 @@ def dispatch_key(claim_token: str) -> str:
 
 
 def ttl_seconds() -> int:
-    return max(MIN_TTL_SECONDS, 10 * int(settings.TWILIO_SMS_CLAIM_TIMEOUT))
+    return max(MIN_TTL_SECONDS, 10 * int(app_settings.TWILIO_SMS_CLAIM_TIMEOUT))
 
 
 class DispatchLog:

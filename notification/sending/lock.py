@@ -15,6 +15,8 @@ from django.conf import settings
 from redis import Redis
 from redis.exceptions import LockError
 
+from notification.conf import app_settings
+
 BATCH_LOCK_NAME = "sms:send-batch:lock"
 
 
@@ -24,7 +26,7 @@ def sms_job_timeout() -> int:
     The scheduled job is registered with it, and the lock lasts as long (a batch
     cannot outlive its job).
     """
-    queue = settings.RQ_QUEUES.get(settings.SMS_QUEUE_NAME, {})
+    queue = settings.RQ_QUEUES.get(app_settings.SMS_QUEUE_NAME, {})
     return int(queue.get("DEFAULT_TIMEOUT", 900))
 
 

@@ -7,9 +7,9 @@ nothing is claimed or locked.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Q
 
+from notification.conf import app_settings
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.sending.dispatch import current_sender
 from notification.sending.queue_estimate import estimate_queue
@@ -57,8 +57,8 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
     sender = current_sender()
     plan = BatchPlan(
         sender=sender,
-        batch_segments=batch_segments or settings.TWILIO_SMS_BATCH_SIZE,
-        queue_limit=settings.TWILIO_SMS_QUEUE_LIMIT,
+        batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
+        queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
         queue_estimate=estimate_queue(sender, now),
     )
     candidates = recount_segments(list(batch_candidates(now)[: plan.batch_segments]))

@@ -23,10 +23,10 @@ expires them with 30036), so the query only looks that far back.
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
+from notification.conf import app_settings
 from notification.models import DeliveryStatusChoices, SmsNotification
 
 IN_QUEUE_STATUSES = (
@@ -54,7 +54,7 @@ def estimate_queue(sender: str, now: datetime) -> int:
     """Estimated segments waiting in Twilio's queue for ``sender`` (one query)."""
     if not sender:
         return 0
-    window_start = now - timedelta(seconds=settings.TWILIO_SMS_VALIDITY_PERIOD)
+    window_start = now - timedelta(seconds=app_settings.TWILIO_SMS_VALIDITY_PERIOD)
     rows = (
         SmsNotification.objects.filter(sender=sender)
         .filter(
@@ -64,4 +64,4 @@ def estimate_queue(sender: str, now: datetime) -> int:
         .annotate(handed_off_at=Coalesce("sent_datetime", "claimed_at"))
         .values_list("handed_off_at", "segments")
     )
-    return fluid_backlog(list(rows), now, settings.TWILIO_SMS_RATE)
+    return fluid_backlog(list(rows), now, app_settings.TWILIO_SMS_RATE)

@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 
+import django_rq
 import redis
-from django.conf import settings
 
+from notification.conf import app_settings
 from notification.delivery.reports import SmsStatusEvent
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ _clients: dict[str, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis:
-    url = settings.REDIS_URL
+    """``REDIS_URL`` when the project sets it, else the SMS queue's own Redis."""
+    url = app_settings.REDIS_URL
+    if not url:
+        return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5)
@@ -100,7 +104,7 @@ def waiting(message_sids: Iterable[str]) -> list[str]:
 
 def retire(message_sid: str, notification_id: int) -> None:
     """Remember that ``message_sid`` was a failed attempt of ``notification_id``."""
-    keep_for = max(KEEP_SECONDS, settings.TWILIO_SMS_VALIDITY_PERIOD + KEEP_SECONDS)
+    keep_for = max(KEEP_SECONDS, app_settings.TWILIO_SMS_VALIDITY_PERIOD + KEEP_SECONDS)
     try:
         _redis().set(RETIRED_PREFIX + message_sid, notification_id, ex=keep_for)
     except redis.RedisError:

@@ -23,10 +23,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from notification.backends.twilio.failures import OPT_OUT_CODE, RETRYABLE_CODES
+from notification.conf import app_settings
 from notification.delivery.error_codes import error_meaning
 from notification.delivery.optouts import record_twilio_opt_outs
 from notification.delivery.reports import SmsStatusEvent
@@ -243,7 +243,7 @@ def _apply_retryable_failure(event: SmsStatusEvent) -> ApplyResult:
         return ApplyResult(Outcome.UNKNOWN_SID)
     if row["notification__status"] not in _REQUEUE_FROM:  # canceled, delivered...
         return _move(event)
-    if row["attempts"] >= settings.TWILIO_SMS_MAX_ATTEMPTS:
+    if row["attempts"] >= app_settings.TWILIO_SMS_MAX_ATTEMPTS:
         return _move(event, gave_up_after=row["attempts"])
     if not _requeue(row["pk"], row["notification_id"], row["attempts"], event):
         logger.info(

@@ -8,10 +8,10 @@ skips the number. The keyword must be the whole message (trimmed, any case).
 import enum
 import logging
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 
+from notification.conf import app_settings
 from notification.delivery.reports import InboundSmsEvent
 from notification.models import OptOutSourceChoices, SmsOptOut
 from notification.phone import normalize_phone_number
@@ -55,7 +55,7 @@ def handle_inbound(event: InboundSmsEvent) -> str:
         deleted, _ = SmsOptOut.objects.filter(phone_number=phone_number).delete()
         logger.info("Opt-in from %s (%d opt-out removed)", phone_number, deleted)
     elif keyword is Keyword.HELP:
-        reply.message(settings.SMS_HELP_TEXT)
+        reply.message(app_settings.SMS_HELP_TEXT)
         logger.info("HELP from %s answered", phone_number)
     else:
         logger.info(

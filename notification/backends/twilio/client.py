@@ -16,10 +16,11 @@ change settings get a fresh client.
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-from django.conf import settings
 from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+
+from notification.conf import app_settings
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -51,10 +52,10 @@ _local = threading.local()
 
 def _settings_key() -> tuple[str, str, str, float]:
     return (
-        settings.TWILIO_ACCOUNT_SID,
-        settings.TWILIO_AUTH_TOKEN,
-        settings.TWILIO_BASE_URL,
-        float(settings.TWILIO_REQUEST_TIMEOUT),
+        app_settings.TWILIO_ACCOUNT_SID,
+        app_settings.TWILIO_AUTH_TOKEN,
+        app_settings.TWILIO_BASE_URL,
+        float(app_settings.TWILIO_REQUEST_TIMEOUT),
     )
 
 
@@ -82,15 +83,17 @@ def get_twilio_client() -> Client:
 def missing_twilio_settings() -> list[str]:
     """Names of the settings a sending worker needs but does not have (empty when ready)."""
     missing = [
-        name for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not getattr(settings, name)
+        name
+        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+        if not getattr(app_settings, name)
     ]
-    if not settings.TWILIO_FROM_NUMBER and not settings.TWILIO_MESSAGING_SERVICE_SID:
+    if not app_settings.TWILIO_FROM_NUMBER and not app_settings.TWILIO_MESSAGING_SERVICE_SID:
         missing.append("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
     return missing
 
 
 def sender_kwargs() -> dict[str, str]:
     """``messages.create`` sender argument: the Messaging Service when set, else the number."""
-    if settings.TWILIO_MESSAGING_SERVICE_SID:
-        return {"messaging_service_sid": settings.TWILIO_MESSAGING_SERVICE_SID}
-    return {"from_": settings.TWILIO_FROM_NUMBER}
+    if app_settings.TWILIO_MESSAGING_SERVICE_SID:
+        return {"messaging_service_sid": app_settings.TWILIO_MESSAGING_SERVICE_SID}
+    return {"from_": app_settings.TWILIO_FROM_NUMBER}

@@ -7,9 +7,10 @@ plus the path and query string; the request's Host header is never trusted.
 
 import logging
 
-from django.conf import settings
 from django.http import HttpRequest
 from twilio.request_validator import RequestValidator
+
+from notification.conf import app_settings
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 
 def public_url(request: HttpRequest) -> str:
     """The absolute URL Twilio signed: ``PUBLIC_BASE_URL`` + path (+ query string)."""
-    return settings.PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
+    return app_settings.PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
 
 
 def has_valid_signature(request: HttpRequest) -> bool:
@@ -26,7 +27,7 @@ def has_valid_signature(request: HttpRequest) -> bool:
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         return False
-    token = settings.TWILIO_AUTH_TOKEN
+    token = app_settings.TWILIO_AUTH_TOKEN
     if not token:
         # An empty key would let anyone sign; refuse everything instead.
         logger.error("TWILIO_AUTH_TOKEN is not set: rejecting every Twilio webhook")

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from notification.backends.twilio.client import missing_twilio_settings
+from notification.conf import app_settings
 from notification.sending.batch import BatchReport, run_batch
 from notification.sending.plan import BatchPlan, plan_next_batch
 
@@ -56,11 +57,10 @@ class Command(BaseCommand):
             self._run(batch_size, until_empty)
             return
         import django_rq
-        from django.conf import settings
 
         from notification.sending.lock import batch_lock
 
-        with batch_lock(django_rq.get_connection(settings.SMS_QUEUE_NAME)) as acquired:
+        with batch_lock(django_rq.get_connection(app_settings.SMS_QUEUE_NAME)) as acquired:
             if not acquired:
                 self.stdout.write("Another batch run holds the lock; nothing done.")
                 return

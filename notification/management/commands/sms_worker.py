@@ -6,11 +6,11 @@ numbers such as a non-integer ``TWILIO_SMS_BATCH_SIZE`` already stop Django's
 settings import with a message naming the variable.)
 """
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from notification.backends.twilio.client import missing_twilio_settings
+from notification.conf import app_settings
 from notification.sending.dispatch import current_sender
 
 
@@ -34,9 +34,9 @@ class Command(BaseCommand):
         sender = current_sender()
         self.stdout.write(
             f"SMS worker settings OK: sender {sender}, "
-            f"batch {settings.TWILIO_SMS_BATCH_SIZE} segments, "
-            f"concurrency {settings.TWILIO_SMS_CONCURRENCY}."
+            f"batch {app_settings.TWILIO_SMS_BATCH_SIZE} segments, "
+            f"concurrency {app_settings.TWILIO_SMS_CONCURRENCY}."
         )
         if check:
             return
-        call_command("rqworker", settings.SMS_QUEUE_NAME, burst=burst)
+        call_command("rqworker", app_settings.SMS_QUEUE_NAME, burst=burst)

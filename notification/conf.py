@@ -1,0 +1,64 @@
+"""The app's settings, with their defaults: the one module that reads them.
+
+A host project sets only what it needs (usually ``TWILIO_ACCOUNT_SID``,
+``TWILIO_AUTH_TOKEN`` and ``TWILIO_FROM_NUMBER``) and gets the defaults below
+for everything else; without them every ``settings.X`` read in the app would be
+an ``AttributeError`` in a project that does not copy this project's
+``config/settings.py``.
+
+Reads are lazy (``app_settings.X`` looks at ``django.conf.settings`` on every
+access), so ``override_settings`` in tests and settings changed at run time are
+seen at once. The project's ``config/settings.py`` fills these settings from
+environment variables of the same names; the app itself never reads the
+environment.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Which backend sends SMS (a dotted path, like Django's EMAIL_BACKEND).
+    "SMS_BACKEND": "notification.backends.twilio.TwilioBackend",
+    # Region assumed for phone numbers written without a country code.
+    "DEFAULT_PHONE_REGION": "US",
+    # Twilio account and sender (the Messaging Service wins when both are set).
+    "TWILIO_ACCOUNT_SID": "",
+    "TWILIO_AUTH_TOKEN": "",
+    "TWILIO_FROM_NUMBER": "",
+    "TWILIO_MESSAGING_SERVICE_SID": "",
+    # Root of a Twilio-compatible API (the emulator); empty means api.twilio.com.
+    "TWILIO_BASE_URL": "",
+    "TWILIO_REQUEST_TIMEOUT": 15.0,
+    # How Twilio reaches us: status callback URLs and webhook signatures use it.
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    # Sending pace and limits.
+    "TWILIO_SMS_BATCH_SIZE": 100,
+    "TWILIO_SMS_RATE": 1.0,
+    "TWILIO_SMS_QUEUE_LIMIT": 36_000,
+    "TWILIO_SMS_CONCURRENCY": 8,
+    "TWILIO_SMS_MAX_ATTEMPTS": 5,
+    "TWILIO_SMS_CLAIM_TIMEOUT": 600,
+    "TWILIO_SMS_VALIDITY_PERIOD": 36_000,
+    # The reply to HELP (and to an unknown keyword, none: only HELP gets it).
+    "SMS_HELP_TEXT": "Reply STOP to stop receiving messages, START to receive them again.",
+    # The django-rq queue the send job runs on (it must be in RQ_QUEUES).
+    "SMS_QUEUE_NAME": "sms",
+    # Redis for early status callbacks; empty: the SMS queue's own Redis connection.
+    "REDIS_URL": "",
+}
+
+
+class AppSettings:
+    """``app_settings.NAME``: the project's setting when it has one, else the app's default."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"notification has no setting {name!r}")
+        return getattr(settings, name, DEFAULTS[name])
+
+    def __dir__(self) -> list[str]:
+        return sorted(DEFAULTS)
+
+
+app_settings = AppSettings()
