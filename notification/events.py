@@ -24,16 +24,16 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from notification.delivery.payload import status_payloads
+
 logger = logging.getLogger(__name__)
 
-STATUS_MESSAGE_TYPE = "sms.status"
 # Group sends in flight at once per event loop, across all concurrent publishes:
 # channels_redis takes one pooled connection per send, and redis-py 8's pool
 # *fails* (rather than waits) past its 100 connections. Profiled with 128
@@ -57,44 +57,6 @@ def notify_status_changed(notification_ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: publish_status_changes(ids), robust=True)
 
 
-def status_payloads(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The current status of each notification, as subscribers receive it (one query)."""
-    return [status_payload(row) for row in _status_rows(notification_ids)]
-
-
-def _status_rows(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
-    from notification.models import Notification
-
-    rows = Notification.objects.filter(pk__in=list(notification_ids)).values(
-        "id",
-        "user_id",
-        "status",
-        "updated_datetime",
-        "sms__delivery_status",
-        "sms__error_code",
-        "sms__error_message",
-        "sms__status_updated_datetime",
-        "sms__twilio_sid",
-    )
-    return list(rows)
-
-
-def status_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """The message subscribers receive, from a row shaped like ``_status_rows``' rows."""
-    moments = [m for m in (row["updated_datetime"], row["sms__status_updated_datetime"]) if m]
-    at: datetime | None = max(moments) if moments else None
-    return {
-        "type": STATUS_MESSAGE_TYPE,
-        "notificationId": str(row["id"]),
-        "userId": row["user_id"],
-        "status": row["status"],
-        "deliveryStatus": row["sms__delivery_status"] or "",
-        "errorCode": row["sms__error_code"],
-        "errorMessage": row["sms__error_message"] or "",
-        "at": at.isoformat() if at else None,
-    }
-
-
 def publish_status_changes(notification_ids: Iterable[int]) -> None:
     """Load the notifications in one query and send one message per notification and group.
 
@@ -102,29 +64,13 @@ def publish_status_changes(notification_ids: Iterable[int]) -> None:
     failure: the status change has already been committed.
     """
     try:
-        rows = _status_rows(notification_ids)
-        settled = _settle_early_callbacks(rows)
-        payloads = [status_payload(row) for row in rows if row["id"] not in settled]
+        payloads = status_payloads(sorted(set(notification_ids)))
         layer = get_channel_layer()
         if layer is None or not payloads:
             return
         async_to_sync(_send_all)(layer, payloads)
     except Exception:
         logger.exception("Could not publish status changes for notifications %s", notification_ids)
-
-
-def _settle_early_callbacks(rows: list[dict[str, Any]]) -> set[int]:
-    """Apply status callbacks that came before these sids were stored (usually none).
-
-    Every path that stores a sid announces it here, so this is where a callback
-    that raced the send job's write catches up. Returns the notifications it
-    changed: those were published with their newer status already.
-    """
-    from notification.tracking import early
-    from notification.tracking.status import apply_early_events
-
-    waiting = early.waiting(row["sms__twilio_sid"] for row in rows)
-    return apply_early_events(waiting) if waiting else set()
 
 
 async def publish_payloads(payloads: list[dict[str, Any]]) -> None:
@@ -156,9 +102,9 @@ async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
 
     sends = []
     for payload in payloads:
-        groups = [notification_group(payload["notificationId"])]
-        if payload["userId"] is not None:
-            groups.append(user_group(payload["userId"]))
+        groups = [notification_group(payload["notification_id"])]
+        if payload["user_id"] is not None:
+            groups.append(user_group(payload["user_id"]))
         sends += [send(group, {**payload, "group": group}) for group in groups]
     results = await asyncio.gather(*sends, return_exceptions=True)
     failures = [result for result in results if isinstance(result, BaseException)]

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from devstack.ports import free_port
-from notification.backends.twilio.client import get_twilio_client
+from notification.backends import get_backend
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.batch import run_batch
 from notification.sending.claiming import claim_batch, mark_send_started
@@ -105,7 +105,7 @@ def test_a_stalled_worker_cannot_send_rows_recovery_gave_to_another(twilio_emula
     make_stale(stalled)
 
     assert run_batch().sent == 2  # recovery + a live worker's batch
-    dispatcher = Dispatcher(4, get_twilio_client, record_start=log.record_start)
+    dispatcher = Dispatcher(4, get_backend, record_start=log.record_start)
     late = dispatcher.send_all(
         [SendRequest(s.pk, s.to_phone_number, s.notification.body, 1) for s in stalled.to_send]
     )
@@ -144,7 +144,7 @@ def test_mark_send_started_only_keeps_rows_still_claimed_by_us(twilio_emulator, 
         log.open()
         if batch is other:
             mark_send_started(batch, timezone.now())
-        outcomes = Dispatcher(2, get_twilio_client, log.record_start).send_all(
+        outcomes = Dispatcher(2, get_backend, log.record_start).send_all(
             [SendRequest(s.pk, s.to_phone_number, s.notification.body, 1) for s in batch.to_send]
         )
         write_results(batch, outcomes, now=timezone.now(), max_attempts=5)

@@ -194,12 +194,12 @@ def test_a_late_older_publish_never_moves_the_subscriber_back(live_server_url):
     # What a worker that read the row just before the webhook's write would publish late.
     stale = {
         "type": "sms.status",
-        "notificationId": str(notification.pk),
-        "userId": ann.pk,
+        "notification_id": str(notification.pk),
+        "user_id": ann.pk,
         "status": "sent",
-        "deliveryStatus": "queued",
-        "errorCode": None,
-        "errorMessage": "",
+        "delivery_status": "queued",
+        "error_code": None,
+        "error_message": "",
         "at": None,
     }
 

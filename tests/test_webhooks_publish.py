@@ -13,8 +13,9 @@ from channels.layers import channel_layers, get_channel_layer
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from notification.events import notification_group, notify_status_changed, user_group
+from notification.events import notification_group, user_group
 from notification.models import Notification, SmsNotification
+from notification.sending.results import announce_written
 from tests.webhook_helpers import (
     STATUS_PATH,
     post_signed,
@@ -79,11 +80,11 @@ def test_callback_publishes_one_message_to_the_notification_and_user_groups(clie
         assert len(messages) == 1
         message = messages[0]
         assert message["type"] == "sms.status"
-        assert message["notificationId"] == str(sms.notification_id)
+        assert message["notification_id"] == str(sms.notification_id)
         assert message["status"] == "failed"
-        assert message["deliveryStatus"] == "undelivered"
-        assert message["errorCode"] == 30007
-        assert message["errorMessage"] == "Message filtered by the carrier"
+        assert message["delivery_status"] == "undelivered"
+        assert message["error_code"] == 30007
+        assert message["error_message"] == "Message filtered by the carrier"
         assert message["at"]
 
 
@@ -126,13 +127,13 @@ def test_callback_before_the_sid_is_stored_is_applied_once_it_is(client: Client,
     channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
     # What the send job does: store sid and first status, then announce the change.
     SmsNotification.objects.filter(pk=sms.pk).update(twilio_sid=SID, delivery_status="queued")
-    notify_status_changed([sms.notification_id])
+    announce_written([sms.notification_id], [SID])
 
     sms.refresh_from_db()
     sms.notification.refresh_from_db()
     assert (sms.delivery_status, sms.notification.status) == ("delivered", "delivered")
     assert sms.delivered_datetime is not None
     # Each kept callback is announced as it is applied; the stale "queued" never is.
-    statuses = [m["deliveryStatus"] for m in async_to_sync(_receive_all)(channel)]
+    statuses = [m["delivery_status"] for m in async_to_sync(_receive_all)(channel)]
     assert statuses == ["sent", "delivered"]
     assert redis.keys("sms:early-status:*") == []  # used once, then gone

@@ -168,7 +168,7 @@ def test_requeue_is_published_with_the_error(client, signed_callbacks):
     channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
     callback(client, "undelivered", 30003)
     messages = async_to_sync(_receive_all)(channel)
-    assert [(m["status"], m["deliveryStatus"], m["errorCode"]) for m in messages] == [
+    assert [(m["status"], m["delivery_status"], m["error_code"]) for m in messages] == [
         ("pending", "", 30003)
     ]
 

@@ -15,7 +15,7 @@ from notification.graphql.enums import (
     NotificationStatus,
     NotificationType,
 )
-from notification.operations.creation import parse_database_id
+from notification.ids import parse_database_id
 
 
 @strawberry_django.filter_type(models.SmsNotification, name="SmsNotificationFilter")

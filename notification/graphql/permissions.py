@@ -7,6 +7,8 @@
   ``notification.change_notification``.
 """
 
+from typing import Any
+
 from django.db.models import QuerySet
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
@@ -35,11 +37,19 @@ def permission_required(perm: str) -> HasPerm:
     )
 
 
-def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:
-    """Restrict ``queryset`` to what the current user may read."""
-    user = get_current_user(info)
-    if not user.is_authenticated:
+def visible_to(queryset: QuerySet[Notification], user: Any) -> QuerySet[Notification]:
+    """Restrict ``queryset`` to what ``user`` may read: the one visibility rule.
+
+    Queries, mutations and subscriptions all filter through it, so a
+    notification one of them hides can never be read or watched through another.
+    """
+    if user is None or not user.is_authenticated:
         return queryset.none()
     if user.has_perm(VIEW_ALL_PERMISSION):
         return queryset
     return queryset.filter(user=user)
+
+
+def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:
+    """Restrict ``queryset`` to what the current user (HTTP or websocket) may read."""
+    return visible_to(queryset, get_current_user(info))

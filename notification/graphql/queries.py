@@ -14,7 +14,7 @@ from notification.graphql.filters import NotificationFilter, check_filters
 from notification.graphql.ordering import NotificationOrder
 from notification.graphql.permissions import login_required
 from notification.graphql.types import Notification, SmsSegments, User
-from notification.operations.creation import parse_database_id
+from notification.ids import parse_database_id
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
 
 

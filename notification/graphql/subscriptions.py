@@ -39,20 +39,17 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
 from notification.db_threads import run_in_db_thread
-from notification.events import (
-    notification_group,
-    status_listeners,
-    status_payloads,
-    user_group,
-)
+from notification.delivery.payload import status_payloads
+from notification.delivery.statuses import is_behind
+from notification.events import notification_group, status_listeners, user_group
 from notification.graphql.enums import DeliveryStatus, NotificationStatus
-from notification.graphql.permissions import LOGIN_REQUIRED_MESSAGE, VIEW_ALL_PERMISSION
+from notification.graphql.permissions import LOGIN_REQUIRED_MESSAGE, visible_to
+from notification.ids import parse_database_id
 from notification.models import (
     DeliveryStatusChoices,
     Notification,
     NotificationStatusChoices,
 )
-from notification.tracking.status import STATUS_RANK
 
 #: Notifications one ``smsStatus`` subscription may watch (each is a Redis group).
 MAX_WATCHED_NOTIFICATIONS = 100
@@ -78,16 +75,16 @@ class SmsStatusEvent:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "SmsStatusEvent":
         """The event for a published payload: one shared instance per distinct state."""
-        key = (str(payload["notificationId"]), *_state(payload), payload.get("at"))
+        key = (str(payload["notification_id"]), *_state(payload), payload.get("at"))
         event = _shared_events.get(key)
         if event is None:
             at = payload.get("at")
             event = cls(
                 notification_id=strawberry.ID(key[0]),
                 status=NotificationStatusChoices(payload["status"]),  # type: ignore[arg-type]
-                delivery_status=DeliveryStatusChoices(payload["deliveryStatus"]),  # type: ignore[arg-type]
-                error_code=payload.get("errorCode"),
-                error_message=payload.get("errorMessage") or "",
+                delivery_status=DeliveryStatusChoices(payload["delivery_status"]),  # type: ignore[arg-type]
+                error_code=payload.get("error_code"),
+                error_message=payload.get("error_message") or "",
                 at=datetime.datetime.fromisoformat(at) if at else None,
             )
             _shared_events[key] = event
@@ -168,9 +165,9 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
 def _state(payload: dict[str, Any]) -> tuple[Any, ...]:
     return (
         payload["status"],
-        payload["deliveryStatus"],
-        payload.get("errorCode"),
-        payload.get("errorMessage"),
+        payload["delivery_status"],
+        payload.get("error_code"),
+        payload.get("error_message"),
     )
 
 
@@ -181,10 +178,9 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     is an older snapshot. The exception is "not submitted": a retry or a staff
     resend starts the message over, and that must get through.
     """
-    if last is None or not message["deliveryStatus"]:
+    if last is None or not message["delivery_status"]:
         return False
-    rank = STATUS_RANK.get(message["deliveryStatus"], 0)
-    return rank < STATUS_RANK.get(last["deliveryStatus"], 0)
+    return is_behind(message["delivery_status"], than=last["delivery_status"])
 
 
 def _parse_ids(notification_ids: Iterable[strawberry.ID] | None) -> list[int]:
@@ -195,10 +191,11 @@ def _parse_ids(notification_ids: Iterable[strawberry.ID] | None) -> list[int]:
         raise ValueError(
             f"notificationIds: at most {MAX_WATCHED_NOTIFICATIONS} notifications per subscription."
         )
-    bad = [str(value) for value in raw if not str(value).isdigit()]
+    parsed = {str(value): parse_database_id(str(value)) for value in raw}
+    bad = [value for value, pk in parsed.items() if pk is None]
     if bad:
         raise ValueError(f"notificationIds: not a notification id: {', '.join(bad)}.")
-    return sorted({int(value) for value in raw})
+    return sorted({pk for pk in parsed.values() if pk is not None})
 
 
 def _logged_in_user(info: Info) -> Any:
@@ -214,9 +211,7 @@ def _visible_current_payloads(user: Any, ids: list[int]) -> list[dict[str, Any]]
 
     One trip to the database thread for both (the check and the read).
     """
-    queryset = Notification.objects.filter(pk__in=ids)
-    if not user.has_perm(VIEW_ALL_PERMISSION):
-        queryset = queryset.filter(user=user)
+    queryset = visible_to(Notification.objects.filter(pk__in=ids), user)
     visible = set(queryset.values_list("pk", flat=True))
     hidden = [str(pk) for pk in ids if pk not in visible]
     if hidden:
@@ -224,7 +219,7 @@ def _visible_current_payloads(user: Any, ids: list[int]) -> list[dict[str, Any]]
         raise PermissionError(
             f"notificationIds: no notification {', '.join(hidden)} that you may watch."
         )
-    return sorted(status_payloads(ids), key=lambda payload: int(payload["notificationId"]))
+    return sorted(status_payloads(ids), key=lambda payload: int(payload["notification_id"]))
 
 
 @strawberry.type
@@ -245,11 +240,11 @@ class Subscription:
             # Joined the groups first: nothing committed from here on can be missed.
             # Nothing is sent before the permission check passes.
             for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
-                last[payload["notificationId"]] = payload
+                last[payload["notification_id"]] = payload
                 yield SmsStatusEvent.from_payload(payload)
             while True:
                 message = await messages.get()
-                notification_id = str(message["notificationId"])
+                notification_id = str(message["notification_id"])
                 if notification_id not in wanted:
                     continue
                 previous = last.get(notification_id)
@@ -269,9 +264,9 @@ class Subscription:
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             while True:
                 message = await messages.get()
-                if message.get("userId") != user.pk:
+                if message.get("user_id") != user.pk:
                     continue
-                notification_id = str(message["notificationId"])
+                notification_id = str(message["notification_id"])
                 if _is_behind(last.get(notification_id), message):
                     continue
                 last[notification_id] = message

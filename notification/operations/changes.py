@@ -19,8 +19,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from notification.events import notify_status_changed
+from notification.ids import parse_database_id
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.operations.creation import parse_database_id
 
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
 

@@ -29,7 +29,6 @@ with a ``code`` on each message; the API layer renames fields for its own client
 from __future__ import annotations
 
 import datetime
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from notification.events import notify_status_changed
+from notification.ids import MAX_DATABASE_ID, parse_database_id
 from notification.models import (
     Notification,
     NotificationPriorityChoices,
@@ -57,8 +57,6 @@ from notification.segments import MAX_BODY_CHARACTERS, count_segments
 MAX_BULK_NOTIFICATIONS = 1000
 #: The range of a ``BigAutoField`` / bigint: larger ids cannot exist, and the database
 #: driver raises (not "no such row") when asked for them.
-MAX_DATABASE_ID = 2**63 - 1
-_ID_PATTERN = re.compile(r"[0-9]{1,19}")
 
 _TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
 _URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
@@ -351,24 +349,6 @@ def _clean_item(
         ),
         dict(errors),
     )
-
-
-def parse_database_id(value: object) -> int | None:
-    """``value`` as a row id (1..2**63-1, given as an int or ASCII digits), else None.
-
-    Anything outside that range can name no row; checking here turns it into "not
-    found" / a field error instead of a database error (SQLite and psycopg both
-    refuse integers beyond 64 bits).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        parsed = value
-    elif isinstance(value, str) and _ID_PATTERN.fullmatch(value):
-        parsed = int(value)
-    else:
-        return None
-    return parsed if 1 <= parsed <= MAX_DATABASE_ID else None
 
 
 def _parse_id(

@@ -17,7 +17,8 @@ from typing import Any
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from notification.backends.twilio.client import get_twilio_client
+from notification.backends import get_backend
+from notification.backends.base import BaseSmsBackend
 from notification.conf import app_settings
 from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
@@ -57,7 +58,7 @@ def run_batch(
     now: datetime | None = None,
     batch_segments: int | None = None,
     concurrency: int | None = None,
-    client_factory: Callable[[], Any] | None = None,
+    backend_factory: Callable[[], BaseSmsBackend] | None = None,
 ) -> BatchReport:
     """Run one batch now (no overlap lock: see ``notification.jobs.sms`` for the scheduled run)."""
     started = time.monotonic()
@@ -96,7 +97,7 @@ def run_batch(
         mark_send_started(batch, clock())
         dispatcher = Dispatcher(
             concurrency or app_settings.TWILIO_SMS_CONCURRENCY,
-            client_factory or get_twilio_client,
+            backend_factory or get_backend,
             record_start=dispatch_log.record_start,
         )
         outcomes = dispatcher.send_all(

@@ -1,17 +1,19 @@
-"""Concurrent create requests through the official ``twilio`` SDK.
+"""Concurrent sends through the configured SMS backend (``notification.backends``).
 
 A thread pool of ``TWILIO_SMS_CONCURRENCY`` threads keeps that many requests in
 flight, so a 100-message batch at 200 ms latency takes ~2.5 s instead of 20 s.
-Each thread has its own SDK client (its own ``requests`` session and
-connection pool): sessions are not documented as thread-safe, and a shared pool
-smaller than the concurrency would open and discard connections.
+Each thread has its own backend instance (for Twilio, its own SDK client with
+its own ``requests`` session and connection pool): sessions are not documented
+as thread-safe, and a shared pool smaller than the concurrency would open and
+discard connections.
 
 Threads never touch the database: they return ``SendOutcome`` values and the
 caller writes them all at once (see ``results``). Right before each request
 leaves, the thread records its start (``record_start``, the batch's
 ``DispatchLog`` in Redis); when that fails, or the SDK client cannot even be
 built (bad settings), the request never leaves and the outcome is a retryable
-failure: nothing reached Twilio, so sending it later cannot duplicate it.
+failure: nothing reached the provider, so sending it later cannot duplicate it.
+An exception from the backend's ``send`` is ambiguous: the message may have left.
 """
 
 import threading
@@ -19,12 +21,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.utils import timezone
 
-from notification.backends.twilio.client import sender_kwargs
-from notification.backends.twilio.failures import FailureKind, SendFailure, classify_exception
+from notification.backends import get_backend
+from notification.backends.base import (
+    Accepted,
+    BaseSmsBackend,
+    FailureKind,
+    OutgoingSms,
+    SendFailure,
+)
 from notification.conf import app_settings
 
 STATUS_CALLBACK_PATH = "/twilio/sms/status/"
@@ -57,39 +64,27 @@ def current_sender() -> str:
     return app_settings.TWILIO_MESSAGING_SERVICE_SID or app_settings.TWILIO_FROM_NUMBER
 
 
-def _segments_from(response_value: Any, ours: int) -> int:
-    """Twilio's ``num_segments`` (a string), or ours when it says 0 (Messaging Services)."""
-    try:
-        theirs = int(response_value)
-    except (TypeError, ValueError):
-        theirs = 0
-    return theirs if theirs > 0 else ours
-
-
 class Dispatcher:
     """Sends requests with bounded concurrency; never raises for a single message."""
 
     def __init__(
         self,
         concurrency: int,
-        client_factory: Callable[[], Any],
+        backend_factory: Callable[[], BaseSmsBackend] = get_backend,
         record_start: Callable[[int], None] | None = None,
     ) -> None:
         self.concurrency = max(1, concurrency)
-        self._client_factory = client_factory
+        self._backend_factory = backend_factory
         self._record_start = record_start
         self._local = threading.local()
-        self._common = {
-            **sender_kwargs(),
-            "status_callback": status_callback_url(),
-            "validity_period": app_settings.TWILIO_SMS_VALIDITY_PERIOD,
-        }
+        self._status_callback = status_callback_url()
+        self._validity_period = int(app_settings.TWILIO_SMS_VALIDITY_PERIOD)
 
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = self._client_factory()
-        return client
+    def _backend(self) -> BaseSmsBackend:
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            backend = self._local.backend = self._backend_factory()
+        return backend
 
     def _not_sent(self, request: SendRequest, message: str) -> SendOutcome:
         failure = SendFailure(FailureKind.RETRYABLE, None, message)
@@ -98,26 +93,36 @@ class Dispatcher:
     def send_one(self, request: SendRequest) -> SendOutcome:
         # Both steps before the request can fail without anything leaving.
         try:
-            client = self._client()
+            backend = self._backend()
         except Exception as exc:
             return self._not_sent(
-                request, f"Could not set up the Twilio client: {type(exc).__name__}: {exc}"
+                request, f"Could not set up the SMS backend: {type(exc).__name__}: {exc}"
             )
         if self._record_start is not None:
             try:
                 self._record_start(request.sms_id)
             except Exception as exc:
                 return self._not_sent(request, f"Not sent: {exc}")
+        message = OutgoingSms(
+            to=request.to,
+            body=request.body,
+            segments=request.segments,
+            status_callback=self._status_callback,
+            validity_period=self._validity_period,
+        )
         try:
-            message = client.messages.create(to=request.to, body=request.body, **self._common)
+            result = backend.send(message)
         except Exception as exc:  # one bad message never stops the batch
-            return SendOutcome(request, timezone.now(), failure=classify_exception(exc))
+            result = SendFailure(
+                FailureKind.AMBIGUOUS,
+                None,
+                f"Unexpected error while sending: {type(exc).__name__}: {exc}",
+            )
+        if isinstance(result, SendFailure):
+            return SendOutcome(request, timezone.now(), failure=result)
+        assert isinstance(result, Accepted)
         return SendOutcome(
-            request,
-            timezone.now(),
-            sid=message.sid,
-            status=str(message.status or "queued"),
-            segments=_segments_from(message.num_segments, request.segments),
+            request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
         )
 
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:

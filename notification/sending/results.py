@@ -11,14 +11,16 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from notification.backends.twilio.failures import FailureKind, SendFailure
+from notification.backends.base import FailureKind, SendFailure
+from notification.delivery import retry
+from notification.delivery.error_codes import describe_error
 from notification.delivery.optouts import opt_out_reason, record_twilio_opt_outs
-from notification.delivery.retry import next_attempt_at
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.bulk_write import update_rows
 from notification.sending.claiming import ClaimedBatch
 from notification.sending.dispatch import SendOutcome
+from notification.tracking.status import settle_early_callbacks
 
 SMS_FIELDS = [
     "twilio_sid",
@@ -58,9 +60,7 @@ class ResultCounts:
 
 
 def _describe(failure: SendFailure) -> str:
-    if failure.code is not None:
-        return f"Twilio error {failure.code}: {failure.message}"
-    return failure.message
+    return describe_error(failure.code, failure.message)
 
 
 def _release_claim(sms: SmsNotification) -> None:
@@ -99,23 +99,20 @@ def _apply_failure(
     if failure.kind is FailureKind.AMBIGUOUS:
         # At most once: it may be at Twilio, so it is never resent by itself.
         note.status = Status.UNKNOWN
-        note.status_message = (
-            f"{_describe(failure)}. The message may or may not have reached Twilio; "
-            "it will not be resent automatically (staff can resend it)."
-        )
+        note.status_message = retry.ambiguous_message(_describe(failure))
         counts.unknown += 1
         return
     sms.send_started_at = None  # answered: certainly not queued at Twilio
-    if failure.kind is FailureKind.RETRYABLE and sms.attempts < max_attempts:
-        sms.next_attempt_at = next_attempt_at(now, sms.attempts)
+    if failure.kind is FailureKind.RETRYABLE and retry.may_retry(sms.attempts, max_attempts):
+        sms.next_attempt_at = retry.next_attempt_at(now, sms.attempts)
         note.status = Status.PENDING
-        note.status_message = f"Attempt {sms.attempts} failed, will retry: {_describe(failure)}"
+        note.status_message = retry.retry_message(sms.attempts, _describe(failure))
         counts.retried += 1
         return
     note.status = Status.FAILED
     note.status_message = _describe(failure)
     if failure.kind is FailureKind.RETRYABLE:
-        note.status_message = f"Gave up after {sms.attempts} attempts: {_describe(failure)}"
+        note.status_message = retry.gave_up_message(sms.attempts, _describe(failure))
     sms.next_attempt_at = None
     counts.failed += 1
 
@@ -179,5 +176,18 @@ def write_results(
         )
         record_twilio_opt_outs(opted_out_by_twilio)
         ids = [sms.notification_id for sms in rows]
-        transaction.on_commit(lambda: notify_status_changed(ids))
+        sids = [sms.twilio_sid for sms in rows if sms.twilio_sid]
+        transaction.on_commit(lambda: announce_written(ids, sids))
     return counts
+
+
+def announce_written(notification_ids: list[int], stored_sids: list[str]) -> None:
+    """After commit: settle callbacks that raced our write, then publish the rest.
+
+    A status callback can reach us before this batch stored the sid it is for;
+    it was kept (``tracking.early``) and is applied now that the sid is
+    committed. Notifications it moved were published with their newer status
+    already, so they are not published again with this batch's older one.
+    """
+    settled = settle_early_callbacks(stored_sids) if stored_sids else set()
+    notify_status_changed(id_ for id_ in notification_ids if id_ not in settled)

@@ -212,7 +212,7 @@ def move_forward(
     if row is None:
         return None
     values = dict(zip(_SMS_RETURNING + _NOTIFICATION_RETURNING, row, strict=True))
-    # The same row shape ``notification.events`` builds its payloads from.
+    # The row shape ``delivery.payload`` builds events from (its SNAPSHOT_FIELDS).
     payload_row = {
         "id": values["notification_id"],
         "user_id": values["user_id"],

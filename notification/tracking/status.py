@@ -1,15 +1,16 @@
 """Apply a normalized status callback to the database, forward only.
 
 Twilio's callbacks arrive late, twice, or out of order. Each status has a rank
-and a callback only moves an SMS to a strictly higher rank. The rule is enforced
-by the UPDATE's own WHERE clause (not by a read followed by a write), so two
-callbacks handled at the same moment by two processes cannot move a status
-backwards: the database evaluates the condition against the row it locks.
+(``delivery.statuses``) and a callback only moves an SMS to a strictly higher
+rank. The rule is enforced by the UPDATE's own WHERE clause (not by a read
+followed by a write), so two callbacks handled at the same moment by two
+processes cannot move a status backwards: the database evaluates the condition
+against the row it locks.
 
 A failure Twilio reports later (``failed``/``undelivered``) with a *retryable*
-code (the sending code's own table, ``sending.errors.RETRYABLE_CODES``: 30001,
-30003, 30008, 30036...) gets the sending rule: back to ``pending`` with
-backoff (``sending.backoff``) until ``TWILIO_SMS_MAX_ATTEMPTS``, then failed
+code (``delivery.error_codes.RETRYABLE_CODES``: 30001, 30003, 30008,
+30036...) gets the send job's rule (``delivery.retry``): back to ``pending``
+with backoff until ``TWILIO_SMS_MAX_ATTEMPTS``, then failed
 with the last error. The send already counted the attempt (``attempts`` goes up
 with each create request), so the callback does not count it twice. The SMS
 keeps the error as its last error and gives up its sid (see ``_requeue``).
@@ -25,59 +26,34 @@ from typing import Any
 
 from django.db import transaction
 
-from notification.backends.twilio.failures import OPT_OUT_CODE, RETRYABLE_CODES
 from notification.conf import app_settings
-from notification.delivery.error_codes import error_meaning
+from notification.delivery import retry
+from notification.delivery.error_codes import (
+    OPT_OUT_CODE,
+    RETRYABLE_CODES,
+    describe_error,
+    error_meaning,
+)
 from notification.delivery.optouts import record_twilio_opt_outs
+from notification.delivery.payload import status_payload
 from notification.delivery.reports import SmsStatusEvent
-from notification.delivery.retry import next_attempt_at
-from notification.events import notify_status_changed, status_payload
-from notification.models import (
-    DeliveryStatusChoices as Delivery,
+from notification.delivery.statuses import (
+    FAILURES,
+    NOTIFICATION_MOVES,
+    REQUEUE_FROM,
+    SENT_OR_LATER,
+    is_known,
+    statuses_before,
 )
-from notification.models import (
-    Notification,
-    NotificationStatusChoices,
-    SmsNotification,
-)
+from notification.events import notify_status_changed
+from notification.models import DeliveryStatusChoices as Delivery
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.tracking import early
 from notification.tracking.forward import NotificationChange, SmsChange, move_forward
 
 logger = logging.getLogger(__name__)
 
-# queued/accepted/scheduled < sending < sent < delivered/undelivered/failed < read
-STATUS_RANK: dict[str, int] = {
-    Delivery.NOT_SUBMITTED: 0,
-    Delivery.QUEUED: 1,
-    Delivery.ACCEPTED: 1,
-    Delivery.SCHEDULED: 1,
-    Delivery.SENDING: 2,
-    Delivery.SENT: 3,
-    Delivery.DELIVERED: 4,
-    Delivery.UNDELIVERED: 4,
-    Delivery.FAILED: 4,
-    Delivery.PARTIALLY_DELIVERED: 4,
-    Delivery.CANCELED: 4,
-    Delivery.READ: 5,
-}
-
 _N = NotificationStatusChoices
-# The notification's own status each delivery status leads to, and the
-# notification statuses it may leave (a delivered or canceled one never moves).
-_NOTIFICATION_MOVES: dict[str, tuple[str, frozenset[str]]] = {
-    Delivery.SENDING: (_N.SENT, frozenset({_N.PROCESSING, _N.UNKNOWN})),
-    Delivery.SENT: (_N.SENT, frozenset({_N.PROCESSING, _N.UNKNOWN})),
-    Delivery.DELIVERED: (_N.DELIVERED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
-    Delivery.READ: (_N.DELIVERED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
-    Delivery.UNDELIVERED: (_N.FAILED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
-    Delivery.FAILED: (_N.FAILED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
-    Delivery.CANCELED: (_N.CANCELED, frozenset({_N.PROCESSING, _N.SENT, _N.UNKNOWN})),
-}
-_SENT_OR_LATER = frozenset(status for status, rank in STATUS_RANK.items() if rank >= 3)
-_FAILURES = frozenset({Delivery.FAILED, Delivery.UNDELIVERED})
-# A failure re-queues only a notification the send job handed over (a canceled
-# or already delivered one keeps its status, as with any failure).
-_REQUEUE_FROM = _NOTIFICATION_MOVES[Delivery.FAILED][1]
 
 
 class Outcome(enum.StrEnum):
@@ -93,12 +69,6 @@ class ApplyResult:
     notification_id: int | None = None
     # What subscribers are sent for an UPDATED result, when the write returned it.
     payload: dict[str, Any] | None = None
-
-
-def statuses_before(status: str) -> list[str]:
-    """Every delivery status an SMS may move to ``status`` from."""
-    rank = STATUS_RANK[status]
-    return [earlier for earlier, earlier_rank in STATUS_RANK.items() if earlier_rank < rank]
 
 
 def apply_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) -> ApplyResult:
@@ -117,7 +87,7 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
     returned. Such events are kept for a while (``early``) and applied when the
     sid appears; ``keep_if_early=False`` is for applying those kept events.
     """
-    if event.status not in STATUS_RANK or event.status == Delivery.NOT_SUBMITTED:
+    if not is_known(event.status):
         logger.warning(
             "Ignoring status callback for %s: unknown status %r", event.message_sid, event.status
         )
@@ -147,6 +117,18 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
     return result
 
 
+def settle_early_callbacks(message_sids: list[str]) -> set[int]:
+    """Apply status callbacks that came before these sids were stored (usually none).
+
+    The send job's result writer calls this right after it commits the sids its
+    create requests returned: that is where a callback that raced the write
+    catches up. Returns the notifications it changed (each already published
+    with its newer status).
+    """
+    waiting = early.waiting(sid for sid in message_sids if sid)
+    return apply_early_events(waiting) if waiting else set()
+
+
 def apply_early_events(message_sids: list[str]) -> set[int]:
     """Apply kept early callbacks for these (now stored) sids; returns the notifications changed.
 
@@ -170,7 +152,7 @@ def _apply(event: SmsStatusEvent) -> ApplyResult:
             "to_phone_number", flat=True
         )
         record_twilio_opt_outs(list(numbers))
-    if event.status in _FAILURES and event.error_code in RETRYABLE_CODES:
+    if event.status in FAILURES and event.error_code in RETRYABLE_CODES:
         try:
             with transaction.atomic():
                 return _apply_retryable_failure(event)
@@ -188,7 +170,7 @@ def _move(event: SmsStatusEvent, *, gave_up_after: int | None = None) -> ApplyRe
         delivery_status=event.status,
         at=event.received_at,
         movable_from=statuses_before(event.status),
-        set_sent_datetime=event.status in _SENT_OR_LATER,
+        set_sent_datetime=event.status in SENT_OR_LATER,
         set_delivered_datetime=event.status == Delivery.DELIVERED,
         error_code=event.error_code,
         error_message=error_meaning(event.error_code, event.error_message)
@@ -214,7 +196,7 @@ def _move(event: SmsStatusEvent, *, gave_up_after: int | None = None) -> ApplyRe
 def _notification_change(
     event: SmsStatusEvent, gave_up_after: int | None
 ) -> NotificationChange | None:
-    move = _NOTIFICATION_MOVES.get(event.status)
+    move = NOTIFICATION_MOVES.get(event.status)
     if move is None:
         return None
     new_status, leaves = move
@@ -222,7 +204,7 @@ def _notification_change(
     if new_status == _N.FAILED:
         message = _describe_error(event)
         if gave_up_after is not None:
-            message = f"Gave up after {gave_up_after} attempts: {message}"
+            message = retry.gave_up_message(gave_up_after, message)
     return NotificationChange(
         status=new_status,
         at=event.received_at,
@@ -241,9 +223,9 @@ def _apply_retryable_failure(event: SmsStatusEvent) -> ApplyResult:
     )
     if row is None:
         return ApplyResult(Outcome.UNKNOWN_SID)
-    if row["notification__status"] not in _REQUEUE_FROM:  # canceled, delivered...
+    if row["notification__status"] not in REQUEUE_FROM:  # canceled, delivered...
         return _move(event)
-    if row["attempts"] >= app_settings.TWILIO_SMS_MAX_ATTEMPTS:
+    if not retry.may_retry(row["attempts"], app_settings.TWILIO_SMS_MAX_ATTEMPTS):
         return _move(event, gave_up_after=row["attempts"])
     if not _requeue(row["pk"], row["notification_id"], row["attempts"], event):
         logger.info(
@@ -254,10 +236,7 @@ def _apply_retryable_failure(event: SmsStatusEvent) -> ApplyResult:
 
 
 def _describe_error(event: SmsStatusEvent) -> str:
-    if event.error_code is not None:
-        meaning = error_meaning(event.error_code, event.error_message)
-        return f"Twilio error {event.error_code}: {meaning}"
-    return event.error_message or f"Twilio reported {event.status}"
+    return describe_error(event.error_code, event.error_message, status=event.status)
 
 
 def _requeue(sms_pk: int, notification_id: int, attempts: int, event: SmsStatusEvent) -> bool:
@@ -280,7 +259,7 @@ def _requeue(sms_pk: int, notification_id: int, attempts: int, event: SmsStatusE
         delivery_status=Delivery.NOT_SUBMITTED,
         error_code=event.error_code,
         error_message=error_meaning(event.error_code, event.error_message),
-        next_attempt_at=next_attempt_at(event.received_at, max(attempts, 1)),
+        next_attempt_at=retry.next_attempt_at(event.received_at, max(attempts, 1)),
         send_started_at=None,
         sent_datetime=None,
         delivered_datetime=None,
@@ -288,10 +267,10 @@ def _requeue(sms_pk: int, notification_id: int, attempts: int, event: SmsStatusE
     )
     if not moved:
         return False
-    requeued = Notification.objects.filter(pk=notification_id, status__in=_REQUEUE_FROM).update(
+    requeued = Notification.objects.filter(pk=notification_id, status__in=REQUEUE_FROM).update(
         status=_N.PENDING,
-        status_message=(
-            f"Attempt {attempts} failed ({event.message_sid}), will retry: {_describe_error(event)}"
+        status_message=retry.retry_message(
+            attempts, _describe_error(event), message_sid=event.message_sid
         ),
         sent_datetime=None,
         updated_datetime=event.received_at,

@@ -18,8 +18,9 @@ from notification.backends.twilio.payloads import (
 )
 from notification.backends.twilio.signature import has_valid_signature, public_url
 from notification.db_threads import run_in_db_thread
+from notification.delivery.payload import status_payloads
 from notification.delivery.reports import SmsStatusEvent
-from notification.events import publish_payloads, status_payloads
+from notification.events import publish_payloads
 from notification.tracking.status import ApplyResult, Outcome, record_status_event
 from notification.webhooks.inbound import handle_inbound
 
@@ -55,7 +56,7 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
 
     Async so that the publish runs on the server's event loop (no thread hop per
     Redis round trip). The database work is one call in a long-lived database
-    thread (``webhooks.db``), after which the change is committed and only then
+    thread (``notification.db_threads``), after which the change is committed and only then
     published. Not Django's per-request thread: that thread dies with the
     request and takes its database connection along, so every callback would
     pay for a new connection.

@@ -17,39 +17,12 @@ otherwise fail the whole backlog at once instead of giving operators the
 backoff window to fix it. The cap still ends hopeless cases with the last error.
 """
 
-from dataclasses import dataclass
-from enum import StrEnum
-
 import requests
 from twilio.base.exceptions import TwilioRestException
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-# From the facts table (shared/twilio-facts.md). Any code that is not permanent is
-# retried; RETRYABLE_CODES names the known ones (the status webhook uses it too).
-PERMANENT_CODES = frozenset(
-    {21211, 21408, 21610, 21612, 21614, 30004, 30005, 30006, 30007, 30010, 30034}
-)
-RETRYABLE_CODES = frozenset({20429, 21611, 30001, 30003, 30008, 30036})
-OPT_OUT_CODE = 21610
-
-
-class FailureKind(StrEnum):
-    PERMANENT = "permanent"
-    RETRYABLE = "retryable"
-    AMBIGUOUS = "ambiguous"
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailure:
-    """A classified failure, ready to be written to the SMS row."""
-
-    kind: FailureKind
-    code: int | None
-    message: str
-
-    @property
-    def is_opt_out(self) -> bool:
-        return self.code == OPT_OUT_CODE
+from notification.backends.base import FailureKind, SendFailure
+from notification.delivery.error_codes import PERMANENT_CODES
 
 
 def classify_twilio_error(exc: TwilioRestException) -> SendFailure:
@@ -58,7 +31,7 @@ def classify_twilio_error(exc: TwilioRestException) -> SendFailure:
     message = str(exc.msg or f"HTTP {exc.status}")
     if code in PERMANENT_CODES:
         return SendFailure(FailureKind.PERMANENT, code, message)
-    # Everything else is retried: the known cases (RETRYABLE_CODES, HTTP 429, 5xx)
+    # Everything else is retried: known transient codes, HTTP 429 and 5xx
     # and, by the default branch (see the module docstring), unknown codes too.
     return SendFailure(FailureKind.RETRYABLE, code, message)
 

@@ -9,7 +9,7 @@ purpose: exactly-once comes from the row claims, not the lock).
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from notification.backends.twilio.client import missing_twilio_settings
+from notification.backends import get_backend
 from notification.conf import app_settings
 from notification.sending.batch import BatchReport, run_batch
 from notification.sending.plan import BatchPlan, plan_next_batch
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         if dry_run:
             self._print_plan(plan_next_batch(timezone.now(), batch_size))
             return
-        missing = missing_twilio_settings()
+        missing = get_backend().missing_settings()
         if missing:
             raise CommandError(f"Cannot send: missing setting(s) {', '.join(missing)}")
         if no_lock:

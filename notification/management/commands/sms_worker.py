@@ -9,7 +9,7 @@ settings import with a message naming the variable.)
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from notification.backends.twilio.client import missing_twilio_settings
+from notification.backends import get_backend
 from notification.conf import app_settings
 from notification.sending.dispatch import current_sender
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, burst: bool, check: bool, **options) -> None:
-        missing = missing_twilio_settings()
+        missing = get_backend().missing_settings()
         if missing:
             raise CommandError(
                 "The SMS worker cannot start: missing setting(s) "

@@ -1,0 +1,74 @@
+"""The SMS backend interface: send one message, get an outcome.
+
+Modelled on Django's email backends (``django.core.mail.backends``) and
+django-anymail's ``AnymailBaseBackend``: the app chooses a backend by the dotted
+path in ``SMS_BACKEND`` and knows nothing else about the provider. Claims, the
+dispatch log, recovery and the queue estimate stay in ``notification.sending``
+and work the same whichever backend sends.
+
+A backend instance is used by one thread at a time (the send job gives each of
+its threads its own instance), so it may keep an SDK client or a connection.
+
+``send`` returns an ``Accepted`` or a classified ``SendFailure`` and should not
+raise: the three failure kinds are what keeps a message from being sent twice
+(``AMBIGUOUS``) or lost (``RETRYABLE``). Anything it does raise is treated as
+ambiguous, because the message may have left.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from notification.delivery.error_codes import OPT_OUT_CODE
+
+
+class FailureKind(StrEnum):
+    PERMANENT = "permanent"
+    RETRYABLE = "retryable"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailure:
+    """A classified failure, ready to be written to the SMS row."""
+
+    kind: FailureKind
+    code: int | None
+    message: str
+
+    @property
+    def is_opt_out(self) -> bool:
+        return self.code == OPT_OUT_CODE
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """One message to send, with everything a provider needs to report on it."""
+
+    to: str
+    body: str
+    # Our own count (GSM-7 or UCS-2, ``notification.segments``); a provider may know better.
+    segments: int
+    # Where the provider should post status callbacks (empty: none).
+    status_callback: str
+    # Seconds the provider may keep the message queued before giving up.
+    validity_period: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider took the message: its id there, its first status and its segments."""
+
+    sid: str
+    status: str
+    segments: int
+
+
+class BaseSmsBackend:
+    """Subclass and implement ``send``; ``missing_settings`` when the backend needs some."""
+
+    def missing_settings(self) -> list[str]:
+        """Names of settings this backend needs but does not have (empty when ready)."""
+        return []
+
+    def send(self, message: OutgoingSms) -> Accepted | SendFailure:
+        raise NotImplementedError
