@@ -16,7 +16,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
 	@echo "make test     install, then run the tests on SQLite and on a throwaway PostgreSQL"
-	@echo "make lint     ruff check + ruff format --check"
+	@echo "make lint     ruff check + ruff format --check + the import contracts (lint-imports)"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
 	@echo "make bench-send / make bench-status   print the benchmark figures"
@@ -31,11 +31,13 @@ $(INSTALL_STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 test: install
+	$(VENV)/bin/lint-imports
 	$(PYTHON) -m tests.run
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .
