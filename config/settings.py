@@ -39,7 +39,9 @@ INSTALLED_APPS = [
     "strawberry_django",
     "django_rq",
     "notification",
+    # Development tools (not in the wheel): the emulator and the dev superuser commands.
     "twilio_emulator",
+    "devstack",
 ]
 
 MIDDLEWARE = [

@@ -20,17 +20,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from twilio_emulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = REPO_ROOT / "Procfile"
 GRAPHIQL_URL = "http://127.0.0.1:8000/graphql/"
 EMULATOR_PORT = 8001
 
-# Fixed development credentials for the emulator: shaped like Twilio's (AC +
-# 32 hex, 32 hex token) but meaningless anywhere else. +15005550006 is the
-# "valid From" magic number of Twilio's test credentials.
+# The emulator's development credentials (one set, defined by the emulator).
+# +15005550006 is the "valid From" magic number of Twilio's test credentials.
 DEV_TWILIO_ENV = {
-    "TWILIO_ACCOUNT_SID": "AC" + "deadbeef" * 4,
-    "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
+    "TWILIO_ACCOUNT_SID": DEV_ACCOUNT_SID,
+    "TWILIO_AUTH_TOKEN": DEV_AUTH_TOKEN,
     "TWILIO_FROM_NUMBER": "+15005550006",
     "TWILIO_MESSAGING_SERVICE_SID": "",
     "TWILIO_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORT}",

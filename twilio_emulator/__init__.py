@@ -9,7 +9,10 @@ queue and posts signed status callbacks. Run it with
 from twilio_emulator.server import EmulatorServer
 from twilio_emulator.state import EmulatorConfig
 
-# Used when neither settings nor the command line give credentials (printed at start).
+# The development credentials: shaped like Twilio's (AC + 32 hex, 32 hex token)
+# but meaningless anywhere else. ``make run`` (``devstack.run``) gives them to
+# every process, and the command uses them when neither settings nor its
+# options give credentials.
 DEV_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEV_AUTH_TOKEN = "fedcba9876543210" * 2
 
