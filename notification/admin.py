@@ -20,12 +20,12 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
-from notification.operations.changes import resend_notifications
-from notification.operations.creation import (
+from notification.operations.changes import (
     NotificationNotCancelable,
     cancel_notification,
-    validate_body_length,
+    resend_notifications,
 )
+from notification.operations.creation import validate_body_length
 from notification.phone import normalize_phone_number
 from notification.segments import count_segments
 

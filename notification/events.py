@@ -31,6 +31,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from notification.delivery.payload import status_payloads
+from notification.signals import send_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def publish_status_changes(notification_ids: Iterable[int]) -> None:
     """
     try:
         payloads = status_payloads(sorted(set(notification_ids)))
+        send_status_changed(payloads)
         layer = get_channel_layer()
         if layer is None or not payloads:
             return

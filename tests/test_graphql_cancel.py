@@ -6,12 +6,8 @@ import pytest
 from django.db import connection, transaction
 
 from notification.models import Notification
-from notification.operations.creation import (
-    NotificationNotCancelable,
-    SmsNotificationRequest,
-    cancel_notification,
-    create_sms_notification,
-)
+from notification.operations.changes import NotificationNotCancelable, cancel_notification
+from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 
 CANCEL = """
 mutation Cancel($id: ID!) {

@@ -7,11 +7,10 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection
 
 from notification.models import Notification, NotificationPriorityChoices, SmsNotification
+from notification.operations.changes import NotificationNotCancelable, cancel_notification
 from notification.operations.creation import (
     BulkValidationError,
-    NotificationNotCancelable,
     SmsNotificationRequest,
-    cancel_notification,
     create_sms_notification,
     create_sms_notifications,
 )

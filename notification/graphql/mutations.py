@@ -19,6 +19,7 @@ from notification.graphql.permissions import (
 )
 from notification.graphql.types import OPTED_OUT_ANNOTATION, Notification, User
 from notification.models import Notification as NotificationModel
+from notification.operations import changes
 from notification.operations import creation as services
 
 OPTED_OUT_MESSAGE = (
@@ -149,7 +150,7 @@ class NotificationMutation:
         try:
             # Only what the caller may read: anything else answers like a missing id
             # (same error, nothing changed), so this cannot read or probe notifications.
-            notification = services.cancel_notification(
+            notification = changes.cancel_notification(
                 id, queryset=visible_notifications(NotificationModel.objects.all(), info)
             )
         except NotificationModel.DoesNotExist:
@@ -161,7 +162,7 @@ class NotificationMutation:
                     )
                 ],
             )
-        except services.NotificationNotCancelable as exc:
+        except changes.NotificationNotCancelable as exc:
             return CancelNotificationPayload(
                 notification=exc.notification,  # type: ignore[arg-type]
                 errors=[FieldError(field="id", message=exc.messages[0], code="not_pending")],

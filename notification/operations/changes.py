@@ -1,4 +1,6 @@
-"""Staff resend of an SMS whose fate is ``unknown`` (or that ``failed``).
+"""Changing a notification after creation: cancel (while pending) and staff resend.
+
+Resend is for an SMS whose fate is ``unknown`` (or that ``failed``).
 
 ``unknown`` means the request may have reached Twilio: the send job never
 resends it by itself (at most once), so a person decides. Resending puts the
@@ -14,7 +16,8 @@ racing the send job) cannot queue it twice.
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -23,6 +26,55 @@ from notification.ids import parse_database_id
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
+
+
+class NotificationNotCancelable(ValidationError):
+    """The notification has left ``pending`` (a worker claimed it, or it is finished)."""
+
+    def __init__(self, notification: Notification):
+        self.notification = notification
+        super().__init__(
+            "Only pending notifications can be canceled; this one is %(status)s.",
+            code="not_pending",
+            params={"status": notification.status},
+        )
+
+
+def cancel_notification(
+    notification_id: int | str,
+    *,
+    reason: str = "",
+    queryset: models.QuerySet[Notification] | None = None,
+) -> Notification:
+    """Cancel a notification that is still ``pending``.
+
+    A single conditional UPDATE (``WHERE status = 'pending'``) decides, so a send job
+    claiming the row at the same moment either wins (and this raises
+    ``NotificationNotCancelable``) or loses (and never sends it): never both.
+    Raises ``Notification.DoesNotExist`` for an unknown (or impossible) id, and also
+    for one outside ``queryset`` when given (the caller's visible notifications:
+    what the caller may not see answers exactly like what does not exist).
+    """
+    message = reason or "Canceled before sending."
+    parsed = parse_database_id(notification_id)
+    if parsed is None:
+        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
+    notification_id = parsed
+    if queryset is not None and not queryset.filter(pk=notification_id).exists():
+        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
+    with transaction.atomic():
+        updated = Notification.objects.filter(
+            pk=notification_id, status=NotificationStatusChoices.PENDING
+        ).update(
+            status=NotificationStatusChoices.CANCELED,
+            status_message=message,
+            updated_datetime=timezone.now(),
+        )
+        notification = Notification.objects.select_related("sms").get(pk=notification_id)
+        if not updated:
+            raise NotificationNotCancelable(notification)
+        transaction.on_commit(lambda: notify_status_changed([notification.pk]))
+    return notification
 
 
 class ResendError(ValueError):

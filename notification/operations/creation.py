@@ -1,6 +1,6 @@
-"""Creating and cancelling SMS notifications: the domain rules, with no GraphQL in them.
+"""Creating SMS notifications: the domain rules, with no GraphQL in them.
 
-The GraphQL mutations and the admin's cancel action go through these functions. The
+The GraphQL mutations go through these functions (cancel and resend: ``changes``). The
 admin's add form is a plain model form that does not; it shares only the body and
 phone-number rules (``validate_body_length``, ``normalize_phone_number``). Here:
 
@@ -40,12 +40,10 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from notification.events import notify_status_changed
 from notification.ids import MAX_DATABASE_ID, parse_database_id
 from notification.models import (
     Notification,
     NotificationPriorityChoices,
-    NotificationStatusChoices,
     NotificationTypeChoices,
     SmsNotification,
     SmsOptOut,
@@ -55,8 +53,6 @@ from notification.segments import MAX_BODY_CHARACTERS, count_segments
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
-#: The range of a ``BigAutoField`` / bigint: larger ids cannot exist, and the database
-#: driver raises (not "no such row") when asked for them.
 
 _TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
 _URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
@@ -102,18 +98,6 @@ class BulkValidationError(Exception):
     def __init__(self, errors: dict[int, ValidationError]):
         self.errors = dict(sorted(errors.items()))
         super().__init__(f"{len(self.errors)} invalid item(s) at indexes {list(self.errors)}")
-
-
-class NotificationNotCancelable(ValidationError):
-    """The notification has left ``pending`` (a worker claimed it, or it is finished)."""
-
-    def __init__(self, notification: Notification):
-        self.notification = notification
-        super().__init__(
-            "Only pending notifications can be canceled; this one is %(status)s.",
-            code="not_pending",
-            params={"status": notification.status},
-        )
 
 
 @dataclass(slots=True)
@@ -179,43 +163,6 @@ def create_sms_notifications(
             {index: ValidationError(item_errors) for index, item_errors in errors.items()}
         )
     return _insert(cleaned)
-
-
-def cancel_notification(
-    notification_id: int | str,
-    *,
-    reason: str = "",
-    queryset: models.QuerySet[Notification] | None = None,
-) -> Notification:
-    """Cancel a notification that is still ``pending``.
-
-    A single conditional UPDATE (``WHERE status = 'pending'``) decides, so a send job
-    claiming the row at the same moment either wins (and this raises
-    ``NotificationNotCancelable``) or loses (and never sends it): never both.
-    Raises ``Notification.DoesNotExist`` for an unknown (or impossible) id, and also
-    for one outside ``queryset`` when given (the caller's visible notifications:
-    what the caller may not see answers exactly like what does not exist).
-    """
-    message = reason or "Canceled before sending."
-    parsed = parse_database_id(notification_id)
-    if parsed is None:
-        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
-    notification_id = parsed
-    if queryset is not None and not queryset.filter(pk=notification_id).exists():
-        raise Notification.DoesNotExist(f"There is no notification {notification_id}.")
-    with transaction.atomic():
-        updated = Notification.objects.filter(
-            pk=notification_id, status=NotificationStatusChoices.PENDING
-        ).update(
-            status=NotificationStatusChoices.CANCELED,
-            status_message=message,
-            updated_datetime=timezone.now(),
-        )
-        notification = Notification.objects.select_related("sms").get(pk=notification_id)
-        if not updated:
-            raise NotificationNotCancelable(notification)
-        transaction.on_commit(lambda: notify_status_changed([notification.pk]))
-    return notification
 
 
 # --- validation -----------------------------------------------------------------

@@ -9,12 +9,14 @@ import enum
 import logging
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from twilio.twiml.messaging_response import MessagingResponse
 
 from notification.conf import app_settings
 from notification.delivery.reports import InboundSmsEvent
 from notification.models import OptOutSourceChoices, SmsOptOut
 from notification.phone import normalize_phone_number
+from notification.signals import send_received
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ def handle_inbound(event: InboundSmsEvent) -> str:
             phone_number,
             len(event.body),
         )
+    transaction.on_commit(lambda: send_received(event, keyword.value), robust=True)
     return str(reply)
 
 

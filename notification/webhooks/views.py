@@ -21,6 +21,8 @@ from notification.db_threads import run_in_db_thread
 from notification.delivery.payload import status_payloads
 from notification.delivery.reports import SmsStatusEvent
 from notification.events import publish_payloads
+from notification.models import Notification
+from notification.signals import send_status_changed, sms_status_changed
 from notification.tracking.status import ApplyResult, Outcome, record_status_event
 from notification.webhooks.inbound import handle_inbound
 
@@ -70,6 +72,8 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
     result, payloads = await run_in_db_thread(_record, event)
     await publish_payloads(payloads)
+    if payloads and sms_status_changed.has_listeners(Notification):
+        await run_in_db_thread(send_status_changed, payloads, event)
     return HttpResponse(result.outcome.value, content_type="text/plain")
 
 
