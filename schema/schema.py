@@ -1,9 +1,12 @@
 """The GraphQL schema served at ``/graphql/``: HTTP by Django (``schema.views``),
 websockets by strawberry's channels consumer (``config/asgi.py``).
 
+The project's schema is assembled here from the app's GraphQL parts
+(``notification.graphql.parts``) plus the project's own session login
+(``schema.auth``), the same way a host project merges them into its schema.
 ``Mutation`` is merged from one class per feature module, so a feature adds mutations
-without editing a shared class: import its class here and append it to
-``MUTATION_TYPES`` (field names must not clash; ``merge_types`` raises if they do).
+without editing a shared class (field names must not clash; ``merge_types`` raises
+if they do).
 
 After any change, regenerate the committed SDL that frontends code against (a test
 fails while it is stale): ``make schema``, i.e.
@@ -12,14 +15,13 @@ fails while it is stale): ``make schema``, i.e.
 
 import strawberry
 from strawberry.tools import merge_types
-from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from notification.graphql.mutations import AuthMutation, NotificationMutation
-from notification.graphql.queries import Query
-from notification.graphql.resend import ResendMutation
-from notification.graphql.subscriptions import SharedEventExecutionContext, Subscription
+from notification.graphql import parts
+from schema.auth import AuthMutation
 
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation, NotificationMutation, ResendMutation)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, *parts.MUTATION_TYPES)
+(Query,) = parts.QUERY_TYPES
+(Subscription,) = parts.SUBSCRIPTION_TYPES
 
 Mutation = merge_types("Mutation", MUTATION_TYPES)
 
@@ -27,7 +29,7 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[DjangoOptimizerExtension],
+    extensions=parts.EXTENSIONS,
     # Subscription events are executed once per event, not once per subscriber.
-    execution_context_class=SharedEventExecutionContext,
+    execution_context_class=parts.EXECUTION_CONTEXT_CLASS,
 )

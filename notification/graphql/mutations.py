@@ -17,7 +17,7 @@ from notification.graphql.permissions import (
     permission_required,
     visible_notifications,
 )
-from notification.graphql.types import OPTED_OUT_ANNOTATION, Notification, User
+from notification.graphql.types import OPTED_OUT_ANNOTATION, Notification
 from notification.models import Notification as NotificationModel
 from notification.operations import changes
 from notification.operations import creation as services
@@ -74,16 +74,6 @@ def _created(created: services.CreatedSmsNotification) -> Notification:
 def _opted_out_warning(index: int | None = None) -> FieldError:
     return FieldError(
         field="toPhoneNumber", message=OPTED_OUT_MESSAGE, code="opted_out", index=index
-    )
-
-
-@strawberry.type
-class AuthMutation:
-    login: User = strawberry_django.auth.login(
-        description="Log in with a session cookie; send the CSRF token (X-CSRFToken)."
-    )
-    logout: bool = strawberry_django.auth.logout(
-        description="End the session; true if someone was logged in."
     )
 
 

@@ -1,0 +1,16 @@
+"""Session login and logout for this project's frontend (a host project brings its own auth)."""
+
+import strawberry
+import strawberry_django
+
+from notification.graphql.types import User
+
+
+@strawberry.type
+class AuthMutation:
+    login: User = strawberry_django.auth.login(
+        description="Log in with a session cookie; send the CSRF token (X-CSRFToken)."
+    )
+    logout: bool = strawberry_django.auth.logout(
+        description="End the session; true if someone was logged in."
+    )

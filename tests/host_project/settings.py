@@ -1,0 +1,40 @@
+"""A minimal host project, as the README's "Use it in your own Django project" sets one up.
+
+Only Django's own apps, the ``notification`` app, its URLs and schema parts, the
+Twilio credentials and django-rq's ``sms`` queue. Everything else comes from
+the app's defaults (``notification.conf``). The test that runs it chooses the
+database file, the Redis and the backend through the environment.
+"""
+
+import os
+
+SECRET_KEY = "host-project-test-only"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+USE_TZ = True
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django_rq",
+    "notification",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+ROOT_URLCONF = "tests.host_project.urls"
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["HOST_DATABASE"]}
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The SMS queue for the send job (django-rq's own setting).
+RQ_QUEUES = {"sms": {"URL": os.environ["HOST_REDIS_URL"]}}
+
+# The Twilio credentials (never used here: the locmem backend sends nothing).
+TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+TWILIO_AUTH_TOKEN = "0" * 32
+TWILIO_FROM_NUMBER = "+15005550006"
+SMS_BACKEND = os.environ.get("HOST_SMS_BACKEND", "notification.backends.locmem.LocmemBackend")
