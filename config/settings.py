@@ -137,6 +137,8 @@ LOGGING = {
 }
 
 # --- Notifications and Twilio -------------------------------------------------
+# The app's own defaults live in notification/conf.py; these read the environment.
+SMS_BACKEND = env_str("SMS_BACKEND", "notification.backends.twilio.TwilioBackend")
 DEFAULT_PHONE_REGION = env_str("DEFAULT_PHONE_REGION", "US").upper()
 TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
