@@ -27,7 +27,7 @@ from notification.operations.changes import (
 )
 from notification.operations.creation import validate_body_length
 from notification.phone import normalize_phone_number
-from notification.segments import count_segments
+from notification.segments import segment_fields
 
 # What Twilio and the send job wrote: never edited by hand.
 SMS_DELIVERY_FIELDS = (
@@ -283,10 +283,9 @@ class NotificationAdmin(admin.ModelAdmin):
         # The body may have changed without the SMS section: recount its segments.
         notification = form.instance
         if notification.status == NotificationStatusChoices.PENDING:
-            info = count_segments(notification.body)
             SmsNotification.objects.filter(
                 notification=notification, twilio_sid__isnull=True
-            ).update(segments=info.segments, encoding=info.encoding.value)
+            ).update(**segment_fields(notification.body))
 
     @admin.display(description="To", ordering="sms__to_phone_number")
     def sms_to_phone_number(self, obj: Notification) -> str:

@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notification.phone import E164_MAX_LENGTH, normalize_phone_number
-from notification.segments import count_segments
+from notification.segments import segment_fields
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -194,9 +194,8 @@ class SmsNotification(models.Model):
         super().save(*args, **kwargs)
 
     def refresh_segments(self) -> None:
-        info = count_segments(self.notification.body)
-        self.segments = info.segments
-        self.encoding = info.encoding.value
+        for name, value in segment_fields(self.notification.body).items():
+            setattr(self, name, value)
 
 
 class SmsOptOut(models.Model):

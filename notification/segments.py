@@ -66,6 +66,17 @@ def _pack(widths: list[int], per_segment: int) -> int:
     return segments
 
 
+def segment_fields(body: str) -> dict[str, int | str]:
+    """The ``segments`` and ``encoding`` columns of an SMS row with this body.
+
+    Every writer of those columns (save, bulk creation, the admin, the send
+    job's recount) takes them from here, so a row never stores a count made
+    by other rules than the one the send job's budget uses.
+    """
+    info = count_segments(body)
+    return {"segments": info.segments, "encoding": info.encoding.value}
+
+
 def count_segments(body: str) -> SegmentInfo:
     encoding = Encoding.GSM7 if is_gsm7(body) else Encoding.UCS2
     single, multi = (

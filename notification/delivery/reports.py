@@ -7,6 +7,10 @@ Twilio adds form parameters without notice; keeping the raw form on the event
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# The URL name (``notification.urls``) of the status callback: the send job tells
+# Twilio its URL and the ASGI fast path serves it, wherever the project includes it.
+STATUS_CALLBACK_ROUTE = "notification:twilio-sms-status"
+
 
 @dataclass(frozen=True, slots=True)
 class SmsStatusEvent:

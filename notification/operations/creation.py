@@ -49,7 +49,7 @@ from notification.models import (
     SmsOptOut,
 )
 from notification.phone import normalize_phone_number
-from notification.segments import MAX_BODY_CHARACTERS, count_segments
+from notification.segments import MAX_BODY_CHARACTERS, segment_fields
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
@@ -411,14 +411,12 @@ def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
         Notification.objects.bulk_create(notifications)
         sms_rows = []
         for notification, item in zip(notifications, items, strict=True):
-            segments = count_segments(item.body)
             # Assigning the forward side also caches ``notification.sms``.
             sms_rows.append(
                 SmsNotification(
                     notification=notification,
                     to_phone_number=item.to_phone_number,
-                    segments=segments.segments,
-                    encoding=segments.encoding.value,
+                    **segment_fields(item.body),
                 )
             )
         SmsNotification.objects.bulk_create(sms_rows)

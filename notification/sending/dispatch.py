@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.urls import reverse
 from django.utils import timezone
 
 from notification.backends import get_backend
@@ -33,8 +34,7 @@ from notification.backends.base import (
     SendFailure,
 )
 from notification.conf import app_settings
-
-STATUS_CALLBACK_PATH = "/twilio/sms/status/"
+from notification.delivery.reports import STATUS_CALLBACK_ROUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,9 @@ class SendOutcome:
 
 
 def status_callback_url() -> str:
-    return app_settings.PUBLIC_BASE_URL.rstrip("/") + STATUS_CALLBACK_PATH
+    """Where Twilio posts status callbacks: the route of ``notification.urls``, wherever
+    the project includes it, on ``PUBLIC_BASE_URL``."""
+    return app_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(STATUS_CALLBACK_ROUTE)
 
 
 def current_sender() -> str:

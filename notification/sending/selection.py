@@ -20,7 +20,6 @@ from django.db.models import Q, QuerySet
 
 from notification.delivery.optouts import opted_out_annotation
 from notification.models import NotificationStatusChoices, SmsNotification
-from notification.segments import count_segments
 
 T = TypeVar("T")
 
@@ -54,9 +53,8 @@ def recount_segments(candidates: list[SmsNotification]) -> list[SmsNotification]
     cheap to count; the batch persists the counts with its results.
     """
     for sms in candidates:
-        info = count_segments(sms.notification.body)
-        sms.segments = max(1, info.segments)
-        sms.encoding = info.encoding.value
+        sms.refresh_segments()
+        sms.segments = max(1, sms.segments)
     return candidates
 
 

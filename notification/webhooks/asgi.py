@@ -26,9 +26,9 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpResponse
-from django.urls import resolve
+from django.urls import resolve, reverse
 
-STATUS_CALLBACK_PATH = "/twilio/sms/status/"
+from notification.delivery.reports import STATUS_CALLBACK_ROUTE
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -66,10 +66,11 @@ async def _send_response(send: Send, response: HttpResponse) -> None:
 
 
 class StatusCallbackApp:
-    """ASGI app serving only ``STATUS_CALLBACK_PATH`` with the URLconf's view for it."""
+    """ASGI app serving only the status callback's path with the URLconf's view for it."""
 
     def __init__(self) -> None:
-        self._view = convert_exception_to_response(resolve(STATUS_CALLBACK_PATH).func)
+        self.path = reverse(STATUS_CALLBACK_ROUTE)
+        self._view = convert_exception_to_response(resolve(self.path).func)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         try:
@@ -91,7 +92,7 @@ def with_status_callback_fast_path(django_application: Any) -> Any:
     status_callbacks = StatusCallbackApp()
 
     async def application(scope: dict, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == STATUS_CALLBACK_PATH:
+        if scope["type"] == "http" and scope["path"] == status_callbacks.path:
             await status_callbacks(scope, receive, send)
         else:
             await django_application(scope, receive, send)
