@@ -19,7 +19,7 @@ ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 MAX_VALIDITY_PERIOD = 36_000
 
-# Test credentials' magic numbers (twilio-facts.md).
+# Test credentials' magic numbers (https://www.twilio.com/docs/iam/test-credentials).
 INVALID_FROM_NUMBER = "+15005550001"
 MAGIC_TO_ERRORS = {
     "+15005550001": lambda to, from_: errors.invalid_to(to),
