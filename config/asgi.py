@@ -31,12 +31,11 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Garbage collection tuned for many long-lived websocket connections. Profiled at
-# 1,000 subscribers, CPython's default thresholds ran a young collection every 700
-# allocations (hundreds per published event, each promoting live objects) and full
-# collections of ~600,000 objects that paused the loop for up to half a second,
-# the largest part of the p99 latency. Objects loaded at start-up (Django, the
-# schema, the URLconf) live for ever, so they leave the collector's view
+# Garbage collection tuned for many long-lived websocket connections. With
+# CPython's default thresholds, young collections ran hundreds of times per
+# published event and full collections paused the loop: the largest part of the
+# p99 latency at 1,000 subscribers (README, "Profiling notes"). Objects loaded at
+# start-up (Django, the schema, the URLconf) live for ever, so they leave the collector's view
 # (``gc.freeze``), and young collections run after 50,000 allocations instead:
 # nearly everything a request or an event allocates is freed by reference
 # counting long before, so the collector finds little to do but still reclaims

@@ -3,12 +3,12 @@
 Django's ORM is synchronous, so the async status view runs its database work
 in a thread (one hop per callback). The threads here live as long as the
 process, and so do their connections: re-opening one per callback is pure cost
-(about 0.35 ms of CPU on SQLite, a TCP and authentication handshake on
-PostgreSQL), and at hundreds of callbacks a second it showed up as a fifth of
-the webhook's profile. That is why ``CONN_MAX_AGE=0`` (the SQLite setting) is
-not applied to these threads; a positive ``CONN_MAX_AGE`` still bounds the
-connection's age, and a connection that saw an error and no longer answers is
-replaced before the next call, as ``close_old_connections`` would do.
+(a file open on SQLite, a TCP and authentication handshake on PostgreSQL) that
+showed up prominently in the webhook's profile (README, "Profiling notes").
+That is why ``CONN_MAX_AGE=0`` (the SQLite setting) is not applied to these
+threads; a positive ``CONN_MAX_AGE`` still bounds the connection's age, and a
+connection that saw an error and no longer answers is replaced before the next
+call, as ``close_old_connections`` would do.
 
 How many threads: one on SQLite, where writers take turns on the file lock
 anyway (more threads only add lock waits, whose busy-wait sleeps cost

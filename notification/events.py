@@ -16,7 +16,8 @@ of the layer, which joins each group once however many subscriptions watch it;
 one receive loop hands every message to the queues of that group's
 subscriptions. Per-consumer channels would cost, for every subscriber and
 every change, a trip through the layer and through the consumer's dispatch
-loop: at 1,000 subscribers that was a fifth of the server's CPU per change.
+loop, a large share of the server's CPU per change at 1,000 subscribers
+(README, "Profiling notes").
 """
 
 import asyncio
@@ -37,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 # Group sends in flight at once per event loop, across all concurrent publishes:
 # channels_redis takes one pooled connection per send, and redis-py 8's pool
-# *fails* (rather than waits) past its 100 connections. Profiled with 128
-# concurrent status callbacks, unbounded sends lost publishes that way.
+# *fails* (rather than waits) past its 100 connections: unbounded sends lost
+# publishes that way under concurrent status callbacks (README, "Profiling notes").
 _PUBLISH_CONCURRENCY = 32
 _publish_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 

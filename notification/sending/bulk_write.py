@@ -2,8 +2,8 @@
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = ... THEN ...`` expression per
 field and row; for a 100-row batch with a dozen fields that is over a thousand
-expression objects, and resolving them took most of a batch's time (~60% at
-0 ms latency in ``bench/send.py``). This writes the same rows with a single
+expression objects, and resolving them took most of a batch's time
+(``bench/send.py``; README, "Profiling notes"). This writes the same rows with a single
 statement that joins a ``VALUES`` list, supported by PostgreSQL and by SQLite
 3.33+. Values go through each field's ``get_db_prep_save`` (so datetimes and
 choices are stored exactly as the ORM stores them) and, on PostgreSQL, are

@@ -1,7 +1,8 @@
 """Concurrent sends through the configured SMS backend (``notification.backends``).
 
 A thread pool of ``TWILIO_SMS_CONCURRENCY`` threads keeps that many requests in
-flight, so a 100-message batch at 200 ms latency takes ~2.5 s instead of 20 s.
+flight, so a batch waits for the slowest of a few round trips at a time
+instead of one round trip per message (README, "Benchmarks").
 Each thread has its own backend instance (for Twilio, its own SDK client with
 its own ``requests`` session and connection pool): sessions are not documented
 as thread-safe, and a shared pool smaller than the concurrency would open and

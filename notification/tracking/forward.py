@@ -2,8 +2,8 @@
 
 Most callbacks are "sent" and "delivered": they move one SMS row and its
 notification forward. Built with the ORM, that was a read, two guarded
-UPDATEs and a read of what to publish, and compiling those four queries took
-about half of the webhook's CPU (profiled with py-spy at 350 callbacks/s).
+UPDATEs and a read of what to publish, and compiling those four queries was
+the largest part of the webhook's CPU (README, "Profiling notes").
 Here the same rules are two UPDATE statements with ``RETURNING``, which hand
 back the values subscribers are sent, so nothing is read twice:
 

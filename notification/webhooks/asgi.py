@@ -5,10 +5,10 @@ Twilio's callbacks but costs threads: each classic middleware (sessions, CSRF,
 auth, messages...) runs through ``sync_to_async``, the ``request_started`` and
 ``request_finished`` signals and ``response.close()`` run in a per-request
 thread that is created, then joined by yet another thread, and a second task
-listens for the client's disconnect. Profiled under load, that machinery took
-more CPU than the callback itself. None of it applies here: no cookies, no
+listens for the client's disconnect. Under load that machinery cost more CPU
+than the callback itself (README, "Profiling notes"). None of it applies here: no cookies, no
 CSRF token, no user (the signature is the authentication), and the view's
-database work manages its own connection (``webhooks.db``).
+database work manages its own connection (``notification.db_threads``).
 
 So ``config.asgi`` sends this one path here: the body is read, Django's own
 ``ASGIRequest`` is built and the URLconf's view for the path is awaited, with
