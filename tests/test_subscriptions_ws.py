@@ -324,6 +324,23 @@ def test_another_users_notification_is_a_graphql_error(live_server_url, client_c
     run_logged_in(live_server_url, ann, scenario)
 
 
+def test_ids_that_are_not_database_ids_are_a_graphql_error(live_server_url):
+    """The same id parser as queries and mutations: "²" is a digit to ``str.isdigit``."""
+    ann = make_user("ann")
+
+    async def scenario(session: HttpSession):
+        ws = await open_ws(session, TransportWsClient)
+        for bad in ("²", "9" * 20, "0"):
+            await ws.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": [bad]})
+            message = await ws.receive()
+            assert message["payload"]["data"] is None
+            assert "not a notification id" in message["payload"]["errors"][0]["message"]
+            assert (await ws.receive())["type"] == "complete"
+        await ws.close()
+
+    run_logged_in(live_server_url, ann, scenario)
+
+
 def test_view_permission_may_watch_anyones_notification(live_server_url):
     staff = make_user("staff", "notification.view_notification")
     bob = make_user("bob")
