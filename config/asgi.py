@@ -2,7 +2,7 @@
 
 HTTP goes to Django, which serves everything including ``/graphql/`` queries
 and mutations (``schema.views``); Twilio's status callbacks take a
-middleware-free path to the same view (``notification.webhooks.asgi`` says why).
+middleware-free path to the same view (``notification.webhooks.fast_path`` says why).
 Websockets on ``/graphql/`` go to strawberry's channels consumer with the same
 schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
 session cookie identifies the user (``notification.graphql.websocket``).
@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from notification.graphql.websocket import graphql_ws_application  # noqa: E402
-from notification.webhooks.asgi import with_status_callback_fast_path  # noqa: E402
+from notification.webhooks.fast_path import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
 
 application = ProtocolTypeRouter(

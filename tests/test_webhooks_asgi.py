@@ -1,4 +1,4 @@
-"""The status callback's lean ASGI path (``notification.webhooks.asgi``), in process.
+"""The status callback's lean ASGI path (``notification.webhooks.fast_path``), in process.
 
 uvicorn routes ``/twilio/sms/status/`` around Django's handler; the rules must
 not change on the way: signature, method, form checks, forward-only writes. The
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from notification.models import Notification, SmsNotification
-from notification.webhooks.asgi import with_status_callback_fast_path
+from notification.webhooks.fast_path import with_status_callback_fast_path
 from tests.webhook_helpers import (
     PUBLIC_BASE_URL,
     STATUS_PATH,
