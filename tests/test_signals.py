@@ -8,6 +8,7 @@ from django.test import Client
 from notification.models import Notification, NotificationStatusChoices, SmsNotification, SmsOptOut
 from notification.operations.changes import cancel_notification
 from notification.signals import sms_received, sms_status_changed
+from tests.sending_helpers import make_sms
 from tests.webhook_helpers import (
     INBOUND_PATH,
     STATUS_PATH,
@@ -20,14 +21,16 @@ from tests.webhook_helpers import (
 
 SID = "SM" + "c" * 32
 
+# The status view writes in its database thread: committed rows, transactional tests.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def signed_webhooks(settings):
+def _signed(settings):
+    """Webhooks signed as the helpers sign them; the view's thread connections closed after."""
     use_test_signing(settings)
     with short_lived_db_connections():
-        yield settings
+        yield
 
 
 @pytest.fixture
@@ -49,15 +52,13 @@ def received() -> list[dict]:
 
 
 def sent_sms() -> SmsNotification:
-    notification = Notification.objects.create(
-        title="Hi", body="Your parcel is on its way", status=NotificationStatusChoices.SENT
+    """An SMS the send job handed to Twilio (``queued``, notification ``sent``)."""
+    sms = make_sms(body="Your parcel is on its way")
+    SmsNotification.objects.filter(pk=sms.pk).update(twilio_sid=SID, delivery_status="queued")
+    Notification.objects.filter(pk=sms.notification_id).update(
+        status=NotificationStatusChoices.SENT
     )
-    return SmsNotification.objects.create(
-        notification=notification,
-        to_phone_number="+14155550100",
-        twilio_sid=SID,
-        delivery_status="queued",
-    )
+    return sms
 
 
 def test_a_delivery_callback_sends_status_changed_with_the_event_and_the_raw_form(received):
@@ -82,11 +83,10 @@ def test_a_stale_callback_sends_nothing(received):
 
 
 def test_a_cancel_sends_status_changed_without_a_report(received):
-    notification = Notification.objects.create(title="Later", body="Not yet")
-    SmsNotification.objects.create(notification=notification, to_phone_number="+14155550100")
-    cancel_notification(notification.pk)
+    pending = make_sms(body="Not yet")
+    cancel_notification(pending.notification_id)
     [call] = received
-    assert call["notification_id"] == notification.pk
+    assert call["notification_id"] == pending.notification_id
     assert call["event"]["status"] == NotificationStatusChoices.CANCELED
     assert (call["report"], call["raw"]) == (None, {})
 
