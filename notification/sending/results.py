@@ -3,7 +3,9 @@
 All rows are written with one ``UPDATE ... FROM (VALUES ...)`` per table (see
 ``bulk_write``). Both updates are guarded by our claim token, so a row that is
 no longer ours (recovered after an implausibly long stall) is never
-overwritten. Status-change events fire once, after commit.
+overwritten. After commit, status callbacks that raced the write are settled
+(``announce_written``), then the status-change events fire once. How a failure
+is retried and worded is the delivery rules' (``notification.delivery.retry``).
 """
 
 from dataclasses import dataclass
