@@ -211,3 +211,8 @@ class SmsOptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone_number} ({self.get_source_display()})"
+
+
+# Registered with the app from here, Django's one place for an app's models; the
+# idempotency rules live with the model in their own package.
+from notification.idempotency.models import IdempotencyKey  # noqa: E402, F401
