@@ -129,6 +129,9 @@ def _create_or_replay(
                         notification=notification,
                     )
                 )
+        # In key order, so two bulk requests sharing keys wait for each other's keys in
+        # the same order: one waits, neither deadlocks.
+        remembered.sort(key=lambda row: row.key)
         try:
             IdempotencyKey.objects.bulk_create(remembered)
         except IntegrityError as exc:
