@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import django_rq
 import pytest
@@ -49,32 +50,58 @@ def test_concurrent_requests_with_one_key_create_exactly_one(graphql, staff_user
     for client in clients:
         client.csrf_token()  # fetched up front: the barrier then releases only the creates
     barrier = threading.Barrier(CONCURRENT_REQUESTS)
-    answers: list[dict] = []
-    failures: list[BaseException] = []
 
-    def send(client: GraphQLClient) -> None:
+    def send(client: GraphQLClient) -> dict:
         try:
             barrier.wait(30)
-            answers.append(client.data(CREATE, {"input": INPUT})["createSmsNotification"])
-        except BaseException as exc:  # reported by the assertions below
-            failures.append(exc)
+            return client.data(CREATE, {"input": INPUT})["createSmsNotification"]
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    with ThreadPoolExecutor(CONCURRENT_REQUESTS) as pool:
+        answers = list(pool.map(send, clients, timeout=60))
 
-    assert failures == []
-    assert len(answers) == CONCURRENT_REQUESTS
     assert all(answer["errors"] == [] for answer in answers)
     notifications = [answer["notification"] for answer in answers]
     assert notifications == [notifications[0]] * CONCURRENT_REQUESTS
     assert sorted(answer["replayed"] for answer in answers) == [False] + [True] * 7
     assert Notification.objects.count() == 1 and SmsNotification.objects.count() == 1
     assert IdempotencyKey.objects.count() == 1
+
+
+CREATE_MANY = """
+mutation CreateMany($input: [CreateSmsNotificationInput!]!) {
+  createSmsNotifications(input: $input) { notifications { id title } errors { code } }
+}
+"""
+
+
+def test_concurrent_bulk_retries_sharing_keys_in_any_order(graphql, staff_user):
+    """Bulk requests holding the same two keys in opposite orders, all at once: no
+    deadlock between their key inserts, and each key names one notification."""
+    items = {key: {**INPUT, "title": key, "idempotencyKey": key} for key in ("a", "b")}
+    orders = [["a", "b"], ["b", "a"]] * 2
+    clients = [graphql(staff_user) for _ in orders]
+    for client in clients:
+        client.csrf_token()
+    barrier = threading.Barrier(len(orders))
+
+    def send(client: GraphQLClient, order: list[str]) -> dict:
+        try:
+            barrier.wait(30)
+            variables = {"input": [items[key] for key in order]}
+            return client.data(CREATE_MANY, variables)["createSmsNotifications"]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(len(orders)) as pool:
+        answers = list(pool.map(send, clients, orders, timeout=60))
+
+    assert [answer["errors"] for answer in answers] == [[]] * len(orders)
+    ids = {n["title"]: n["id"] for answer in answers for n in answer["notifications"]}
+    for answer in answers:
+        assert all(ids[n["title"]] == n["id"] for n in answer["notifications"])
+    assert Notification.objects.count() == 2 and IdempotencyKey.objects.count() == 2
 
 
 @pytest.mark.postgres
