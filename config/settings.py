@@ -158,6 +158,8 @@ TWILIO_SMS_VALIDITY_PERIOD = env_int(
     "TWILIO_SMS_VALIDITY_PERIOD", 36_000, minimum=1, maximum=36_000
 )
 TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
+# Seconds a create's idempotency key is remembered (then a retry with it creates again).
+SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )

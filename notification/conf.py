@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "TWILIO_SMS_MAX_ATTEMPTS": 5,
     "TWILIO_SMS_CLAIM_TIMEOUT": 600,
     "TWILIO_SMS_VALIDITY_PERIOD": 36_000,
+    # Seconds a create's idempotency key is remembered (then a retry creates anew).
+    "SMS_IDEMPOTENCY_TTL": 86_400,
     # The reply to HELP (and to an unknown keyword, none: only HELP gets it).
     "SMS_HELP_TEXT": "Reply STOP to stop receiving messages, START to receive them again.",
     # The django-rq queue the send job runs on (it must be in RQ_QUEUES).

@@ -20,7 +20,8 @@ class FieldError:
     code: str = strawberry.field(
         description="Stable, for code: required, max_length, invalid, invalid_phone_number, "
         "does_not_exist, naive_datetime, invalid_choice, requires_content_type, too_many, "
-        "not_found, not_pending, not_resendable, opted_out."
+        "not_found, not_pending, not_resendable, opted_out, duplicate_idempotency_key, "
+        "idempotency_conflict, replayed."
     )
     index: int | None = strawberry.field(
         default=None,

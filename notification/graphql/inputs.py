@@ -35,6 +35,14 @@ class CreateSmsNotificationInput:
     object_id: strawberry.ID | None = strawberry.field(
         default=None, description="An existing object of contentType (which it requires)."
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Optional, 1-255 printable characters, made once per user action and "
+        "sent again on every retry of it. The same key with the same input returns the "
+        "notification created the first time (replayed) and creates nothing; with other "
+        "input it is refused (idempotency_conflict). Keys are per user and remembered for "
+        "SMS_IDEMPOTENCY_TTL seconds (default one day).",
+    )
 
     def to_request(self) -> services.SmsNotificationRequest:
         return services.SmsNotificationRequest(
@@ -47,4 +55,5 @@ class CreateSmsNotificationInput:
             priority=self.priority,
             content_type=self.content_type,
             object_id=self.object_id,
+            idempotency_key=self.idempotency_key,
         )

@@ -8,6 +8,7 @@ import strawberry
 import strawberry_django
 from django.core.exceptions import ValidationError
 from strawberry.types import Info
+from strawberry_django.auth.utils import get_current_user
 
 from notification.graphql.field_errors import FieldError, field_errors
 from notification.graphql.inputs import CreateSmsNotificationInput
@@ -22,6 +23,10 @@ from notification.models import Notification as NotificationModel
 from notification.operations import changes
 from notification.operations import creation as services
 
+REPLAYED_MESSAGE = (
+    "This idempotency key was used before with the same input: this is the notification "
+    "created then, as it is now; nothing new was created."
+)
 OPTED_OUT_MESSAGE = (
     "This number has opted out of SMS (replied STOP): the notification was created but "
     "will fail instead of being sent unless the number opts back in."
@@ -37,7 +42,13 @@ class CreateSmsNotificationPayload:
         description="Why nothing was created; empty on success."
     )
     warnings: list[FieldError] = strawberry.field(
-        description="Created, but note this (code opted_out: the number replied STOP)."
+        description="Created, but note this (code opted_out: the number replied STOP; "
+        "code replayed: returned for a repeated idempotencyKey, not created now)."
+    )
+    replayed: bool = strawberry.field(
+        default=False,
+        description="True when idempotencyKey was seen before: notification is the one "
+        "created then (with its current status) and nothing was created now.",
     )
 
 
@@ -51,7 +62,8 @@ class CreateSmsNotificationsPayload:
         "unless all items are valid."
     )
     warnings: list[FieldError] = strawberry.field(
-        description="Created, but note these (code opted_out), with the item's index."
+        description="Created, but note these (codes opted_out and replayed, as in "
+        "createSmsNotification), with the item's index."
     )
 
 
@@ -71,10 +83,28 @@ def _created(created: services.CreatedSmsNotification) -> Notification:
     return created.notification  # type: ignore[return-value]
 
 
-def _opted_out_warning(index: int | None = None) -> FieldError:
-    return FieldError(
-        field="toPhoneNumber", message=OPTED_OUT_MESSAGE, code="opted_out", index=index
-    )
+def _warnings(
+    created: services.CreatedSmsNotification, index: int | None = None
+) -> list[FieldError]:
+    warnings = []
+    if created.replayed:
+        warnings.append(
+            FieldError(
+                field="idempotencyKey", message=REPLAYED_MESSAGE, code="replayed", index=index
+            )
+        )
+    if created.opted_out:
+        warnings.append(
+            FieldError(
+                field="toPhoneNumber", message=OPTED_OUT_MESSAGE, code="opted_out", index=index
+            )
+        )
+    return warnings
+
+
+def _caller_id(info: Info) -> int | None:
+    """Whose idempotency keys these are (the mutations require a logged-in user)."""
+    return get_current_user(info).pk
 
 
 @strawberry.type
@@ -84,10 +114,12 @@ class NotificationMutation:
         description="Create one SMS notification: both rows or nothing.",
     )
     def create_sms_notification(
-        self, input: CreateSmsNotificationInput
+        self, info: Info, input: CreateSmsNotificationInput
     ) -> CreateSmsNotificationPayload:
         try:
-            created = services.create_sms_notification(input.to_request())
+            created = services.create_sms_notification(
+                input.to_request(), caller_id=_caller_id(info)
+            )
         except ValidationError as exc:
             return CreateSmsNotificationPayload(
                 notification=None, errors=field_errors(exc), warnings=[]
@@ -95,7 +127,8 @@ class NotificationMutation:
         return CreateSmsNotificationPayload(
             notification=_created(created),
             errors=[],
-            warnings=[_opted_out_warning()] if created.opted_out else [],
+            warnings=_warnings(created),
+            replayed=created.replayed,
         )
 
     @strawberry_django.mutation(
@@ -106,10 +139,12 @@ class NotificationMutation:
         ),
     )
     def create_sms_notifications(
-        self, input: list[CreateSmsNotificationInput]
+        self, info: Info, input: list[CreateSmsNotificationInput]
     ) -> CreateSmsNotificationsPayload:
         try:
-            created = services.create_sms_notifications([item.to_request() for item in input])
+            created = services.create_sms_notifications(
+                [item.to_request() for item in input], caller_id=_caller_id(info)
+            )
         except ValidationError as exc:
             return CreateSmsNotificationsPayload(
                 notifications=[], errors=field_errors(exc), warnings=[]
@@ -128,7 +163,7 @@ class NotificationMutation:
             notifications=[_created(item) for item in created],
             errors=[],
             warnings=[
-                _opted_out_warning(index) for index, item in enumerate(created) if item.opted_out
+                warning for index, item in enumerate(created) for warning in _warnings(item, index)
             ],
         )
 

@@ -1,4 +1,5 @@
-"""The RQ job rq-scheduler enqueues every five minutes: one locked SMS batch.
+"""The RQ job rq-scheduler enqueues every five minutes: one locked SMS batch, then the
+sweep of expired idempotency keys (one DELETE, so it costs the batch next to nothing).
 
 The lock keeps two scheduled runs from overlapping (a slow batch and the next
 tick); an overlapping run returns at once and logs it. Exactly-once sending
@@ -11,6 +12,7 @@ from typing import Any
 import django_rq
 
 from notification.conf import app_settings
+from notification.idempotency.expiry import forget_expired_keys
 from notification.sending.batch import run_batch
 from notification.sending.lock import batch_lock
 
@@ -24,4 +26,9 @@ def send_sms_batch() -> dict[str, Any]:
         if not acquired:
             logger.info('sms_batch skipped=overlap reason="another batch run holds the lock"')
             return {"skipped": "another batch run holds the lock"}
-        return run_batch().as_dict()
+        report = run_batch().as_dict()
+    forgotten = forget_expired_keys()
+    if forgotten:
+        logger.info("idempotency_keys forgotten=%d", forgotten)
+    report["forgotten_idempotency_keys"] = forgotten
+    return report

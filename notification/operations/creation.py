@@ -21,6 +21,9 @@ Decisions a caller should know about:
   kind of thing rather than one row).
 * Creating for a number in ``SmsOptOut`` succeeds, and the result says so (``opted_out``):
   the send job, not creation, refuses to send it, so the record stays visible.
+* An item may carry an ``idempotency_key`` (scoped to ``caller_id``): a retry with the
+  same key and input returns the first result (``replayed``) instead of creating again;
+  see ``notification.idempotency``.
 
 Errors are ``ValidationError``s keyed by the model's field names (``to_phone_number``),
 with a ``code`` on each message; the API layer renames fields for its own clients.
@@ -40,6 +43,9 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from notification.idempotency.checks import key_errors
+from notification.idempotency.claims import Claim, KeyConflict, create_once
+from notification.idempotency.fingerprint import fingerprint
 from notification.ids import MAX_DATABASE_ID, parse_database_id
 from notification.models import (
     Notification,
@@ -77,15 +83,18 @@ class SmsNotificationRequest:
     priority: int = NotificationPriorityChoices.NORMAL
     content_type: str | None = None
     object_id: int | str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CreatedSmsNotification:
-    """A created notification (with ``notification.sms`` loaded) and whether its number
-    has opted out, which means the send job will fail it instead of sending."""
+    """A created notification (with ``notification.sms`` loaded), whether its number
+    has opted out (the send job will fail it instead of sending), and whether it was
+    replayed: created by an earlier request with the same idempotency key."""
 
     notification: Notification
     opted_out: bool
+    replayed: bool = False
 
 
 class BulkValidationError(Exception):
@@ -109,32 +118,36 @@ class _CleanSms:
     url: str
     to_phone_number: str
     user_id: int | None
-    publish_datetime: datetime.datetime
+    #: None means "now", resolved when written: a retry must fingerprint like the first.
+    publish_datetime: datetime.datetime | None
     priority: int
     content_type: ContentType | None
     object_id: int | None
 
 
-def create_sms_notification(request: SmsNotificationRequest) -> CreatedSmsNotification:
+def create_sms_notification(
+    request: SmsNotificationRequest, *, caller_id: int | None = None
+) -> CreatedSmsNotification:
     """Validate and create one notification with its SMS, atomically.
 
     Raises ``ValidationError`` (with ``error_dict``) and writes nothing when invalid.
     """
     try:
-        (created,) = create_sms_notifications([request])
+        (created,) = create_sms_notifications([request], caller_id=caller_id)
     except BulkValidationError as exc:
         raise exc.errors[0] from None
     return created
 
 
 def create_sms_notifications(
-    requests: Sequence[SmsNotificationRequest],
+    requests: Sequence[SmsNotificationRequest], *, caller_id: int | None = None
 ) -> list[CreatedSmsNotification]:
     """Validate and create many notifications, all or nothing, in one transaction.
 
     Raises ``ValidationError`` for a request that is too large, and
-    ``BulkValidationError`` (index -> error) when any item is invalid. The returned
-    list is in request order.
+    ``BulkValidationError`` (index -> error) when any item is invalid or reuses an
+    idempotency key of ``caller_id`` with other input. The returned list is in request
+    order; items whose key was seen are the earlier notifications, ``replayed``.
     """
     if len(requests) > MAX_BULK_NOTIFICATIONS:
         raise ValidationError(
@@ -145,24 +158,37 @@ def create_sms_notifications(
     if not requests:
         return []
 
-    now = timezone.now()
     content_types: dict[str, ContentType | None] = {}
     cleaned: list[_CleanSms] = []
     errors: dict[int, dict[str, list[ValidationError]]] = {}
     for index, request in enumerate(requests):
-        item, item_errors = _clean_item(request, now, content_types)
+        item, item_errors = _clean_item(request, content_types)
         cleaned.append(item)
         if item_errors:
             errors[index] = item_errors
     # Checked for every item, also those with other errors, so all problems show at once.
     for index, field, error in _check_references(cleaned):
         errors.setdefault(index, {}).setdefault(field, []).append(error)
+    for index, error in key_errors([r.idempotency_key for r in requests], caller_id):
+        errors.setdefault(index, {}).setdefault("idempotency_key", []).append(error)
 
     if errors:
         raise BulkValidationError(
             {index: ValidationError(item_errors) for index, item_errors in errors.items()}
         )
-    return _insert(cleaned)
+    claims = [
+        None
+        if request.idempotency_key is None
+        else Claim(request.idempotency_key, fingerprint(item))
+        for request, item in zip(requests, cleaned, strict=True)
+    ]
+    try:
+        written = create_once(
+            caller_id, claims, insert=lambda indexes: _insert([cleaned[i] for i in indexes])
+        )
+    except KeyConflict as exc:
+        raise BulkValidationError(exc.errors) from None
+    return _with_opt_outs(written)
 
 
 # --- validation -----------------------------------------------------------------
@@ -183,7 +209,6 @@ def validate_body_length(body: str) -> None:
 
 def _clean_item(
     request: SmsNotificationRequest,
-    now: datetime.datetime,
     content_types: dict[str, ContentType | None],
 ) -> tuple[_CleanSms, dict[str, list[ValidationError]]]:
     """Check each field on its own (content types through the request-wide cache).
@@ -247,8 +272,8 @@ def _clean_item(
     user_id = _parse_id(request.user_id, "user_id", errors)
     object_id = _parse_id(request.object_id, "object_id", errors)
 
-    publish_datetime = request.publish_datetime or now
-    if timezone.is_naive(publish_datetime):
+    publish_datetime = request.publish_datetime
+    if publish_datetime is not None and timezone.is_naive(publish_datetime):
         fail(
             "publish_datetime",
             "Give the time with a UTC offset (for example 2030-01-01T09:00:00+00:00).",
@@ -287,7 +312,7 @@ def _clean_item(
             # Stored as UTC anyway; returning UTC now makes the result match later reads.
             publish_datetime=(
                 publish_datetime
-                if timezone.is_naive(publish_datetime)
+                if publish_datetime is None or timezone.is_naive(publish_datetime)
                 else publish_datetime.astimezone(datetime.UTC)
             ),
             priority=priority,
@@ -387,12 +412,8 @@ def _check_references(
 # --- writing --------------------------------------------------------------------
 
 
-def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
-    opted_out = set(
-        SmsOptOut.objects.filter(
-            phone_number__in={item.to_phone_number for item in items}
-        ).values_list("phone_number", flat=True)
-    )
+def _insert(items: list[_CleanSms]) -> list[Notification]:
+    now = timezone.now()
     notifications = [
         Notification(
             title=item.title,
@@ -400,7 +421,7 @@ def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
             url=item.url,
             type=NotificationTypeChoices.SMS,
             user_id=item.user_id,
-            publish_datetime=item.publish_datetime,
+            publish_datetime=item.publish_datetime or now,
             priority=int(item.priority),
             content_type=item.content_type,
             object_id=item.object_id,
@@ -420,7 +441,19 @@ def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
                 )
             )
         SmsNotification.objects.bulk_create(sms_rows)
+    return notifications
+
+
+def _with_opt_outs(written: list[tuple[Notification, bool]]) -> list[CreatedSmsNotification]:
+    """The results, each with its number's opt-out state: one query for all of them."""
+    opted_out = set(
+        SmsOptOut.objects.filter(
+            phone_number__in={n.sms.to_phone_number for n, _ in written}
+        ).values_list("phone_number", flat=True)
+    )
     return [
-        CreatedSmsNotification(notification=n, opted_out=n.sms.to_phone_number in opted_out)
-        for n in notifications
+        CreatedSmsNotification(
+            notification=n, opted_out=n.sms.to_phone_number in opted_out, replayed=replayed
+        )
+        for n, replayed in written
     ]
