@@ -20,9 +20,13 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from config import statement_timeout  # noqa: E402
 from notification.graphql.websocket import graphql_ws_application  # noqa: E402
 from notification.webhooks.fast_path import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
+
+# Web requests only: workers import the settings, never this module.
+statement_timeout.install()
 
 application = ProtocolTypeRouter(
     {

@@ -163,3 +163,24 @@ SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )
+
+# --- Abuse limits (README "Security"; 0 turns a numeric limit off) -----------------
+GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)
+GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15, minimum=0)
+GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=0)
+# Introspection and the GraphiQL page follow DEBUG unless set to true/false.
+GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+GRAPHIQL = env_bool("GRAPHIQL", DEBUG)
+GRAPHQL_USER_RATE = env_int("GRAPHQL_USER_RATE", 60, minimum=0)
+SMS_USER_SEGMENTS_PER_HOUR = env_int("SMS_USER_SEGMENTS_PER_HOUR", 0, minimum=0)
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 10, minimum=0)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# The lockout backend goes first: it refuses locked-out logins before any password check.
+AUTHENTICATION_BACKENDS = [
+    "notification.throttle.login.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Seconds one SQL statement of a web request may run on PostgreSQL (0: no limit).
+# Set per connection by the ASGI application only (config/statement_timeout.py):
+# RQ workers and management commands keep no limit.
+DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0, minimum=0)

@@ -5,3 +5,12 @@ class NotificationConfig(AppConfig):
     name = "notification"
     verbose_name = "Notifications"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+        from notification.throttle import login
+
+        # The login lockout counts through Django's own signals (throttle/login.py).
+        user_login_failed.connect(login.record_failed_login, dispatch_uid="login-lockout")
+        user_logged_in.connect(login.clear_account_failures, dispatch_uid="login-lockout")

@@ -48,6 +48,20 @@ DEFAULTS: dict[str, Any] = {
     "SMS_QUEUE_NAME": "sms",
     # Redis for early status callbacks; empty: the SMS queue's own Redis connection.
     "REDIS_URL": "",
+    # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
+    "GRAPHQL_MAX_DEPTH": 10,
+    "GRAPHQL_MAX_ALIASES": 15,
+    "GRAPHQL_MAX_TOKENS": 2000,
+    # Schema introspection and the GraphiQL page (None: follow DEBUG).
+    "GRAPHQL_INTROSPECTION": None,
+    "GRAPHIQL": None,
+    # Requests per minute per user on the SMS-sending mutations and smsSegments (0: off).
+    "GRAPHQL_USER_RATE": 60,
+    # SMS segments one user may queue per hour (0: off).
+    "SMS_USER_SEGMENTS_PER_HOUR": 0,
+    # Failed logins (per account, and per client address) that lock logins out.
+    "LOGIN_MAX_FAILURES": 10,
+    "LOGIN_LOCKOUT_SECONDS": 900,
 }
 
 

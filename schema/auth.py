@@ -3,13 +3,17 @@
 import strawberry
 import strawberry_django
 
+from notification.graphql.throttles import login_lockout
 from notification.graphql.types import User
 
 
 @strawberry.type
 class AuthMutation:
     login: User = strawberry_django.auth.login(
-        description="Log in with a session cookie; send the CSRF token (X-CSRFToken)."
+        description="Log in with a session cookie; send the CSRF token (X-CSRFToken). "
+        "Too many failed logins lock the account and the client address out for a while "
+        "(error code login_locked, with retryAfter in seconds).",
+        extensions=[login_lockout()],
     )
     logout: bool = strawberry_django.auth.logout(
         description="End the session; true if someone was logged in."

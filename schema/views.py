@@ -11,8 +11,8 @@ strawberry's channels consumers with the same schema (``config/asgi.py``).
 """
 
 from django.views.decorators.csrf import ensure_csrf_cookie
-from strawberry.django.views import GraphQLView
 
+from notification.graphql.views import HardenedGraphQLView
 from schema.schema import schema
 
-graphql_view = ensure_csrf_cookie(GraphQLView.as_view(schema=schema))
+graphql_view = ensure_csrf_cookie(HardenedGraphQLView.as_view(schema=schema))

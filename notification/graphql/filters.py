@@ -1,4 +1,11 @@
-"""Filters for ``notifications(filters: ...)`` (strawberry-django lookups, AND/OR/NOT)."""
+"""Filters for ``notifications(filters: ...)`` (strawberry-django lookups, AND/OR/NOT).
+
+Text lookups offer no regular expressions: a pattern such as ``((.*)*)*x`` makes a
+backtracking engine take exponential time (on SQLite, Python's ``re`` under the
+GIL froze the whole process for seconds on a 13-character title), and no pattern
+check tells every catastrophic pattern apart. ``contains``, ``startsWith`` and
+``endsWith`` (SQL ``LIKE``) run in linear time.
+"""
 
 import dataclasses
 
@@ -6,7 +13,8 @@ import strawberry
 import strawberry_django
 from graphql import GraphQLError
 from strawberry.utils.str_converters import to_camel_case
-from strawberry_django import BaseFilterLookup, DatetimeFilterLookup, StrFilterLookup
+from strawberry_django import BaseFilterLookup, DatetimeFilterLookup
+from strawberry_django.fields.filter_order import filter_field
 
 from notification import models
 from notification.graphql.enums import (
@@ -16,12 +24,29 @@ from notification.graphql.enums import (
     NotificationType,
 )
 from notification.ids import parse_database_id
+from notification.text import unstorable_text_problem
+
+_SKIP = "Filter will be skipped on `null` value"
+
+
+@strawberry.input(
+    name="StrFilterLookup",
+    description="Text lookups (no regular expressions: they could take exponential time).",
+)
+class TextFilterLookup(BaseFilterLookup[str]):
+    i_exact: str | None = filter_field(description=f"Case-insensitive exact match. {_SKIP}")
+    contains: str | None = filter_field(description=f"Case-sensitive containment test. {_SKIP}")
+    i_contains: str | None = filter_field(description=f"Case-insensitive containment test. {_SKIP}")
+    starts_with: str | None = filter_field(description=f"Case-sensitive starts-with. {_SKIP}")
+    i_starts_with: str | None = filter_field(description=f"Case-insensitive starts-with. {_SKIP}")
+    ends_with: str | None = filter_field(description=f"Case-sensitive ends-with. {_SKIP}")
+    i_ends_with: str | None = filter_field(description=f"Case-insensitive ends-with. {_SKIP}")
 
 
 @strawberry_django.filter_type(models.SmsNotification, name="SmsNotificationFilter")
 class SmsNotificationFilter:
     delivery_status: BaseFilterLookup[DeliveryStatus] | None
-    to_phone_number: StrFilterLookup | None
+    to_phone_number: TextFilterLookup | None
     error_code: BaseFilterLookup[int] | None
 
 
@@ -32,7 +57,7 @@ class NotificationFilter:
     type: BaseFilterLookup[NotificationType] | None
     priority: BaseFilterLookup[NotificationPriority] | None
     user_id: BaseFilterLookup[strawberry.ID] | None
-    title: StrFilterLookup | None
+    title: TextFilterLookup | None
     publish_datetime: DatetimeFilterLookup | None
     created_datetime: DatetimeFilterLookup | None
     sms: SmsNotificationFilter | None
@@ -65,8 +90,8 @@ def filter_problems(value: object, path: str = "filters", ids: bool = False) -> 
         ]
     if ids and not isinstance(value, bool) and parse_database_id(value) is None:
         return [f"{path}: {value!r} is not a valid id (a whole number from 1 to 2**63-1)."]
-    if isinstance(value, str) and "\x00" in value:
-        return [f"{path}: text must not contain NUL characters."]
+    if isinstance(value, str) and (problem := unstorable_text_problem(value)):
+        return [f"{path}: {problem}"]
     return []
 
 

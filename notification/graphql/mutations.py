@@ -18,6 +18,7 @@ from notification.graphql.permissions import (
     permission_required,
     visible_notifications,
 )
+from notification.graphql.throttles import segment_quota, user_rate_limit
 from notification.graphql.types import OPTED_OUT_ANNOTATION, Notification
 from notification.models import Notification as NotificationModel
 from notification.operations import changes
@@ -110,7 +111,7 @@ def _caller_id(info: Info) -> int | None:
 @strawberry.type
 class NotificationMutation:
     @strawberry_django.mutation(
-        extensions=[permission_required(ADD_PERMISSION)],
+        extensions=[permission_required(ADD_PERMISSION), user_rate_limit(), segment_quota()],
         description="Create one SMS notification: both rows or nothing.",
     )
     def create_sms_notification(
@@ -132,7 +133,7 @@ class NotificationMutation:
         )
 
     @strawberry_django.mutation(
-        extensions=[permission_required(ADD_PERMISSION)],
+        extensions=[permission_required(ADD_PERMISSION), user_rate_limit(), segment_quota()],
         description=(
             f"Create up to {services.MAX_BULK_NOTIFICATIONS} SMS notifications in one "
             "transaction: all of them, or none when any item is invalid."

@@ -23,11 +23,12 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from notification.graphql.mutations import NotificationMutation
 from notification.graphql.queries import Query
+from notification.graphql.query_limits import QueryLimits
 from notification.graphql.resend import ResendMutation
 from notification.graphql.subscriptions import SharedEventExecutionContext, Subscription
 
 QUERY_TYPES: tuple[type, ...] = (Query,)
 MUTATION_TYPES: tuple[type, ...] = (NotificationMutation, ResendMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (Subscription,)
-EXTENSIONS = [DjangoOptimizerExtension]
+EXTENSIONS = [QueryLimits, DjangoOptimizerExtension]
 EXECUTION_CONTEXT_CLASS = SharedEventExecutionContext

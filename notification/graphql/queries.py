@@ -13,6 +13,7 @@ from notification import models
 from notification.graphql.filters import NotificationFilter, check_filters
 from notification.graphql.ordering import NotificationOrder
 from notification.graphql.permissions import login_required
+from notification.graphql.throttles import user_rate_limit
 from notification.graphql.types import Notification, SmsSegments, User
 from notification.ids import parse_database_id
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
@@ -39,6 +40,11 @@ class Query:
         # strawberry-django from these same arguments; only the ordering is ours, and
         # the check that the filters cannot make the database fail.
         check_filters(filters)
+        if pagination and pagination.offset is not None and pagination.offset < 0:
+            raise GraphQLError(
+                "pagination.offset must be 0 or more.",
+                extensions={"code": "invalid", "field": "pagination.offset"},
+            )
         del filters, pagination
         return apply_ordering(
             NotificationOrder, order or None, info, models.Notification.objects.all()
@@ -55,7 +61,7 @@ class Query:
         return models.Notification.objects.filter(pk=pk)  # type: ignore[return-value]
 
     @strawberry.field(
-        extensions=[login_required()],
+        extensions=[login_required(), user_rate_limit()],
         description="Encoding and segment count for a message body, for a live counter. "
         f"Bodies over {MAX_BODY_CHARACTERS} characters (more than an SMS may carry) are "
         "refused with an error (code max_length), not counted.",

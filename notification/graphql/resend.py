@@ -16,6 +16,7 @@ from notification.graphql.permissions import (
     permission_required,
     visible_notifications,
 )
+from notification.graphql.throttles import user_rate_limit
 from notification.graphql.types import Notification
 from notification.models import Notification as NotificationModel
 from notification.operations.changes import NotificationNotFound, ResendError, resend_notification
@@ -34,7 +35,7 @@ class ResendNotificationPayload:
 @strawberry.type
 class ResendMutation:
     @strawberry_django.mutation(
-        extensions=[permission_required(CHANGE_PERMISSION)],
+        extensions=[permission_required(CHANGE_PERMISSION), user_rate_limit()],
         description=(
             "Send again an SMS whose status is unknown (the request may or may not have "
             "reached Twilio, so it is never resent automatically) or failed. It goes back "

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -56,6 +56,7 @@ from notification.models import (
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
+from notification.text import unstorable_text_problem
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
@@ -63,8 +64,6 @@ MAX_BULK_NOTIFICATIONS = 1000
 _TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
 _URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
 _url_validator = URLValidator(schemes=["http", "https"])
-#: PostgreSQL cannot store NUL in text (SQLite can): refused everywhere, alike.
-NUL_MESSAGE = "Text must not contain NUL (\\x00) characters."
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +221,8 @@ def _clean_item(
         errors[field].append(ValidationError(message, code=code, params=params or None))
 
     title = (request.title or "").strip()
-    if "\x00" in title:
-        fail("title", NUL_MESSAGE, "invalid")
+    if problem := unstorable_text_problem(title):
+        fail("title", problem, "invalid")
     elif not title:
         fail("title", "A title is required.", "required")
     elif len(title) > _TITLE_MAX_LENGTH:
@@ -236,8 +235,8 @@ def _clean_item(
         )
 
     body = request.body or ""
-    if "\x00" in body:
-        fail("body", NUL_MESSAGE, "invalid")
+    if problem := unstorable_text_problem(body):
+        fail("body", problem, "invalid")
     elif not body.strip():
         fail("body", "The message body is required.", "required")
     else:
@@ -253,8 +252,8 @@ def _clean_item(
         errors["to_phone_number"].extend(exc.error_list)
 
     url = (request.url or "").strip()
-    if "\x00" in url:
-        fail("url", NUL_MESSAGE, "invalid")
+    if problem := unstorable_text_problem(url):
+        fail("url", problem, "invalid")
     elif url:
         if len(url) > _URL_MAX_LENGTH:
             fail(
@@ -272,21 +271,15 @@ def _clean_item(
     user_id = _parse_id(request.user_id, "user_id", errors)
     object_id = _parse_id(request.object_id, "object_id", errors)
 
-    publish_datetime = request.publish_datetime
-    if publish_datetime is not None and timezone.is_naive(publish_datetime):
-        fail(
-            "publish_datetime",
-            "Give the time with a UTC offset (for example 2030-01-01T09:00:00+00:00).",
-            "naive_datetime",
-        )
+    publish_datetime = _utc_datetime(request.publish_datetime, fail)
 
     priority = request.priority
     if priority not in NotificationPriorityChoices.values:
         fail("priority", "%(value)r is not a valid priority.", "invalid_choice", value=priority)
 
     content_type = None
-    if request.content_type and "\x00" in request.content_type:
-        fail("content_type", NUL_MESSAGE, "invalid")
+    if request.content_type and (problem := unstorable_text_problem(request.content_type)):
+        fail("content_type", problem, "invalid")
     elif request.content_type:
         label = request.content_type.strip().lower()
         if label not in content_types:
@@ -309,18 +302,37 @@ def _clean_item(
             url=url,
             to_phone_number=to_phone_number,
             user_id=user_id,
-            # Stored as UTC anyway; returning UTC now makes the result match later reads.
-            publish_datetime=(
-                publish_datetime
-                if publish_datetime is None or timezone.is_naive(publish_datetime)
-                else publish_datetime.astimezone(datetime.UTC)
-            ),
+            publish_datetime=publish_datetime,
             priority=priority,
             content_type=content_type,
             object_id=object_id,
         ),
         dict(errors),
     )
+
+
+def _utc_datetime(
+    value: datetime.datetime | None, fail: Callable[[str, str, str], None]
+) -> datetime.datetime | None:
+    """``value`` in UTC (stored as UTC anyway, so the result matches later reads).
+
+    Naive times are refused (see the module docstring), and so are times whose UTC
+    equivalent leaves Python's years 1-9999 (year 1 at +14:00 is year 0 in UTC).
+    """
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        fail(
+            "publish_datetime",
+            "Give the time with a UTC offset (for example 2030-01-01T09:00:00+00:00).",
+            "naive_datetime",
+        )
+        return None
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        fail("publish_datetime", "The time is out of range once converted to UTC.", "invalid")
+        return None
 
 
 def _parse_id(

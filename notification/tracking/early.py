@@ -26,11 +26,11 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 
-import django_rq
 import redis
 
 from notification.conf import app_settings
 from notification.delivery.reports import SmsStatusEvent
+from notification.redis_connection import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +38,12 @@ KEY_PREFIX = "sms:early-status:"
 KEEP_SECONDS = 3600
 RETIRED_PREFIX = "sms:retired-sid:"
 
-_clients: dict[str, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    """``REDIS_URL`` when the project sets it, else the SMS queue's own Redis."""
-    url = app_settings.REDIS_URL
-    if not url:
-        return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5)
-    return client
-
 
 def keep(event: SmsStatusEvent) -> None:
     data = asdict(event)
     data["received_at"] = event.received_at.isoformat()
     try:
-        pipe = _redis().pipeline()
+        pipe = get_redis().pipeline()
         pipe.rpush(KEY_PREFIX + event.message_sid, json.dumps(data))
         pipe.expire(KEY_PREFIX + event.message_sid, KEEP_SECONDS)
         pipe.execute()
@@ -70,7 +57,7 @@ def take(message_sids: Iterable[str]) -> list[SmsStatusEvent]:
     if not sids:
         return []
     try:
-        pipe = _redis().pipeline(transaction=True)
+        pipe = get_redis().pipeline(transaction=True)
         for sid in sids:
             pipe.lrange(KEY_PREFIX + sid, 0, -1)
             pipe.delete(KEY_PREFIX + sid)
@@ -93,7 +80,7 @@ def waiting(message_sids: Iterable[str]) -> list[str]:
     if not sids:
         return []
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = get_redis().pipeline(transaction=False)
         for sid in sids:
             pipe.exists(KEY_PREFIX + sid)
         return [sid for sid, found in zip(sids, pipe.execute(), strict=True) if found]
@@ -106,7 +93,7 @@ def retire(message_sid: str, notification_id: int) -> None:
     """Remember that ``message_sid`` was a failed attempt of ``notification_id``."""
     keep_for = max(KEEP_SECONDS, app_settings.TWILIO_SMS_VALIDITY_PERIOD + KEEP_SECONDS)
     try:
-        _redis().set(RETIRED_PREFIX + message_sid, notification_id, ex=keep_for)
+        get_redis().set(RETIRED_PREFIX + message_sid, notification_id, ex=keep_for)
     except redis.RedisError:
         logger.exception("Could not remember retired sid %s", message_sid)
 
@@ -114,7 +101,7 @@ def retire(message_sid: str, notification_id: int) -> None:
 def is_retired(message_sid: str) -> bool:
     """True when ``message_sid`` belongs to an attempt that was given up and re-queued."""
     try:
-        return bool(_redis().exists(RETIRED_PREFIX + message_sid))
+        return bool(get_redis().exists(RETIRED_PREFIX + message_sid))
     except redis.RedisError:
         logger.exception("Could not look up retired sid %s", message_sid)
         return False
