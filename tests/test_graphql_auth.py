@@ -1,6 +1,7 @@
 """Login, logout, CSRF and anonymous access, over HTTP through the real view."""
 
 import pytest
+from django.test import override_settings
 
 LOGIN = """
 mutation Login($username: String!, $password: String!) {
@@ -10,6 +11,7 @@ mutation Login($username: String!, $password: String!) {
 ME = "query { me { username } }"
 
 
+@override_settings(GRAPHIQL=True)
 def test_graphiql_is_served_in_a_browser_and_sets_the_csrf_cookie(graphql):
     client = graphql().client
     response = client.get("/graphql/", HTTP_ACCEPT="text/html")

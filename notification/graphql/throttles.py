@@ -19,7 +19,10 @@ from strawberry_django.auth.utils import get_current_user
 from strawberry_django.resolvers import django_resolver
 from strawberry_django.utils.requests import get_request
 
+from notification.idempotency.expiry import expiry_cutoff
+from notification.models import IdempotencyKey
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
+from notification.text import unstorable_text_problem
 from notification.throttle.login import LoginLockedOut, check_login_allowed
 from notification.throttle.user_limits import LimitExceeded, check_rate, with_segment_quota
 
@@ -52,12 +55,33 @@ def user_rate_limit() -> UserRateLimit:
     return UserRateLimit()
 
 
-def _body_segments(item: Any) -> int:
+def _body_segments(item: Any, known_keys: set[str]) -> int:
+    if getattr(item, "idempotency_key", None) in known_keys:
+        return 0  # a replay (or a conflict): it queues nothing, so a full quota allows it
     body = getattr(item, "body", None)
     # Bodies too long to send are refused by validation: they queue nothing.
     if not isinstance(body, str) or len(body) > MAX_BODY_CHARACTERS:
         return 0
     return count_segments(body).segments
+
+
+def _known_keys(user_id: int, items: list[Any]) -> set[str]:
+    """The user's unexpired idempotency keys among ``items``: their creates are replays."""
+    keys = {
+        key
+        for item in items
+        if isinstance(key := getattr(item, "idempotency_key", None), str)
+        # Only keys a query can carry: the create refuses the others as invalid.
+        and key
+        and unstorable_text_problem(key) is None
+    }
+    if not keys:
+        return set()
+    return set(
+        IdempotencyKey.objects.filter(
+            user_id=user_id, key__in=keys, created_datetime__gte=expiry_cutoff()
+        ).values_list("key", flat=True)
+    )
 
 
 def _unused_segments(result: Any, per_item: list[int]) -> int:
@@ -78,7 +102,8 @@ class SegmentQuota(FieldExtension):
         if user_id is None or items is None:
             return next_(source, info, **kwargs)
         batch = items if isinstance(items, list) else [items]
-        per_item = [_body_segments(item) for item in batch]
+        known = _known_keys(user_id, batch)
+        per_item = [_body_segments(item, known) for item in batch]
 
         def create() -> tuple[Any, int]:
             result = next_(source, info, **kwargs)

@@ -81,8 +81,8 @@ class LoginLockoutBackend:
         check_login_allowed(request, username)
         return None
 
-    def get_user(self, user_id: Any) -> None:
-        return None
+    # No ``get_user``: sessions never name this backend (it authenticates nobody), and
+    # without the method Django's test client and ``login()`` pass over it.
 
 
 def record_failed_login(
