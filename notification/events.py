@@ -8,8 +8,9 @@ a failed publish must not undo or fail the status change itself.
 
 Messages go through the channels layer (Redis), so a publish from an RQ worker
 or the admin reaches the websocket consumers in the uvicorn process. Each
-changed notification is sent to two groups: its own (``smsStatus``) and its
-recipient's (``myNotifications``); each message names the group it was sent to.
+changed notification is sent to its own group (``smsStatus``) and to its
+recipient's and its creator's (``myNotifications``); each message names the group
+it was sent to.
 
 Receiving (``StatusListeners``): the subscriptions of one process share a single channel
 of the layer, which joins each group once however many subscriptions watch it;
@@ -68,6 +69,7 @@ def _status_rows(notification_ids: Iterable[int]) -> list[dict[str, Any]]:
     rows = Notification.objects.filter(pk__in=list(notification_ids)).values(
         "id",
         "user_id",
+        "created_by_id",
         "status",
         "updated_datetime",
         "sms__delivery_status",
@@ -87,6 +89,7 @@ def status_payload(row: dict[str, Any]) -> dict[str, Any]:
         "type": STATUS_MESSAGE_TYPE,
         "notificationId": str(row["id"]),
         "userId": row["user_id"],
+        "createdById": row["created_by_id"],
         "status": row["status"],
         "deliveryStatus": row["sms__delivery_status"] or "",
         "errorCode": row["sms__error_code"],
@@ -157,8 +160,9 @@ async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
     sends = []
     for payload in payloads:
         groups = [notification_group(payload["notificationId"])]
-        if payload["userId"] is not None:
-            groups.append(user_group(payload["userId"]))
+        # Recipient and creator (``myNotifications``), once when they are the same user.
+        owners = {payload["userId"], payload.get("createdById")} - {None}
+        groups += [user_group(owner) for owner in sorted(owners)]
         sends += [send(group, {**payload, "group": group}) for group in groups]
     results = await asyncio.gather(*sends, return_exceptions=True)
     failures = [result for result in results if isinstance(result, BaseException)]

@@ -33,6 +33,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
@@ -133,26 +134,30 @@ class _CleanSms:
     object_id: int | None
 
 
-def create_sms_notification(request: SmsNotificationRequest) -> CreatedSmsNotification:
+def create_sms_notification(
+    request: SmsNotificationRequest, *, created_by: Any = None
+) -> CreatedSmsNotification:
     """Validate and create one notification with its SMS, atomically.
 
     Raises ``ValidationError`` (with ``error_dict``) and writes nothing when invalid.
+    ``created_by`` (a user, or None) is recorded as the creator.
     """
     try:
-        (created,) = create_sms_notifications([request])
+        (created,) = create_sms_notifications([request], created_by=created_by)
     except BulkValidationError as exc:
         raise exc.errors[0] from None
     return created
 
 
 def create_sms_notifications(
-    requests: Sequence[SmsNotificationRequest],
+    requests: Sequence[SmsNotificationRequest], *, created_by: Any = None
 ) -> list[CreatedSmsNotification]:
     """Validate and create many notifications, all or nothing, in one transaction.
 
     Raises ``ValidationError`` for a request that is too large, and
     ``BulkValidationError`` (index -> error) when any item is invalid. The returned
-    list is in request order.
+    list is in request order. ``created_by`` (a user, or None) is recorded as the
+    creator of every notification.
     """
     if len(requests) > MAX_BULK_NOTIFICATIONS:
         raise ValidationError(
@@ -180,7 +185,7 @@ def create_sms_notifications(
         raise BulkValidationError(
             {index: ValidationError(item_errors) for index, item_errors in errors.items()}
         )
-    return _insert(cleaned)
+    return _insert(cleaned, created_by)
 
 
 def cancel_notification(
@@ -460,7 +465,7 @@ def _check_references(
 # --- writing --------------------------------------------------------------------
 
 
-def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
+def _insert(items: list[_CleanSms], created_by: Any) -> list[CreatedSmsNotification]:
     opted_out = set(
         SmsOptOut.objects.filter(
             phone_number__in={item.to_phone_number for item in items}
@@ -473,6 +478,7 @@ def _insert(items: list[_CleanSms]) -> list[CreatedSmsNotification]:
             url=item.url,
             type=NotificationTypeChoices.SMS,
             user_id=item.user_id,
+            created_by=created_by,
             publish_datetime=item.publish_datetime,
             priority=int(item.priority),
             content_type=item.content_type,

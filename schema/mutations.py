@@ -8,6 +8,7 @@ import strawberry
 import strawberry_django
 from django.core.exceptions import ValidationError
 from strawberry.types import Info
+from strawberry_django.auth.utils import get_current_user
 
 from notification import services
 from notification.models import Notification as NotificationModel
@@ -93,10 +94,12 @@ class NotificationMutation:
         description="Create one SMS notification: both rows or nothing.",
     )
     def create_sms_notification(
-        self, input: CreateSmsNotificationInput
+        self, info: Info, input: CreateSmsNotificationInput
     ) -> CreateSmsNotificationPayload:
         try:
-            created = services.create_sms_notification(input.to_request())
+            created = services.create_sms_notification(
+                input.to_request(), created_by=get_current_user(info)
+            )
         except ValidationError as exc:
             return CreateSmsNotificationPayload(
                 notification=None, errors=field_errors(exc), warnings=[]
@@ -115,10 +118,12 @@ class NotificationMutation:
         ),
     )
     def create_sms_notifications(
-        self, input: list[CreateSmsNotificationInput]
+        self, info: Info, input: list[CreateSmsNotificationInput]
     ) -> CreateSmsNotificationsPayload:
         try:
-            created = services.create_sms_notifications([item.to_request() for item in input])
+            created = services.create_sms_notifications(
+                [item.to_request() for item in input], created_by=get_current_user(info)
+            )
         except ValidationError as exc:
             return CreateSmsNotificationsPayload(
                 notifications=[], errors=field_errors(exc), warnings=[]

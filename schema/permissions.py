@@ -1,13 +1,16 @@
 """Who may see and do what: the rules the query and mutation fields share.
 
 * Every field requires a logged-in user: anonymous callers get a GraphQL error.
-* A user sees the notifications addressed to them; ``notification.view_notification``
-  sees all of them.
+* A user sees "their" notifications: those addressed to them and those they created
+  (``yours``); ``notification.view_notification`` sees all of them. Queries,
+  subscriptions and cancel all go through ``readable_by``.
 * Creating needs ``notification.add_notification``; cancelling and resending need
   ``notification.change_notification``.
 """
 
-from django.db.models import QuerySet
+from typing import Any
+
+from django.db.models import Q, QuerySet
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 from strawberry_django.permissions import HasPerm, IsAuthenticated
@@ -35,11 +38,24 @@ def permission_required(perm: str) -> HasPerm:
     )
 
 
-def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:
-    """Restrict ``queryset`` to what the current user may read."""
-    user = get_current_user(info)
-    if not user.is_authenticated:
+def yours(user: Any) -> Q:
+    """Notifications that are the user's own: addressed to them, or created by them.
+
+    Without the creator half, someone allowed to create notifications for others
+    could not read or watch what they had just created.
+    """
+    return Q(user=user) | Q(created_by=user)
+
+
+def readable_by(queryset: QuerySet[Notification], user: Any) -> QuerySet[Notification]:
+    """Restrict ``queryset`` to what ``user`` may read."""
+    if user is None or not user.is_authenticated:
         return queryset.none()
     if user.has_perm(VIEW_ALL_PERMISSION):
         return queryset
-    return queryset.filter(user=user)
+    return queryset.filter(yours(user))
+
+
+def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:
+    """Restrict ``queryset`` to what the current user may read."""
+    return readable_by(queryset, get_current_user(info))

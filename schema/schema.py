@@ -10,10 +10,10 @@ fails while it is stale): ``make schema``, i.e.
 ``python manage.py export_schema schema.schema:schema --path schema.graphql``.
 """
 
-import strawberry
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from schema.error_logging import Schema
 from schema.mutations import AuthMutation, NotificationMutation
 from schema.queries import Query
 from schema.resend import ResendMutation
@@ -23,7 +23,8 @@ MUTATION_TYPES: tuple[type, ...] = (AuthMutation, NotificationMutation, ResendMu
 
 Mutation = merge_types("Mutation", MUTATION_TYPES)
 
-schema = strawberry.Schema(
+# Client errors are logged as one line, not a traceback (``schema.error_logging``).
+schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -14,7 +14,8 @@ message whose delivery status is behind the last one sent is dropped
 (``_is_behind``): what a subscriber sees only moves forward, as the stored
 status does.
 
-Authorization is the queries' rule: your own notifications, or all of them with
+Authorization is the queries' rule (``schema.permissions.readable_by``): your own
+notifications (addressed to you or created by you), or all of them with
 ``notification.view_notification``. The websocket consumer already refuses
 anonymous sockets; the resolvers check again because the schema is shared.
 
@@ -34,7 +35,7 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import strawberry
-from graphql import print_ast
+from graphql import GraphQLError, print_ast
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
@@ -52,7 +53,7 @@ from notification.models import (
 from notification.webhooks.db import run_in_db_thread
 from notification.webhooks.status import STATUS_RANK
 from schema.enums import DeliveryStatus, NotificationStatus
-from schema.permissions import LOGIN_REQUIRED_MESSAGE, VIEW_ALL_PERMISSION
+from schema.permissions import LOGIN_REQUIRED_MESSAGE, readable_by
 
 #: Notifications one ``smsStatus`` subscription may watch (each is a Redis group).
 MAX_WATCHED_NOTIFICATIONS = 100
@@ -187,17 +188,22 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     return rank < STATUS_RANK.get(last["deliveryStatus"], 0)
 
 
+def _invalid_ids(message: str) -> GraphQLError:
+    """Bad ``notificationIds``: the client's error, with a code (logged as one line)."""
+    return GraphQLError(message, extensions={"code": "invalid", "field": "notificationIds"})
+
+
 def _parse_ids(notification_ids: Iterable[strawberry.ID] | None) -> list[int]:
     raw = list(notification_ids or [])
     if not raw:
-        raise ValueError("notificationIds: give at least one notification id.")
+        raise _invalid_ids("notificationIds: give at least one notification id.")
     if len(raw) > MAX_WATCHED_NOTIFICATIONS:
-        raise ValueError(
+        raise _invalid_ids(
             f"notificationIds: at most {MAX_WATCHED_NOTIFICATIONS} notifications per subscription."
         )
     bad = [str(value) for value in raw if not str(value).isdigit()]
     if bad:
-        raise ValueError(f"notificationIds: not a notification id: {', '.join(bad)}.")
+        raise _invalid_ids(f"notificationIds: not a notification id: {', '.join(bad)}.")
     return sorted({int(value) for value in raw})
 
 
@@ -214,9 +220,7 @@ def _visible_current_payloads(user: Any, ids: list[int]) -> list[dict[str, Any]]
 
     One trip to the database thread for both (the check and the read).
     """
-    queryset = Notification.objects.filter(pk__in=ids)
-    if not user.has_perm(VIEW_ALL_PERMISSION):
-        queryset = queryset.filter(user=user)
+    queryset = readable_by(Notification.objects.filter(pk__in=ids), user)
     visible = set(queryset.values_list("pk", flat=True))
     hidden = [str(pk) for pk in ids if pk not in visible]
     if hidden:
@@ -261,7 +265,8 @@ class Subscription:
                 yield SmsStatusEvent.from_payload(message)
 
     @strawberry.subscription(
-        description="Every status change of your own notifications, for an inbox view."
+        description="Every status change of your own notifications (addressed to you or "
+        "created by you), for an inbox view."
     )
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
@@ -269,7 +274,7 @@ class Subscription:
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             while True:
                 message = await messages.get()
-                if message.get("userId") != user.pk:
+                if user.pk not in (message.get("userId"), message.get("createdById")):
                     continue
                 notification_id = str(message["notificationId"])
                 if _is_behind(last.get(notification_id), message):
