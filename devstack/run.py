@@ -94,8 +94,10 @@ def main() -> None:
     env, skipped = stack_environment(dict(os.environ))
     processes = [name for name in procfile_process_names() if name not in skipped]
 
+    # Django's system checks run once, with migrate: every later command (here and
+    # in the Procfile) skips them, so a check's warning is not printed six times.
     manage(env, "migrate", "--noinput")
-    manage(env, "ensure_dev_superuser")
+    manage(env, "ensure_dev_superuser", "--skip-checks")
 
     print()
     print(f"  GraphiQL:      {GRAPHIQL_URL}")
