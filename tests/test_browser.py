@@ -71,15 +71,16 @@ class GraphiQL:
             RESPONSE_EDITOR,
         )
 
-    def start(self, operation: str, field: str) -> str:
-        """Type ``operation`` with ``field`` aliased to a fresh name, run it; returns the alias.
+    def start(self, operation: str, field: str, *, aliased: bool = True) -> str:
+        """Type ``operation`` (``field`` aliased to a fresh name) and run it; returns
+        the name the response will use.
 
         The alias makes each response differ from the one before, so the response
         pane always changes and is never an earlier answer.
         """
         self.steps += 1
-        alias = f"step{self.steps}"
-        query = operation.replace(field, f"{alias}: {field}", 1)
+        alias = f"step{self.steps}" if aliased else field
+        query = operation.replace(field, f"{alias}: {field}", 1) if aliased else operation
         self._set(QUERY_EDITOR, query)
         # GraphiQL parses an edit after a short debounce, then calls onEditQuery (the
         # page puts the query in the URL): only then does it know this is, say, a
@@ -152,10 +153,16 @@ def test_graphiql_keeps_working_across_login_and_logout_and_shows_a_live_subscri
         assert int(second) > int(first)
 
         # Over graphql-transport-ws: the current status first, then every change.
+        # Not aliased (as a person would type it, for the README's screenshot): its
+        # first answer, "NOT_SUBMITTED", is unlike anything the pane showed before.
         alias = graphiql.start(
-            f'subscription {{ smsStatus(notificationIds: ["{second}"]) '
-            "{ notificationId status deliveryStatus at } }",
+            "subscription {\n"
+            f'  smsStatus(notificationIds: ["{second}"]) {{\n'
+            "    notificationId status deliveryStatus at\n"
+            "  }\n"
+            "}",
             "smsStatus",
+            aliased=False,
         )
         initial = graphiql.wait_for(alias, "NOT_SUBMITTED")["data"][alias]
         assert initial["status"] == "PENDING"
@@ -200,8 +207,9 @@ def test_demo_frontend_on_another_origin_logs_in_counts_creates_and_sees_deliver
         page.fill("#username", "creator")
         page.fill("#password", PASSWORD)
         page.click("#login")
-        page.wait_for_selector("#app:not([hidden])")
+        page.wait_for_selector("#app", state="visible")
         assert page.text_content("#who") == "Logged in as creator"
+        assert page.locator("#login-form").is_hidden()
 
         # The counter asks smsSegments as the body changes; an emoji needs UCS-2.
         page.fill("#title", "Parcel")
