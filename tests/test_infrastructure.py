@@ -145,6 +145,15 @@ def test_embedded_redis_waits_for_its_clients_before_stopping():
         assert not waiter.is_alive()
 
 
+def test_browser_tests_skip_naming_the_debian_package_when_chromium_is_missing(monkeypatch):
+    from tests import browser_support
+
+    monkeypatch.setattr(browser_support, "CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        browser_support.require_chromium()
+    assert "Debian package `chromium`" in str(skipped.value)
+
+
 def run_ensure_dev_superuser(*args: str) -> str:
     from io import StringIO
 
