@@ -1,5 +1,6 @@
 """The test infrastructure itself: private Redis, test database from subprocesses, markers."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,16 @@ def test_dev_stack_uses_configured_redis_and_real_twilio():
     assert skipped == {"redis", "twilio"}
     assert "TWILIO_BASE_URL" not in env  # the SDK talks to Twilio itself
     assert {name: env[name] for name in given} == given
+
+
+def test_dev_stack_runs_djangos_system_checks_once():
+    """make run's migrate runs them; a warning printed again by each process is noise."""
+    from devstack.run import PROCFILE
+
+    commands = re.findall(r"manage\.py (\S+)([^&\n]*)", PROCFILE.read_text())
+    assert {name for name, _ in commands} >= {"sms_worker", "schedule_sms", "rqscheduler"}
+    for name, arguments in commands:
+        assert "--skip-checks" in arguments, name
 
 
 def test_dev_stack_keeps_configured_cors_origins_and_adds_the_demo():
