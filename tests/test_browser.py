@@ -45,8 +45,13 @@ def make_creator():
 
 @pytest.fixture
 def browser_stack(live_stack):
-    """(base_url, worker_env): the live stack serving static files (DEBUG, as ``make run``)."""
-    return live_stack, {"DJANGO_DEBUG": "1"}
+    """``start(**env)`` -> (base_url, worker_env): the live stack with a fast emulator,
+    serving static files (DEBUG, as in ``make run``)."""
+
+    def start(**server_env: str) -> tuple[str, dict[str, str]]:
+        return live_stack("10000", "20", DJANGO_DEBUG="1", **server_env)
+
+    return start
 
 
 # --- GraphiQL -------------------------------------------------------------------------
@@ -133,9 +138,8 @@ def create(graphiql: GraphiQL, title: str) -> str:
 def test_graphiql_keeps_working_across_login_and_logout_and_shows_a_live_subscription(
     browser_stack,
 ):
-    start_stack, server_env = browser_stack
     make_creator()
-    base_url, worker_env = start_stack("10000", "20", **server_env)
+    base_url, worker_env = browser_stack()
 
     with open_browser([base_url], "graphiql") as browser:
         page = browser.page
@@ -195,11 +199,9 @@ def demo_url() -> Iterator[str]:
 def test_demo_frontend_on_another_origin_logs_in_counts_creates_and_sees_delivery(
     browser_stack, demo_url
 ):
-    start_stack, server_env = browser_stack
     make_creator()
-    base_url, worker_env = start_stack(
-        "10000", "20", **server_env, DJANGO_CORS_ALLOWED_ORIGINS=demo_url
-    )
+    # The one setting a frontend on another origin needs: CORS, CSRF and websockets.
+    base_url, worker_env = browser_stack(DJANGO_CORS_ALLOWED_ORIGINS=demo_url)
 
     with open_browser([base_url, demo_url], "demo") as browser:
         page = browser.page
