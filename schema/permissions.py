@@ -3,7 +3,8 @@
 * Every field requires a logged-in user: anonymous callers get a GraphQL error.
 * A user sees "their" notifications: those addressed to them and those they created
   (``yours``); ``notification.view_notification`` sees all of them. Queries,
-  subscriptions and cancel all go through ``readable_by``.
+  ``smsStatus``, cancel and resend all go through ``readable_by``; ``myNotifications``
+  follows the same two halves through the groups events are published to.
 * Creating needs ``notification.add_notification``; cancelling and resending need
   ``notification.change_notification``.
 """
