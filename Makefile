@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send bench-status manage
+.PHONY: help install test lint format schema run bench-send bench-status manage vendor
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-send / make bench-status   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
+	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
 
 install: $(INSTALL_STAMP)
 
@@ -57,6 +58,10 @@ bench-send: install
 # Live-status benchmark: callback-to-subscriber latency, webhook requests/s (~1 min).
 bench-status: install
 	$(PYTHON) bench/status.py
+
+# The browser files GraphiQL and the demo load (committed; only needed to upgrade them).
+vendor: install
+	$(PYTHON) -m devstack.refresh_vendor
 
 # A manage.py command with the environment `make run` gives its processes
 # (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".

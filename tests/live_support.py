@@ -7,12 +7,14 @@
   token, like a browser frontend; its cookies open authenticated websockets.
 - ``TransportWsClient`` / ``LegacyWsClient``: minimal ``graphql-transport-ws``
   and ``graphql-ws`` clients on the ``websockets`` package.
+- ``run_worker(env)``: one send batch, run by a real RQ worker process.
 """
 
 import asyncio
 import json
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import httpx
+from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -59,6 +63,22 @@ def run_uvicorn(
         stop_process(process)
         sock.close()
         log.close()
+
+
+def run_worker(env: dict[str, str], sent: int = 1) -> None:
+    """Enqueue the batch job as rq-scheduler would, and let a real RQ worker run it."""
+    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("notification.jobs.sms.send_sms_batch")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", "--burst"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"sent={sent}" in output, output
 
 
 def server_log(base_url_log: Path) -> str:

@@ -354,9 +354,12 @@ def test_view_permission_may_watch_anyones_notification(live_server_url):
     run_logged_in(live_server_url, staff, scenario)
 
 
-def test_my_notifications_streams_only_the_callers_own_changes(live_server_url):
+@pytest.mark.parametrize("owner", ["recipient", "creator"])
+def test_my_notifications_streams_only_the_callers_own_changes(live_server_url, owner):
     ann, bob = make_user("ann"), make_user("bob")
     anns = make_sms(ann, "SM" + "7" * 32)
+    if owner == "creator":  # addressed to nobody, created by ann: still hers
+        Notification.objects.filter(pk=anns.pk).update(user=None, created_by=ann)
     make_sms(bob, "SM" + "8" * 32)
 
     async def scenario(session: HttpSession):

@@ -6,6 +6,7 @@ websocket consumer would receive is read straight from the layer.
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -86,6 +87,23 @@ def test_callback_publishes_one_message_to_the_notification_and_user_groups(clie
         assert message["error_code"] == 30007
         assert message["error_message"] == "Message filtered by the carrier"
         assert message["at"]
+
+
+def test_callback_reaches_the_creator_with_a_time_in_utc(client: Client):
+    """myNotifications of the creator hears it too; ``at`` has its offset on SQLite as well
+    (the callback path reads times with raw SQL, which once left them naive)."""
+    recipient = get_user_model().objects.create_user("ann", password="pw")
+    creator = get_user_model().objects.create_user("bob", password="pw")
+    sms = make_sms(user=recipient)
+    Notification.objects.filter(pk=sms.notification_id).update(created_by=creator)
+    creator_channel = async_to_sync(_listen)([user_group(creator.pk)])
+
+    assert post_signed(client, STATUS_PATH, status_form(SID, "delivered")).status_code == 200
+
+    (message,) = async_to_sync(_receive_all)(creator_channel)
+    assert (message["userId"], message["createdById"]) == (recipient.pk, creator.pk)
+    assert message["deliveryStatus"] == "delivered"
+    assert datetime.fromisoformat(message["at"]).utcoffset() == timedelta(0)
 
 
 def test_stale_callback_publishes_nothing(client: Client):
