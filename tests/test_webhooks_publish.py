@@ -101,8 +101,8 @@ def test_callback_reaches_the_creator_with_a_time_in_utc(client: Client):
     assert post_signed(client, STATUS_PATH, status_form(SID, "delivered")).status_code == 200
 
     (message,) = async_to_sync(_receive_all)(creator_channel)
-    assert (message["userId"], message["createdById"]) == (recipient.pk, creator.pk)
-    assert message["deliveryStatus"] == "delivered"
+    assert (message["user_id"], message["created_by_id"]) == (recipient.pk, creator.pk)
+    assert message["delivery_status"] == "delivered"
     assert datetime.fromisoformat(message["at"]).utcoffset() == timedelta(0)
 
 
