@@ -85,8 +85,10 @@ class Fault:
     remaining: int = 1
     to: str | None = None
     hold_ms: int | None = None
+    #: For ``http_400``: the Twilio error code answered (e.g. 30004, message blocked).
+    error_code: int | None = None
 
-    KINDS = ("http_429", "http_500", "timeout", "drop")
+    KINDS = ("http_429", "http_500", "http_400", "timeout", "drop")
 
 
 @dataclass(frozen=True)
