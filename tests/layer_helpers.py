@@ -6,8 +6,10 @@ here is what a subscriber of the same groups would be sent.
 
 import asyncio
 
+import redis as redis_py
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 
 async def _listen(groups: list[str]) -> str:
@@ -46,3 +48,15 @@ async def _receive_one(channel: str, timeout: float) -> dict:
 def receive_one(channel: str, timeout: float = 10.0) -> dict:
     """The next message on ``channel`` (``TimeoutError`` when none comes)."""
     return async_to_sync(_receive_one)(channel, timeout)
+
+
+def group_size(group: str) -> int:
+    """Channels in ``group`` right now, read from Redis: a server process's join or leave
+    is visible here the moment it happened (channels_redis keeps each group as the
+    sorted set ``<prefix>:group:<name>``)."""
+    layer = get_channel_layer()
+    client = redis_py.Redis.from_url(settings.REDIS_URL)
+    try:
+        return client.zcard(f"{layer.prefix}:group:{group}")
+    finally:
+        client.close()
