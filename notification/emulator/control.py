@@ -87,7 +87,7 @@ def handle(
                 return 200, {"reset": True}
             case ("POST", "/_emulator/config"):
                 try:
-                    state.configure(_json_object(body))
+                    emulator.configure(_json_object(body))
                 except ValueError as exc:
                     raise ControlError(str(exc)) from None
                 return 200, state.snapshot_config()

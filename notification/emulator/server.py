@@ -118,6 +118,12 @@ class EmulatorServer:
         self.stop()
 
     # --- operations used by the handler and the control API -------------------
+    def open_connections(self) -> int:
+        """Client connections still being handled. Zero means every request a client
+        already sent has been answered or logged (e.g. after killing that client)."""
+        with self._httpd.connections_lock:
+            return len(self._httpd.connections)
+
     def release_held(self) -> None:
         """Answer every create request a ``timeout`` fault is holding, now.
 
@@ -126,11 +132,17 @@ class EmulatorServer:
         """
         self.release_generation += 1
 
+    def configure(self, values: dict[str, Any]) -> None:
+        """Apply ``POST /_emulator/config`` values (``ValueError`` names a bad one)."""
+        config = self.state.configure(values)
+        self.callbacks.set_paused(config.callbacks_paused)
+
     def reset(self) -> None:
         self.release_held()  # nothing held by an earlier test outlives it
         self.state.reset()
         self.scheduler.clear()
         self.callbacks.reset()
+        self.callbacks.set_paused(self.state.config.callbacks_paused)
 
     def schedule(self, sid: str, steps: list[DeliveryStep], generation: int) -> None:
         for step in steps:
