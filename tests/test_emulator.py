@@ -21,19 +21,14 @@ from twilio.rest import Client
 
 from notification.twilio_client import BaseUrlHttpClient, get_twilio_client
 from tests.fixtures_emulator import EmulatorHandle, start_emulator_process
+from tests.waiting import wait_until
 
 TO = "+14155550100"
 SERVICE_SID = "MG" + "ab" * 16
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    return wait_until(condition, timeout)
 
 
 class Receiver:
