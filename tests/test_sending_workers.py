@@ -129,7 +129,7 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
         worker.kill()
         worker.communicate()
     # Requests the worker had already sent are still being handled by the emulator.
-    wait_until(lambda: twilio_emulator_server.open_connections() == 0, timeout=30)
+    wait_until(lambda: twilio_emulator_server.requests_in_progress() == 0, timeout=30)
     processing = Notification.objects.filter(status=Status.PROCESSING)
     claimed = processing.count()
     assert claimed == 100  # the whole first batch was claimed, none of it written back

@@ -118,11 +118,11 @@ class EmulatorServer:
         self.stop()
 
     # --- operations used by the handler and the control API -------------------
-    def open_connections(self) -> int:
-        """Client connections still being handled. Zero means every request a client
-        already sent has been answered or logged (e.g. after killing that client)."""
+    def requests_in_progress(self) -> int:
+        """Requests received and not yet answered (idle keep-alive connections do not
+        count). Zero after killing a client means each request it had sent is logged."""
         with self._httpd.connections_lock:
-            return len(self._httpd.connections)
+            return self._httpd.requests_in_progress
 
     def release_held(self) -> None:
         """Answer every create request a ``timeout`` fault is holding, now.
@@ -184,6 +184,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.requests_in_progress = 0
         super().__init__(address, handler)
 
     def close_connections(self) -> None:
@@ -262,6 +263,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(error.status, error.payload(), headers)
 
     def _dispatch(self) -> None:
+        with self.server.connections_lock:
+            self.server.requests_in_progress += 1
+        try:
+            self._dispatch_request()
+        finally:
+            with self.server.connections_lock:
+                self.server.requests_in_progress -= 1
+
+    def _dispatch_request(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         try:
