@@ -11,8 +11,9 @@ locks that usually hide it.
   so a second worker claiming at the same time leaves room for them.
 """
 
+import threading
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 from django.db import connection
@@ -24,6 +25,7 @@ from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import current_sender
 from notification.sending.selection import WAIT_QUEUE
 from tests.sending_helpers import make_sms, reload
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -85,7 +87,7 @@ def test_a_row_another_worker_claimed_between_read_and_claim_stays_theirs(twilio
     with just_before_the_claim(other_worker_claims):
         report = run_batch()
 
-    assert (report.claimed, report.sent) == (1, 1)
+    assert (report.claimed, report.sent, report.lost_claims) == (1, 1, 0)  # never ours
     assert [m["body"] for m in twilio_emulator.messages()] == ["mine"]
     theirs = reload(theirs)
     assert theirs.claim_token == "other-worker"  # never taken over, so never sent twice
@@ -114,3 +116,55 @@ def test_a_second_worker_leaves_room_for_the_first_workers_requests_in_flight(
     assert worker_b.wait_reason == WAIT_QUEUE
     assert twilio_emulator.requests() == []
     assert Notification.objects.filter(status=Status.PENDING).count() == 10
+
+
+def advisory_lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_two_workers_claiming_at_once_stay_within_the_queue_limit(twilio_emulator, settings):
+    """Claims for one sender are serialised (an advisory lock on PostgreSQL): worker B
+    reading the queue estimate while worker A is between its own read and its claim
+    would see room A is about to take. A is stopped right before its claim's UPDATE;
+    B must wait for it (PostgreSQL shows B blocked), then sees A's claim and takes none."""
+    for i in range(20):
+        make_sms(to=f"+1415555{i:04d}", body=f"message {i}")
+    now = timezone.now()
+    a_at_claim, a_go_on = threading.Event(), threading.Event()
+    claimed: dict[str, int] = {}
+
+    def pause_at_the_claim(execute, sql, params, many, context):
+        if is_the_claim(sql):
+            a_at_claim.set()
+            a_go_on.wait(60)
+        return execute(sql, params, many, context)
+
+    def worker(name: str) -> None:
+        try:
+            pause = pause_at_the_claim if name == "A" else None
+            with connection.execute_wrapper(pause) if pause else nullcontext():
+                batch = claim_batch(
+                    now=now, sender=current_sender(), batch_segments=10, queue_limit=10
+                )
+            claimed[name] = batch.claimed
+        finally:
+            connection.close()
+
+    worker_a = threading.Thread(target=worker, args=("A",))
+    worker_b = threading.Thread(target=worker, args=("B",))
+    worker_a.start()
+    try:
+        assert a_at_claim.wait(30)
+        worker_b.start()
+        wait_until(lambda: advisory_lock_waiters() == 1 or "B" in claimed, what="B waiting")
+        assert "B" not in claimed, "B claimed while A was between its read and its claim"
+    finally:
+        a_go_on.set()
+        worker_a.join(30)
+        if worker_b.ident is not None:
+            worker_b.join(30)
+    assert claimed == {"A": 10, "B": 0}
+    assert Notification.objects.filter(status=Status.PROCESSING).count() == 10
