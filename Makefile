@@ -70,12 +70,12 @@ manage: install
 # lists the survivors afterwards and `.venv/bin/mutmut show ID` shows one.
 # A bounded run: make mutants MUTATE_PATHS=notification/sending/claiming.py
 MUTATE_PATHS ?= notification/sending/,notification/webhooks/
-MUTATE_TESTS ?= tests/test_sending_claims.py tests/test_sending_dispatch.py \
-	tests/test_sending_batch.py tests/test_sending_faults.py tests/test_sending_recovery.py \
-	tests/test_sending_resend.py tests/test_status_publishes.py tests/test_send_command.py \
-	tests/test_webhooks_status.py tests/test_webhooks_inbound.py tests/test_webhooks_publish.py \
-	tests/test_webhooks_retry.py tests/test_webhooks_asgi.py tests/test_sending_jobs.py \
-	tests/test_sending_workers.py
+MUTATE_TESTS ?= tests/test_sending_backoff.py tests/test_sending_claims.py \
+	tests/test_sending_dispatch.py tests/test_sending_batch.py tests/test_sending_faults.py \
+	tests/test_sending_recovery.py tests/test_sending_resend.py tests/test_status_publishes.py \
+	tests/test_send_command.py tests/test_webhooks_status.py tests/test_webhooks_inbound.py \
+	tests/test_webhooks_publish.py tests/test_webhooks_retry.py tests/test_webhooks_asgi.py \
+	tests/test_sending_jobs.py tests/test_sending_workers.py
 MUTMUT := $(VENV)/bin/mutmut
 
 $(MUTMUT): $(INSTALL_STAMP)
