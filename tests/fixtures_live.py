@@ -3,7 +3,8 @@
 ``live_stack(drain_rate, callback_delay_ms, **env)`` starts the Twilio emulator
 and uvicorn (``config.asgi``) as separate processes on this test's database and
 Redis, wired together (``PUBLIC_BASE_URL``, emulator credentials), and returns
-``(base_url, env)``; ``env`` is what a worker process needs (``run_worker``).
+``(base_url, env, emulator)``; ``env`` is what a worker process needs
+(``run_worker``), ``emulator`` the emulator's handle (its fault control).
 Extra keyword arguments are environment variables for uvicorn (e.g.
 ``DJANGO_DEBUG="1"`` to serve static files). Everything stops at teardown.
 """
@@ -16,7 +17,7 @@ from tests.live_support import bound_socket, run_uvicorn
 
 @pytest.fixture
 def live_stack(subprocess_env, redis):
-    """uvicorn + emulator processes wired together; ``start(...)`` returns (base_url, env)."""
+    """uvicorn + emulator processes wired together; ``start(...)`` -> (base_url, env, emulator)."""
 
     def start(drain_rate: str, callback_delay_ms: str, **server_env: str):
         sock = bound_socket()
@@ -37,7 +38,7 @@ def live_stack(subprocess_env, redis):
             emulator_cm.__exit__(None, None, None)
             raise
         started.append((server_cm, emulator_cm))
-        return base_url, env
+        return base_url, env, emulator
 
     started: list = []
     yield start

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_PATH = "/graphql/"
@@ -86,16 +86,19 @@ def server_log(base_url_log: Path) -> str:
 
 
 def _wait_until_serving(base_url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"uvicorn exited with {process.returncode}: {server_log(log)}")
         try:
             httpx.get(base_url + GRAPHQL_PATH, timeout=2, trust_env=False)
-            return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not start: {server_log(log)}")
+            return False
+        return True
+
+    try:
+        wait_until(serving, timeout=30, what="uvicorn serving")
+    except AssertionError:
+        raise RuntimeError(f"uvicorn did not start: {server_log(log)}") from None
 
 
 class HttpSession:

@@ -49,7 +49,8 @@ def browser_stack(live_stack):
     serving static files (DEBUG, as in ``make run``)."""
 
     def start(**server_env: str) -> tuple[str, dict[str, str]]:
-        return live_stack("10000", "20", DJANGO_DEBUG="1", **server_env)
+        base_url, worker_env, _emulator = live_stack("10000", "20", DJANGO_DEBUG="1", **server_env)
+        return base_url, worker_env
 
     return start
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 from django.conf import settings
 
 from tests.fixtures_services import REPO_ROOT, on_postgres
@@ -19,13 +20,23 @@ def test_settings_use_the_private_redis(redis_url):
     assert host == {"address": redis_url, "socket_timeout": None}
 
 
-def test_redis_fixture_starts_empty(redis):
+@pytest.fixture
+def key_left_behind(redis_url: str) -> str:
+    """A key written to the session's Redis before the ``redis`` fixture runs, as an
+    earlier test would leave it (requested before ``redis``, so set up first)."""
+    client = redis_py.Redis.from_url(redis_url)
+    try:
+        client.set("left-behind", "1")
+        assert client.get("left-behind") == b"1"
+    finally:
+        client.close()
+    return "left-behind"
+
+
+def test_redis_fixture_empties_what_an_earlier_test_left(key_left_behind, redis):
+    """Self-contained: it does not count on another test having run first."""
+    assert redis.get(key_left_behind) is None
     assert redis.dbsize() == 0
-    redis.set("left-behind", "1")
-
-
-def test_redis_fixture_flushes_between_tests(redis):
-    assert redis.get("left-behind") is None
 
 
 def test_rq_queue_reaches_the_private_redis(redis):
