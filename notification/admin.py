@@ -58,7 +58,9 @@ NOTIFICATION_CONTENT_FIELDS = (
     "content_type",
     "object_id",
 )
+# ``created_by`` is who made the row (the admin user, or the API caller): never edited.
 NOTIFICATION_STATE_FIELDS = (
+    "created_by",
     "status",
     "status_message",
     "sent_datetime",
@@ -240,10 +242,11 @@ class NotificationAdmin(admin.ModelAdmin):
         "sms_delivery_status",
         "publish_datetime",
         "created_datetime",
+        "created_by",
     )
     list_filter = ("status", "type", "priority", "sms__delivery_status", "publish_datetime")
     search_fields = ("title", "sms__to_phone_number")
-    list_select_related = ("sms",)
+    list_select_related = ("sms", "created_by")
     raw_id_fields = ("user",)
     date_hierarchy = "created_datetime"
     fieldsets = (
@@ -269,6 +272,7 @@ class NotificationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Notification, form: forms.ModelForm, change: bool
     ) -> None:
         if not change:
+            obj.created_by = request.user
             obj.save()
             return
         # Only what the page edits: status, claim and delivery state belong to the

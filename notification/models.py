@@ -97,6 +97,15 @@ class Notification(models.Model):
         related_name="notifications",
         help_text="The recipient; the notification stays (for audit) if the user is deleted.",
     )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_notifications",
+        help_text="Who created it through the API or the admin; empty for rows made with the "
+        "ORM. Creators may read and watch what they created.",
+    )
     publish_datetime = models.DateTimeField(default=timezone.now, help_text="Not sent before this.")
     status = models.CharField(
         max_length=16,

@@ -325,3 +325,14 @@ def test_editing_the_body_alone_recounts_the_segments(admin_client):
     assert response.status_code == 302
     sms.refresh_from_db()
     assert (sms.segments, sms.encoding) == (4, "ucs2")  # 202 UTF-16 units / 67
+
+
+def test_add_records_the_creator_and_the_list_shows_it(admin_client, admin_user):
+    response = admin_client.post(ADD_URL, add_form(**{"sms-0-to_phone_number": "+14155550100"}))
+    assert response.status_code == 302
+    notification = Notification.objects.get()
+    assert notification.created_by == admin_user
+    listing = admin_client.get(NOTIFICATION_CHANGELIST)
+    assert "created_by" in listing.context["cl"].list_display
+    cell = listing.content.decode().split("field-created_by")[1].split("</td>")[0]
+    assert cell.endswith(f">{admin_user.username}"), cell

@@ -8,11 +8,9 @@ test client; the last ones run the real send job against the emulator, whose
 signed callbacks reach a live server.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
@@ -22,8 +20,9 @@ from notification.models import Notification, NotificationStatusChoices, SmsNoti
 from notification.sending.batch import run_batch
 from notification.sending.queue_estimate import estimate_queue
 from notification.tracking.early import KEY_PREFIX, RETIRED_PREFIX
+from tests.layer_helpers import listen, receive_all
 from tests.sending_helpers import make_sms, reload
-from tests.test_webhooks_publish import _listen, _receive_all
+from tests.waiting import wait_until
 from tests.webhook_helpers import (
     STATUS_PATH,
     post_signed,
@@ -165,9 +164,9 @@ def test_late_callbacks_for_the_given_up_sid_change_nothing(client, signed_callb
 
 def test_requeue_is_published_with_the_error(client, signed_callbacks):
     sms = sent_sms()
-    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    channel = listen([notification_group(sms.notification_id)])
     callback(client, "undelivered", 30003)
-    messages = async_to_sync(_receive_all)(channel)
+    messages = receive_all(channel)
     assert [(m["status"], m["delivery_status"], m["error_code"]) for m in messages] == [
         ("pending", "", 30003)
     ]
@@ -186,12 +185,13 @@ def emulator_calls_us_back(twilio_emulator, live_server, settings, redis):
 
 
 def wait_for(sms: SmsNotification, done, timeout: float = 15) -> SmsNotification:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The row once ``done(row)`` holds (the callers assert the details)."""
+
+    def finished() -> SmsNotification | None:
         current = reload(sms)
-        if done(current) or time.monotonic() > deadline:
-            return current
-        time.sleep(0.05)
+        return current if done(current) else None
+
+    return wait_until(finished, timeout)
 
 
 def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, client, settings):

@@ -100,6 +100,11 @@ class Notification:
         only=["user_id"],
         description="The recipient user's id, if the notification is addressed to a user.",
     )
+    created_by_id: strawberry.ID | None = strawberry_django.field(
+        only=["created_by_id"],
+        description="Who created it (through the API or the admin); null for rows made "
+        "with the ORM.",
+    )
     object_id: strawberry.ID | None
     publish_datetime: datetime.datetime = strawberry_django.field(description="Not sent before.")
     sent_datetime: auto
