@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +109,28 @@ def make_rows(count: int, prefix: str) -> list[tuple[int, str]]:
         ]
     )
     return [(n.pk, sid) for n, sid in zip(notifications, sids, strict=True)]
+
+
+def throwaway_services(stack: ExitStack, database: str, prefix: str) -> dict[str, str]:
+    """Redis and a database (SQLite file or PostgreSQL cluster) until ``stack`` closes;
+    returns the environment a server process needs to use them."""
+    from devstack.redis_server import RedisServer
+
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+    redis = stack.enter_context(RedisServer())
+    database_url = f"sqlite:///{tmp}/bench.sqlite3"
+    if database == "postgres":
+        from devstack.postgres_cluster import PostgresCluster
+
+        database_url = stack.enter_context(PostgresCluster()).url
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key",
+        "DJANGO_DEBUG": "0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis.url,
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def start_uvicorn(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, str]:
@@ -339,27 +362,12 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
 
-    from contextlib import ExitStack
-
-    from devstack.redis_server import RedisServer
     from devstack.subprocesses import stop_process
 
     with ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-status-"))
-        redis = stack.enter_context(RedisServer())
-        database_url = f"sqlite:///{tmp}/bench.sqlite3"
-        if args.database == "postgres":
-            from devstack.postgres_cluster import PostgresCluster
-
-            database_url = stack.enter_context(PostgresCluster()).url
         env = {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": "bench-only-secret-key",
-            "DJANGO_DEBUG": "0",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
+            **throwaway_services(stack, args.database, "bench-status-"),
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "LOG_LEVEL": "WARNING",
         }
         setup_django(env)
         make_user()

@@ -19,14 +19,18 @@ own client CPU, not the server).
 import argparse
 import os
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.status import percentile, setup_django, start_uvicorn  # noqa: E402
+from bench.status import (  # noqa: E402
+    percentile,
+    setup_django,
+    start_uvicorn,
+    throwaway_services,
+)
 
 
 def make_users() -> dict[str, tuple[str, str]]:
@@ -51,29 +55,18 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
 
-    from devstack.redis_server import RedisServer
     from devstack.subprocesses import stop_process
-    from tests.throttle_traffic import run_traffic
 
     with ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-throttles-"))
-        redis = stack.enter_context(RedisServer())
-        database_url = f"sqlite:///{tmp}/bench.sqlite3"
-        if args.database == "postgres":
-            from devstack.postgres_cluster import PostgresCluster
-
-            database_url = stack.enter_context(PostgresCluster()).url
         env = {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": "bench-only-secret-key",
-            "DJANGO_DEBUG": "0",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
-            "LOG_LEVEL": "WARNING",
+            **throwaway_services(stack, args.database, "bench-throttles-"),
             # The legitimate user's two phases must fit in its own minute's budget.
             "GRAPHQL_USER_RATE": str(max(args.rate, 2 * args.legit_requests)),
         }
         setup_django(env)
+        # After setup: the traffic helpers import Django-dependent test support.
+        from tests.throttle_traffic import run_traffic
+
         users = make_users()
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         server, base_url = start_uvicorn(

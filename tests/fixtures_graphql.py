@@ -52,6 +52,15 @@ class GraphQLClient:
             headers=headers,
         )
 
+    def post_body(self, body: bytes | str):
+        """POST ``body`` as it is (JSON or not), with the CSRF header: for hostile bodies."""
+        return self.client.post(
+            GRAPHQL_URL,
+            body,
+            content_type="application/json",
+            headers={"X-CSRFToken": self.csrf_token()},
+        )
+
     def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON response of a 200 answer (never a 500: that fails the test)."""
         response = self.post(query, variables)

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notification.models import Notification, SmsNotification
-from tests.fixtures_graphql import GRAPHQL_URL
 from tests.test_hostile_graphql import PYTHON_EXCEPTION_TEXT
 
 FUZZ = settings(
@@ -125,26 +124,17 @@ def check(response) -> dict:
     return result
 
 
-def post(gql, query: str, variables: object):
-    return gql.client.post(
-        GRAPHQL_URL,
-        json.dumps({"query": query, "variables": variables}),
-        content_type="application/json",
-        headers={"X-CSRFToken": gql.csrf_token()},
-    )
-
-
 @FUZZ
 @given(item=create_item)
 def test_create_sms_notification(graphql, staff_user, fuzz_settings, item):
-    check(post(graphql(staff_user), CREATE, {"input": item}))
+    check(graphql(staff_user).post(CREATE, {"input": item}))
 
 
 @FUZZ
 @given(items=st.one_of(st.lists(create_item, max_size=4), any_json))
 def test_create_sms_notifications(graphql, staff_user, fuzz_settings, items):
     before = Notification.objects.count()
-    result = check(post(graphql(staff_user), CREATE_MANY, {"input": items}))
+    result = check(graphql(staff_user).post(CREATE_MANY, {"input": items}))
     payload = (result.get("data") or {}).get("createSmsNotifications")
     if payload and payload["errors"]:  # all or nothing
         assert Notification.objects.count() == before
@@ -153,25 +143,18 @@ def test_create_sms_notifications(graphql, staff_user, fuzz_settings, items):
 @FUZZ
 @given(value=field(numbers_as_text), mutation=st.sampled_from([CANCEL, RESEND]))
 def test_cancel_and_resend(graphql, staff_user, fuzz_settings, value, mutation):
-    check(post(graphql(staff_user), mutation, {"id": value}))
+    check(graphql(staff_user).post(mutation, {"id": value}))
 
 
 @settings(FUZZ, max_examples=30)  # each login runs the password hasher: slow on purpose
 @given(username=field(any_text), password=field(any_text))
 def test_login_and_logout(graphql, staff_user, fuzz_settings, username, password):
     gql = graphql()
-    check(post(gql, LOGIN, {"u": username, "p": password}))
-    check(post(gql, LOGOUT, {}))
+    check(gql.post(LOGIN, {"u": username, "p": password}))
+    check(gql.post(LOGOUT, {}))
 
 
 @FUZZ
 @given(body=st.one_of(st.binary(max_size=200), any_json.map(lambda v: json.dumps(v).encode())))
 def test_any_request_body(graphql, staff_user, fuzz_settings, body):
-    gql = graphql(staff_user)
-    response = gql.client.post(
-        GRAPHQL_URL,
-        body,
-        content_type="application/json",
-        headers={"X-CSRFToken": gql.csrf_token()},
-    )
-    check(response)
+    check(graphql(staff_user).post_body(body))

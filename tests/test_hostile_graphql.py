@@ -96,13 +96,7 @@ def test_linear_text_lookups_still_filter(graphql, staff_user):
     ids=["null", "number", "string", "true", "invalid-utf8", "deep-array", "deep-object"],
 )
 def test_malformed_body_is_a_400_with_a_graphql_error(graphql, staff_user, body):
-    gql = graphql(staff_user)
-    response = gql.client.post(
-        GRAPHQL_URL,
-        body,
-        content_type="application/json",
-        headers={"X-CSRFToken": gql.csrf_token()},
-    )
+    response = graphql(staff_user).post_body(body)
     assert response.status_code == 400
     result = response.json()
     assert result["data"] is None
@@ -111,15 +105,9 @@ def test_malformed_body_is_a_400_with_a_graphql_error(graphql, staff_user, body)
 
 
 def test_deeply_nested_variables_are_refused_cleanly(graphql, staff_user):
-    gql = graphql(staff_user)
     nested = "[" * 5000 + "]" * 5000
     body = f'{{"query": "{{ me {{ id }} }}", "variables": {{"x": {nested}}}}}'
-    response = gql.client.post(
-        GRAPHQL_URL,
-        body,
-        content_type="application/json",
-        headers={"X-CSRFToken": gql.csrf_token()},
-    )
+    response = graphql(staff_user).post_body(body)
     assert response.status_code == 400
     no_python_text(response.json())
 

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from tests.live_support import HttpSession
 
-GRAPHQL_PATH = "/graphql/"
 SEGMENTS = 'query { smsSegments(body: "hello") { segments } }'
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { id } }"
 LEGIT_ADDRESS = "192.0.2.10"
@@ -24,32 +23,15 @@ GUESSER_ADDRESS = "203.0.113.30"
 CHECK_ADDRESS = "192.0.2.40"
 
 
-class Client:
-    """A browser-like client: cookies, the CSRF header, its own client address."""
+class Client(HttpSession):
+    """A browser-like client (``HttpSession``) with its own client address."""
 
     def __init__(self, base_url: str, address: str):
-        self.http = httpx.Client(
-            base_url=base_url,
-            timeout=60,
-            trust_env=False,
-            headers={"X-Forwarded-For": address},
-        )
+        super().__init__(base_url)
+        self.client.headers["X-Forwarded-For"] = address
 
-    def close(self) -> None:
-        self.http.close()
-
-    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        if "csrftoken" not in self.http.cookies:
-            self.http.get(GRAPHQL_PATH, headers={"Accept": "text/html"})
-        response = self.http.post(
-            GRAPHQL_PATH,
-            json={"query": query, "variables": variables or {}},
-            headers={"X-CSRFToken": self.http.cookies["csrftoken"]},
-        )
-        assert response.status_code == 200, (response.status_code, response.text[:500])
-        return response.json()
-
-    def login(self, username: str, password: str) -> dict[str, Any]:
+    def login(self, username: str, password: str) -> dict[str, Any]:  # type: ignore[override]
+        """The login's response, refused or not (``HttpSession.login`` asserts success)."""
         return self.graphql(LOGIN, {"u": username, "p": password})
 
 
