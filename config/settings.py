@@ -21,6 +21,8 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Largest request body, checked before Django reads it (config/body_limit.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1)
 # Behind an HTTPS-terminating proxy that sets X-Forwarded-Proto: secure cookies,
 # and request.is_secure() tells the truth (CSRF's origin checks depend on it).
 if env_bool("DJANGO_HTTPS", False):
