@@ -7,17 +7,15 @@ uvicorn exactly as the tests and benchmarks start it (``uvicorn_command``).
 
 import asyncio
 import json
-import os
 import socket
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from devstack.subprocesses import SERVER_LIMITS
-from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
-from tests.live_support import TransportWsClient, bound_socket, run_uvicorn
+from tests.fixtures_services import REPO_ROOT
+from tests.live_support import TransportWsClient, serve_project
 from tests.test_subscriptions_ws import login, make_user, run
-from tests.webhook_helpers import AUTH_TOKEN
 
 BODY_LIMIT = 10_000
 FLAGS = " ".join(SERVER_LIMITS)
@@ -40,28 +38,13 @@ def test_the_readme_deploy_command_has_the_limits():
 
 @pytest.fixture(scope="module")
 def live_server_url(django_db_setup, django_db_blocker, redis_url):
-    from django.conf import settings
-
-    sock = bound_socket()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env = dict(os.environ)
-    with django_db_blocker.unblock():
-        database_url = database_url_for_subprocesses()
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        DJANGO_SECRET_KEY=settings.SECRET_KEY,
-        DJANGO_DEBUG="0",
-        PUBLIC_BASE_URL=base_url,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+    with serve_project(
+        django_db_blocker,
+        redis_url,
         DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE=str(BODY_LIMIT),
         # The application's own message check is off: what is seen is uvicorn's.
         GRAPHQL_WS_MAX_MESSAGE_BYTES="0",
-        PYTHONPATH=str(REPO_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    with run_uvicorn(env, sock) as url:
+    ) as url:
         yield url
 
 

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from notification.delivery.statuses import STATUS_RANK, is_known
 from notification.models import (
     Notification,
-    NotificationStatusChoices,
     SmsNotification,
     SmsOptOut,
 )
@@ -33,6 +32,7 @@ from tests.webhook_helpers import (
     STATUS_PATH,
     inbound_form,
     post_signed,
+    queued_sms,
     short_lived_db_connections,
     status_form,
     use_test_signing,
@@ -84,15 +84,7 @@ def signed_webhooks(settings, redis):
 
 @pytest.fixture
 def sms(transactional_db) -> SmsNotification:
-    notification = Notification.objects.create(
-        title="Hello", body="Your parcel is on its way", status=NotificationStatusChoices.SENT
-    )
-    return SmsNotification.objects.create(
-        notification=notification,
-        to_phone_number="+14155550100",
-        twilio_sid=SID,
-        delivery_status="queued",
-    )
+    return queued_sms(SID)
 
 
 def _reset(sms: SmsNotification) -> None:

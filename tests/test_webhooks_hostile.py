@@ -11,8 +11,6 @@ import logging
 import pytest
 
 from notification.models import (
-    Notification,
-    NotificationStatusChoices,
     SmsNotification,
     SmsOptOut,
 )
@@ -22,19 +20,20 @@ from tests.webhook_helpers import (
     STATUS_PATH,
     inbound_form,
     post_signed,
+    queued_sms,
     short_lived_db_connections,
     status_form,
     use_test_signing,
 )
 
-SID = "SM" + "b" * 32
+SID = "SM" + "e" * 32
 PHONE = "+14155550123"
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def signed_webhooks(settings):
+def signed_webhooks(settings, redis):
     use_test_signing(settings)
     with short_lived_db_connections():
         yield settings
@@ -42,15 +41,7 @@ def signed_webhooks(settings):
 
 @pytest.fixture
 def sms(transactional_db) -> SmsNotification:
-    notification = Notification.objects.create(
-        title="Hello", body="Your parcel is on its way", status=NotificationStatusChoices.SENT
-    )
-    return SmsNotification.objects.create(
-        notification=notification,
-        to_phone_number="+14155550100",
-        twilio_sid=SID,
-        delivery_status="queued",
-    )
+    return queued_sms(SID)
 
 
 def state(sms: SmsNotification) -> tuple[str, str, int | None]:
@@ -120,7 +111,14 @@ def test_an_inbound_stop_of_another_account_records_nothing(client, settings):
 
 
 @pytest.mark.parametrize(
-    "sender", ["messenger:123456789012345678", "whatsapp:someone\x00", "x" * 5_000, "22395"]
+    "sender",
+    [
+        "messenger:123456789012345678",
+        "whatsapp:+14155550123",
+        "whatsapp:someone\x00",
+        "x" * 5_000,
+        "22395",
+    ],
 )
 def test_inbound_stop_from_something_not_a_phone_number_is_answered_and_records_nothing(
     client, sender

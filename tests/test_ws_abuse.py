@@ -8,7 +8,6 @@ second here (``GRAPHQL_WS_AUTH_RECHECK_SECONDS=1``).
 
 import asyncio
 import json
-import os
 
 import httpx
 import pytest
@@ -17,15 +16,13 @@ from django.db import connection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from notification.models import Notification
-from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
 from tests.live_support import (
     SMS_STATUS_SUBSCRIPTION,
     HttpSession,
     LegacyWsClient,
     TransportWsClient,
-    bound_socket,
     open_socket,
-    run_uvicorn,
+    serve_project,
 )
 from tests.test_subscriptions_ws import (
     login,
@@ -36,7 +33,6 @@ from tests.test_subscriptions_ws import (
     run,
     run_logged_in,
 )
-from tests.webhook_helpers import AUTH_TOKEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,30 +47,15 @@ CREATE = (
 
 @pytest.fixture(scope="module")
 def live_server_url(django_db_setup, django_db_blocker, redis_url):
-    from django.conf import settings
-
-    sock = bound_socket()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env = dict(os.environ)
-    with django_db_blocker.unblock():
-        database_url = database_url_for_subprocesses()
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        DJANGO_SECRET_KEY=settings.SECRET_KEY,
-        DJANGO_DEBUG="0",
+    with serve_project(
+        django_db_blocker,
+        redis_url,
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        PUBLIC_BASE_URL=base_url,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         GRAPHQL_WS_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
         GRAPHQL_WS_MAX_SOCKETS_PER_USER=str(MAX_SOCKETS),
         GRAPHQL_WS_MAX_SUBSCRIPTIONS=str(MAX_SUBSCRIPTIONS),
         GRAPHQL_WS_AUTH_RECHECK_SECONDS="1",
-        PYTHONPATH=str(REPO_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    with run_uvicorn(env, sock) as url:
+    ) as url:
         yield url
 
 

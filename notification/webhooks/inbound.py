@@ -100,9 +100,11 @@ def _e164(raw: str) -> str | None:
     """Twilio sends E.164 already; normalise anyway so opt-outs match stored numbers.
 
     ``None`` for what is not a number we could ever send to (short codes,
-    channel addresses): no opt-out row can match those, and they need not fit
-    the phone number column.
+    channel addresses such as ``whatsapp:+1…``, another channel than SMS): no
+    opt-out row can match those, and they need not fit the phone number column.
     """
+    if ":" in raw:
+        return None
     try:
         return normalize_phone_number(raw)
     except ValidationError:
