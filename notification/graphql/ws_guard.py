@@ -145,7 +145,10 @@ class SocketGuardMixin:
     async def _recheck_every(self, interval: float) -> None:
         while not self._closing:
             await asyncio.sleep(interval)
-            await self._recheck()
+            try:
+                await self._recheck()
+            except Exception:  # a database hiccup: keep the socket, try again next time
+                logger.exception("Could not re-check a websocket's session")
 
     async def _recheck(self) -> bool:
         """Reload the session's user; close the socket if it may do less. True if still open."""
