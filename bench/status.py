@@ -360,6 +360,8 @@ def main() -> None:
             "REDIS_URL": redis.url,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "LOG_LEVEL": "WARNING",
+            # Every subscriber is the one bench user: no per-user socket cap here.
+            "GRAPHQL_WS_MAX_SOCKETS_PER_USER": "0",
         }
         setup_django(env)
         make_user()

@@ -3,14 +3,17 @@
 import strawberry
 import strawberry_django
 
+from notification.graphql.http_only import HttpOnly
 from notification.graphql.types import User
 
 
 @strawberry.type
 class AuthMutation:
     login: User = strawberry_django.auth.login(
-        description="Log in with a session cookie; send the CSRF token (X-CSRFToken)."
+        description="Log in with a session cookie; send the CSRF token (X-CSRFToken).",
+        permission_classes=[HttpOnly],
     )
     logout: bool = strawberry_django.auth.logout(
-        description="End the session; true if someone was logged in."
+        description="End the session; true if someone was logged in.",
+        permission_classes=[HttpOnly],
     )

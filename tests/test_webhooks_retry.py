@@ -224,7 +224,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
     late = post_signed(
         client,
         STATUS_PATH,
-        status_form(first_sid, "undelivered", 30003),
+        status_form(first_sid, "undelivered", 30003, AccountSid=emulator.account_sid),
         signed_url=settings.PUBLIC_BASE_URL + STATUS_PATH,
         token=emulator.auth_token,
     )
