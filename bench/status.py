@@ -368,6 +368,8 @@ def main() -> None:
         env = {
             **throwaway_services(stack, args.database, "bench-status-"),
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            # Every subscriber is the one bench user: no per-user socket cap here.
+            "GRAPHQL_WS_MAX_SOCKETS_PER_USER": "0",
         }
         setup_django(env)
         make_user()

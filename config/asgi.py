@@ -1,8 +1,9 @@
 """ASGI entry point (uvicorn): Django over HTTP, GraphQL subscriptions over websockets.
 
-HTTP goes to Django, which serves everything including ``/graphql/`` queries
-and mutations (``schema.views``); Twilio's status callbacks take a
-middleware-free path to the same view (``notification.webhooks.fast_path`` says why).
+HTTP bodies are capped first (``config.body_limit``). HTTP goes to Django, which
+serves everything including ``/graphql/`` queries and mutations
+(``schema.views``); Twilio's status callbacks take a middleware-free path to the
+same view (``notification.webhooks.fast_path`` says why).
 Websockets on ``/graphql/`` go to strawberry's channels consumer with the same
 schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
 session cookie identifies the user (``notification.graphql.websocket``).
@@ -21,6 +22,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config import statement_timeout  # noqa: E402
+from config.body_limit import limit_request_body  # noqa: E402
 from notification.graphql.websocket import graphql_ws_application  # noqa: E402
 from notification.webhooks.fast_path import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
@@ -30,7 +32,7 @@ statement_timeout.install()
 
 application = ProtocolTypeRouter(
     {
-        "http": with_status_callback_fast_path(django_application),
+        "http": limit_request_body(with_status_callback_fast_path(django_application)),
         "websocket": URLRouter([re_path(r"^graphql/?$", graphql_ws_application(schema))]),
     }
 )

@@ -32,6 +32,8 @@ CORS_EXPOSE_HEADERS = ["X-CSRFToken"]
 CSRF_TRUSTED_ORIGINS = list(
     dict.fromkeys([*env_list("DJANGO_CSRF_TRUSTED_ORIGINS", ""), *CORS_ALLOWED_ORIGINS])
 )
+# Largest request body, checked before Django reads it (config/body_limit.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1)
 # Behind an HTTPS-terminating proxy that sets X-Forwarded-Proto: secure cookies,
 # and request.is_secure() tells the truth (CSRF's origin checks depend on it).
 if env_bool("DJANGO_HTTPS", False):
@@ -174,6 +176,12 @@ TWILIO_SMS_VALIDITY_PERIOD = env_int(
 TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
 # Seconds a create's idempotency key is remembered (then a retry with it creates again).
 SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
+# GraphQL websockets: message size, sockets per user, operations per socket, and
+# how often an open socket re-checks its session (0 turns each off).
+GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, minimum=0)
+GRAPHQL_WS_MAX_SOCKETS_PER_USER = env_int("GRAPHQL_WS_MAX_SOCKETS_PER_USER", 20, minimum=0)
+GRAPHQL_WS_MAX_SUBSCRIPTIONS = env_int("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 20, minimum=0)
+GRAPHQL_WS_AUTH_RECHECK_SECONDS = env_int("GRAPHQL_WS_AUTH_RECHECK_SECONDS", 60, minimum=0)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )

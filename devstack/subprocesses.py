@@ -22,11 +22,32 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+#: The web server's limits (README, "Security"). The Procfile's ``web`` line and
+#: the README's deploy command pass the same flags (``tests/test_server_limits.py``):
+#: websocket messages up to 64 KiB (``GRAPHQL_WS_MAX_MESSAGE_BYTES`` checks it again
+#: in the app), idle keep-alive connections closed after 5 s, 503 past 4,096
+#: connections, and request heads up to 16 KiB (a limit only the h11 parser has;
+#: httptools has none).
+SERVER_LIMITS: tuple[str, ...] = (
+    "--ws-max-size",
+    "65536",
+    "--timeout-keep-alive",
+    "5",
+    "--limit-concurrency",
+    "4096",
+    "--http",
+    "h11",
+    "--h11-max-incomplete-event-size",
+    "16384",
+)
+
+
 def uvicorn_command(sock: socket.socket, *extra: str) -> list[str]:
     """uvicorn serving ``config.asgi:application`` on ``sock``, inherited by fd.
 
     No lifespan (Django has none) and no access log (it would only slow the
-    server); pass ``sock`` in ``pass_fds`` and run from the repository root.
+    server), the production limits (``SERVER_LIMITS``); pass ``sock`` in
+    ``pass_fds`` and run from the repository root.
     """
     return [
         sys.executable,
@@ -38,6 +59,7 @@ def uvicorn_command(sock: socket.socket, *extra: str) -> list[str]:
         "--no-access-log",
         "--lifespan",
         "off",
+        *SERVER_LIMITS,
         *extra,
     ]
 

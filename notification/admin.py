@@ -39,10 +39,10 @@ SMS_DELIVERY_FIELDS = (
     "segments",
     "encoding",
     "attempts",
-    "next_attempt_at",
-    "claimed_at",
+    "next_attempt_datetime",
+    "claimed_datetime",
     "claim_token",
-    "send_started_at",
+    "send_started_datetime",
     "sent_datetime",
     "delivered_datetime",
     "status_updated_datetime",
@@ -150,23 +150,16 @@ class SmsNotificationInlineForm(forms.ModelForm):
 
 
 class SmsNotificationInlineFormSet(forms.BaseInlineFormSet):
-    """An SMS notification needs its SMS row, and only SMS notifications have one."""
+    """An SMS notification needs its SMS row: without one it would never be sent."""
 
     def clean(self) -> None:
         super().clean()
-        notification = self.instance
         # An existing row counts even when all its fields are read-only (not pending).
         has_sms = any(form.instance.pk is not None or form.has_changed() for form in self.forms)
-        if notification.type == NotificationTypeChoices.SMS and not has_sms:
+        if self.instance.type == NotificationTypeChoices.SMS and not has_sms:
             raise forms.ValidationError(
                 "An SMS notification needs a phone number: fill in the SMS section.",
                 code="required",
-            )
-        if notification.type != NotificationTypeChoices.SMS and has_sms:
-            raise forms.ValidationError(
-                "Only SMS notifications can have SMS details: set the type to SMS or "
-                "leave the SMS section empty.",
-                code="invalid",
             )
 
 

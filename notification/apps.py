@@ -7,6 +7,11 @@ class NotificationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Open websockets hear about logouts and user changes (ws_authority).
+        from notification.graphql.ws_authority import connect_signals
+
+        connect_signals()
+
         from django.contrib.auth.signals import user_logged_in, user_login_failed
 
         from notification.throttle import login

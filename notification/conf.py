@@ -48,6 +48,16 @@ DEFAULTS: dict[str, Any] = {
     "SMS_QUEUE_NAME": "sms",
     # Redis for early status callbacks; empty: the SMS queue's own Redis connection.
     "REDIS_URL": "",
+    # GraphQL websockets (notification.graphql.ws_guard); 0 turns a limit off.
+    # Largest message a client may send (a subscription is a few hundred bytes).
+    "GRAPHQL_WS_MAX_MESSAGE_BYTES": 65_536,
+    # Open sockets per user, per server process.
+    "GRAPHQL_WS_MAX_SOCKETS_PER_USER": 20,
+    # Operations in flight per socket (subscriptions, mostly).
+    "GRAPHQL_WS_MAX_SUBSCRIPTIONS": 20,
+    # Seconds between re-checks of a socket's session and permissions (logout,
+    # deactivation and permission changes are also pushed at once).
+    "GRAPHQL_WS_AUTH_RECHECK_SECONDS": 60,
     # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,

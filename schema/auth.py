@@ -3,6 +3,7 @@
 import strawberry
 import strawberry_django
 
+from notification.graphql.http_only import HttpOnly
 from notification.graphql.throttles import login_lockout
 from notification.graphql.types import User
 
@@ -13,8 +14,10 @@ class AuthMutation:
         description="Log in with a session cookie; send the CSRF token (X-CSRFToken). "
         "Too many failed logins lock the account and the client address out for a while "
         "(error code login_locked, with retryAfter in seconds).",
+        permission_classes=[HttpOnly],
         extensions=[login_lockout()],
     )
     logout: bool = strawberry_django.auth.logout(
-        description="End the session; true if someone was logged in."
+        description="End the session; true if someone was logged in.",
+        permission_classes=[HttpOnly],
     )

@@ -29,6 +29,7 @@ from websockets.typing import Subprotocol
 
 from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
 from tests.waiting import wait_until
+from tests.webhook_helpers import AUTH_TOKEN as WEBHOOK_AUTH_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_PATH = "/graphql/"
@@ -37,6 +38,40 @@ SMS_STATUS_SUBSCRIPTION = (
     f"subscription Watch($ids: [ID!]) {{ smsStatus(notificationIds: $ids) {{ {STATUS_FIELDS} }} }}"
 )
 MY_NOTIFICATIONS_SUBSCRIPTION = f"subscription {{ myNotifications {{ {STATUS_FIELDS} }} }}"
+
+
+@contextmanager
+def serve_project(django_db_blocker: Any, redis_url: str, **overrides: str) -> Iterator[str]:
+    """uvicorn serving the project on the test database and Redis; yields its base URL.
+
+    ``overrides`` are extra environment variables (limits set low for a test module).
+    """
+    import os
+
+    from django.conf import settings
+
+    from tests.fixtures_services import database_url_for_subprocesses
+
+    sock = bound_socket()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with django_db_blocker.unblock():
+        database_url = database_url_for_subprocesses()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "DJANGO_DEBUG": "0",
+        "PUBLIC_BASE_URL": base_url,
+        "TWILIO_AUTH_TOKEN": WEBHOOK_AUTH_TOKEN,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONUNBUFFERED": "1",
+        **overrides,
+    }
+    with run_uvicorn(env, sock) as url:
+        assert url == base_url
+        yield url
 
 
 @contextmanager

@@ -102,6 +102,9 @@ def test_segments_and_encoding_are_computed_on_creation(graphql, staff_user):
     [
         ({"toPhoneNumber": "12"}, "toPhoneNumber", "invalid_phone_number"),
         ({"toPhoneNumber": "not a number"}, "toPhoneNumber", "invalid_phone_number"),
+        # Refused, not silently dropped / not billed (issue 10).
+        ({"toPhoneNumber": "+14155550100 ext. 12"}, "toPhoneNumber", "invalid_phone_number"),
+        ({"toPhoneNumber": "+19005551234"}, "toPhoneNumber", "invalid_phone_number"),
         ({"toPhoneNumber": ""}, "toPhoneNumber", "required"),
         ({"body": "x" * 1601}, "body", "max_length"),
         ({"body": "   "}, "body", "required"),

@@ -53,3 +53,25 @@ def test_invalid_numbers_are_refused(raw):
         normalize_phone_number(raw)
     assert exc.value.code == "invalid_phone_number"
     assert raw.strip() in exc.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    "raw", ["+14155550100 ext. 12", "+1 415 555 0100 x7", "(415) 555-0100;ext=3"]
+)
+def test_an_extension_is_refused_not_dropped(raw, settings):
+    """E.164 has no extension: storing the number without it would text someone else."""
+    settings.DEFAULT_PHONE_REGION = "US"
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone_number(raw)
+    assert exc.value.code == "invalid_phone_number"
+    assert "extension" in exc.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    "raw", ["+19005551234", "+1 900 234 5678", "+449012345678", "+44 909 876 5432"]
+)
+def test_premium_rate_numbers_are_refused(raw):
+    with pytest.raises(ValidationError) as exc:
+        normalize_phone_number(raw)
+    assert exc.value.code == "invalid_phone_number"
+    assert "premium-rate" in exc.value.messages[0]

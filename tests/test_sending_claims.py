@@ -36,9 +36,9 @@ Status = NotificationStatusChoices
 
 
 def is_the_claim(sql: str) -> bool:
-    """The claim's UPDATE: the one statement that stamps ``claim_token`` and ``claimed_at``."""
+    """The claim's UPDATE: the statement that stamps ``claim_token`` and ``claimed_datetime``."""
     table = SmsNotification._meta.db_table
-    return sql.lstrip().upper().startswith("UPDATE") and table in sql and "claimed_at" in sql
+    return sql.lstrip().upper().startswith("UPDATE") and table in sql and "claimed_datetime" in sql
 
 
 @contextmanager
@@ -81,7 +81,7 @@ def test_a_row_another_worker_claimed_between_read_and_claim_stays_theirs(twilio
 
     def other_worker_claims():
         SmsNotification.objects.filter(pk=theirs.pk).update(
-            claimed_at=now, claim_token="other-worker", sender=current_sender()
+            claimed_datetime=now, claim_token="other-worker", sender=current_sender()
         )
 
     with just_before_the_claim(other_worker_claims):

@@ -59,7 +59,7 @@ def test_a_burst_of_throttled_requests_comes_back_spread_out(twilio_emulator):
 
     assert run_batch().retried == 20
 
-    delays = [(reload(sms).next_attempt_at - before).total_seconds() for sms in rows]
+    delays = [(reload(sms).next_attempt_datetime - before).total_seconds() for sms in rows]
     assert all(15 - 1 <= delay <= 30 + 5 for delay in delays), delays
     assert max(delays) - min(delays) > 1, f"no jitter: {delays}"
 
@@ -94,7 +94,7 @@ def test_message_blocked_at_send_time_fails_and_is_never_retried(twilio_emulator
     assert sms.notification.status == Status.FAILED
     assert sms.error_code == 30004
     assert "30004" in sms.notification.status_message
-    assert sms.next_attempt_at is None
+    assert sms.next_attempt_datetime is None
     assert run_batch(now=timezone.now() + timedelta(days=1)).claimed == 0
     assert len(twilio_emulator.requests()) == 1
 
@@ -110,7 +110,7 @@ def test_sender_queue_full_at_send_time_is_retried_later(twilio_emulator):
     [refused] = [r for r in twilio_emulator.requests() if r["error_code"] == 21611]
     [sms] = [reload(sms) for sms in rows if sms.notification.body == refused["body"]]
     assert sms.notification.status == Status.PENDING
-    assert sms.error_code == 21611 and sms.next_attempt_at is not None
+    assert sms.error_code == 21611 and sms.next_attempt_datetime is not None
     assert len(twilio_emulator.messages()) == 1
 
 

@@ -133,7 +133,7 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     processing = Notification.objects.filter(status=Status.PROCESSING)
     claimed = processing.count()
     assert claimed == 100  # the whole first batch was claimed, none of it written back
-    assert not processing.filter(sms__send_started_at__isnull=True).exists()  # all marked
+    assert not processing.filter(sms__send_started_datetime__isnull=True).exists()  # all marked
     received = received_bodies(twilio_emulator)
     assert max(received.values()) == 1
 
@@ -150,7 +150,7 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     )
     assert all(received[body] == 0 for body in requeued_bodies)
     assert not SmsNotification.objects.filter(
-        notification__status=Status.PENDING, send_started_at__isnull=False
+        notification__status=Status.PENDING, send_started_datetime__isnull=False
     ).exists()
 
     twilio_emulator.configure(latency_ms=0)

@@ -92,9 +92,11 @@ def test_recovery_of_a_dead_workers_claims_tells_the_subscribers(django_user_mod
     owner = django_user_model.objects.create_user("owner")
     long_ago = timezone.now() - timedelta(hours=1)
     never_started, started = make_sms(body="never left"), make_sms(body="maybe left")
-    for sms, send_started_at in ((never_started, None), (started, long_ago)):
+    for sms, send_started_datetime in ((never_started, None), (started, long_ago)):
         SmsNotification.objects.filter(pk=sms.pk).update(
-            claimed_at=long_ago, claim_token="dead-worker", send_started_at=send_started_at
+            claimed_datetime=long_ago,
+            claim_token="dead-worker",
+            send_started_datetime=send_started_datetime,
         )
         Notification.objects.filter(pk=sms.notification_id).update(
             status=Status.PROCESSING, user=owner

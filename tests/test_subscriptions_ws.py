@@ -6,7 +6,6 @@ test process stands in for an RQ worker) through Redis.
 """
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +23,6 @@ from notification.events import (
     user_group,
 )
 from notification.models import Notification, SmsNotification
-from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
 from tests.layer_helpers import group_size
 from tests.live_support import (
     MY_NOTIFICATIONS_SUBSCRIPTION,
@@ -33,12 +31,11 @@ from tests.live_support import (
     HttpSession,
     LegacyWsClient,
     TransportWsClient,
-    bound_socket,
     open_socket,
-    run_uvicorn,
+    serve_project,
 )
 from tests.waiting import wait_until
-from tests.webhook_helpers import AUTH_TOKEN, STATUS_PATH, sign, status_form
+from tests.webhook_helpers import STATUS_PATH, sign, status_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,26 +45,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def live_server_url(django_db_setup, django_db_blocker, redis_url):
     """uvicorn serving ``config.asgi:application`` on the test database, for this module."""
-    from django.conf import settings
-
-    sock = bound_socket()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env = dict(os.environ)
-    with django_db_blocker.unblock():
-        database_url = database_url_for_subprocesses()
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        DJANGO_SECRET_KEY=settings.SECRET_KEY,
-        DJANGO_DEBUG="0",
-        PUBLIC_BASE_URL=base_url,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        PYTHONPATH=str(REPO_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    with run_uvicorn(env, sock) as url:
-        assert url == base_url
+    with serve_project(django_db_blocker, redis_url) as url:
         yield url
 
 

@@ -31,7 +31,7 @@ def test_query_times_have_a_utc_offset(graphql, staff_user):
         sent_datetime=now,
         delivered_datetime=now,
         status_updated_datetime=now,
-        next_attempt_at=now,
+        next_attempt_datetime=now,
     )
     result = graphql(staff_user).data(QUERY, {"id": notification.pk})["notification"]
     sms = result.pop("sms")

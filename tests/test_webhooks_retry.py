@@ -90,8 +90,8 @@ def test_retryable_failure_requeues_with_backoff(client, signed_callbacks, redis
     assert sms.twilio_sid is None
     assert sms.delivery_status == ""
     assert sms.attempts == 1  # the send counted this attempt already
-    assert sms.send_started_at is None and sms.sent_datetime is None
-    delay = (sms.next_attempt_at - before).total_seconds()
+    assert sms.send_started_datetime is None and sms.sent_datetime is None
+    delay = (sms.next_attempt_datetime - before).total_seconds()
     assert RETRY_BASE_SECONDS * 0.5 - 1 <= delay <= RETRY_BASE_SECONDS + 5
     assert redis.exists(RETIRED_PREFIX + SID)
     # No longer waiting in Twilio's queue, so it no longer counts against it.
@@ -102,7 +102,7 @@ def test_backoff_grows_with_the_attempts(client, signed_callbacks):
     sms = sent_sms(attempts=3)
     before = timezone.now()
     callback(client, "undelivered", 30003)
-    delay = (reload(sms).next_attempt_at - before).total_seconds()
+    delay = (reload(sms).next_attempt_datetime - before).total_seconds()
     nominal = RETRY_BASE_SECONDS * 4
     assert nominal * 0.5 - 1 <= delay <= nominal + 5
 
@@ -116,7 +116,7 @@ def test_at_the_attempt_cap_the_notification_fails_with_the_last_error(
     sms = reload(sms)
     assert (sms.delivery_status, sms.notification.status) == ("undelivered", Status.FAILED)
     assert sms.twilio_sid == SID
-    assert sms.next_attempt_at is None
+    assert sms.next_attempt_datetime is None
     assert sms.notification.status_message == (
         "Gave up after 3 attempts: Twilio error 30003: Unreachable destination handset"
     )
@@ -128,7 +128,7 @@ def test_permanent_and_unknown_failures_fail_at_once(client, signed_callbacks, c
     callback(client, "undelivered", code)
     sms = reload(sms)
     assert (sms.delivery_status, sms.notification.status) == ("undelivered", Status.FAILED)
-    assert sms.twilio_sid == SID and sms.next_attempt_at is None
+    assert sms.twilio_sid == SID and sms.next_attempt_datetime is None
 
 
 def test_canceled_notification_is_not_requeued(client, signed_callbacks):
@@ -145,7 +145,10 @@ def test_repeated_failure_callback_requeues_once(client, signed_callbacks, redis
     first = reload(sms)
     assert callback(client, "undelivered", 30003) == b"stale"
     again = reload(sms)
-    assert (again.attempts, again.next_attempt_at) == (first.attempts, first.next_attempt_at)
+    assert (again.attempts, again.next_attempt_datetime) == (
+        first.attempts,
+        first.next_attempt_datetime,
+    )
     assert again.notification.status == Status.PENDING
     assert redis.keys(KEY_PREFIX + "*") == []  # answered stale, not kept as "early"
 
@@ -209,7 +212,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
     assert run_batch().claimed == 0
 
     emulator.set_outcome(TO, "delivered")
-    assert run_batch(now=sms.next_attempt_at + timedelta(seconds=1)).sent == 1
+    assert run_batch(now=sms.next_attempt_datetime + timedelta(seconds=1)).sent == 1
     sms = wait_for(sms, lambda s: s.notification.status == Status.DELIVERED)
     assert (sms.delivery_status, sms.notification.status) == ("delivered", Status.DELIVERED)
     assert sms.attempts == 2
@@ -221,7 +224,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
     late = post_signed(
         client,
         STATUS_PATH,
-        status_form(first_sid, "undelivered", 30003),
+        status_form(first_sid, "undelivered", 30003, AccountSid=emulator.account_sid),
         signed_url=settings.PUBLIC_BASE_URL + STATUS_PATH,
         token=emulator.auth_token,
     )
@@ -239,8 +242,8 @@ def test_reported_failures_stop_at_the_attempt_cap(emulator_calls_us_back, setti
 
     run_batch()
     sms = wait_for(sms, lambda s: s.notification.status == Status.PENDING)
-    assert sms.next_attempt_at is not None, sms.notification.status_message
-    run_batch(now=sms.next_attempt_at + timedelta(seconds=1))
+    assert sms.next_attempt_datetime is not None, sms.notification.status_message
+    run_batch(now=sms.next_attempt_datetime + timedelta(seconds=1))
     sms = wait_for(sms, lambda s: s.notification.status == Status.FAILED)
 
     assert sms.notification.status == Status.FAILED

@@ -14,7 +14,6 @@ from django.test import Client
 
 from notification.models import (
     Notification,
-    NotificationStatusChoices,
     SmsNotification,
     SmsOptOut,
 )
@@ -22,6 +21,7 @@ from tests.webhook_helpers import (
     PUBLIC_BASE_URL,
     STATUS_PATH,
     post_signed,
+    queued_sms,
     short_lived_db_connections,
     sign,
     status_form,
@@ -45,16 +45,7 @@ def signed_webhooks(settings):
 
 @pytest.fixture
 def sms(transactional_db) -> SmsNotification:
-    """An SMS Twilio accepted (``queued``) whose notification the send job marked sent."""
-    notification = Notification.objects.create(
-        title="Hello", body="Your parcel is on its way", status=NotificationStatusChoices.SENT
-    )
-    return SmsNotification.objects.create(
-        notification=notification,
-        to_phone_number="+14155550100",
-        twilio_sid=SID,
-        delivery_status="queued",
-    )
+    return queued_sms(SID)
 
 
 def state(sms: SmsNotification) -> tuple[str, str]:

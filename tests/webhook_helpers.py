@@ -12,6 +12,7 @@ from django.test import Client
 from twilio.request_validator import RequestValidator
 
 from notification.db_threads import close_connections as close_webhook_db_connections
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -101,3 +102,16 @@ def short_lived_db_connections() -> Iterator[None]:
         settings_dict["CONN_MAX_AGE"] = saved
         # The status view's database threads keep their connections by design.
         close_webhook_db_connections()
+
+
+def queued_sms(sid: str) -> SmsNotification:
+    """An SMS Twilio accepted (``queued``) whose notification the send job marked sent."""
+    notification = Notification.objects.create(
+        title="Hello", body="Your parcel is on its way", status=NotificationStatusChoices.SENT
+    )
+    return SmsNotification.objects.create(
+        notification=notification,
+        to_phone_number="+14155550100",
+        twilio_sid=sid,
+        delivery_status="queued",
+    )

@@ -57,7 +57,8 @@ class SmsNotification:
         description="The From number or Messaging Service SID it was sent with."
     )
     attempts: auto
-    next_attempt_at: auto
+    # Public name kept from before the model's timestamps were all named ``_datetime``.
+    next_attempt_at: auto = strawberry_django.field(field_name="next_attempt_datetime")
     sent_datetime: auto
     delivered_datetime: auto
     status_updated_datetime: auto

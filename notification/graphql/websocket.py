@@ -14,33 +14,19 @@ and ``SessionGraphQLWSConsumer.encode_json``).
 
 import json
 from collections import OrderedDict
-from importlib import import_module
-from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user
-from django.http.cookie import parse_cookie
 from strawberry.channels import GraphQLWSConsumer
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from notification.db_threads import run_in_db_thread
+from notification.graphql.ws_authority import session_key, user_for_session
+from notification.graphql.ws_guard import AllowedHostsMiddleware, SocketGuardMixin
+from notification.graphql.ws_parsing import websocket_schema
 
 #: Distinct recent ``data`` objects whose JSON is kept for reuse.
 _ENCODED_DATA_KEPT = 256
-
-
-def _user_for_session(session_key: str | None) -> Any:
-    """Django's own ``get_user`` (session hash check included) on that session."""
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return get_user(SimpleNamespace(session=session))
-
-
-def _session_key(scope: dict[str, Any]) -> str | None:
-    cookies = [
-        value.decode("latin1") for name, value in scope.get("headers", []) if name == b"cookie"
-    ]
-    return parse_cookie("; ".join(cookies)).get(settings.SESSION_COOKIE_NAME) or None
 
 
 class SessionUserMiddleware:
@@ -57,7 +43,7 @@ class SessionUserMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        user = await run_in_db_thread(_user_for_session, _session_key(scope))
+        user = await run_in_db_thread(user_for_session, session_key(scope))
         return await self.inner({**scope, "user": user}, receive, send)
 
 
@@ -85,8 +71,11 @@ def _encode_data(data: Any) -> str:
     return encoded
 
 
-class SessionGraphQLWSConsumer(GraphQLWSConsumer):
-    """Refuses the handshake unless the session cookie belongs to a logged-in user."""
+class SessionGraphQLWSConsumer(SocketGuardMixin, GraphQLWSConsumer):
+    """Refuses the handshake unless the session cookie belongs to a logged-in user.
+
+    ``SocketGuardMixin`` adds the limits and the authority re-checks (``ws_guard``).
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -127,10 +116,12 @@ def trusted_origins() -> list[str]:
 
 def graphql_ws_application(schema: Any) -> Any:
     """The ASGI app for ``/graphql/`` websockets, both subscription protocols."""
-    return SessionUserMiddleware(
-        SessionGraphQLWSConsumer.as_asgi(
-            schema=schema,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            allowed_origins=trusted_origins(),
+    return AllowedHostsMiddleware(
+        SessionUserMiddleware(
+            SessionGraphQLWSConsumer.as_asgi(
+                schema=websocket_schema(schema),
+                subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+                allowed_origins=trusted_origins(),
+            )
         )
     )

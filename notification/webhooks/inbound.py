@@ -2,11 +2,19 @@
 
 Twilio itself blocks sends after STOP (error 21610), but STOP does not cancel
 what we already queued, so the opt-out is recorded on our side and the send job
-skips the number. The keyword must be the whole message (trimmed, any case).
+skips the number. The keyword must be the whole message, in any case; spaces
+and punctuation around it do not count ("Stop.", "STOP!", "stop "), as
+carriers and Twilio's own opt-out handling treat them
+(https://help.twilio.com/articles/223134027).
+
+Opt-outs are recorded for phone numbers only: we send to E.164 numbers and
+nothing else, so a STOP from a short code or a channel address
+(``messenger:…``, ``whatsapp:…`` that is not a number) has nothing to stop.
 """
 
 import enum
 import logging
+import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -32,8 +40,22 @@ class Keyword(enum.StrEnum):
     NONE = "none"
 
 
+def _bare_word(body: str) -> str:
+    """``body`` without the spaces and punctuation around it, upper case."""
+    start, end = 0, len(body)
+    while start < end and _is_padding(body[start]):
+        start += 1
+    while end > start and _is_padding(body[end - 1]):
+        end -= 1
+    return body[start:end].upper()
+
+
+def _is_padding(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char)[0] in "PZC"
+
+
 def classify(body: str) -> Keyword:
-    word = body.strip().upper()
+    word = _bare_word(body)
     if word in STOP_KEYWORDS:
         return Keyword.STOP
     if word in START_KEYWORDS:
@@ -48,7 +70,11 @@ def handle_inbound(event: InboundSmsEvent) -> str:
     keyword = classify(event.body)
     reply = MessagingResponse()
     phone_number = _e164(event.from_number)
-    if keyword is Keyword.STOP:
+    if keyword in (Keyword.STOP, Keyword.START) and phone_number is None:
+        logger.info(
+            "%s from %r, not a phone number: nothing to record", keyword.name, event.from_number
+        )
+    elif keyword is Keyword.STOP:
         _, created = SmsOptOut.objects.get_or_create(
             phone_number=phone_number, defaults={"source": OptOutSourceChoices.INBOUND_STOP}
         )
@@ -58,21 +84,28 @@ def handle_inbound(event: InboundSmsEvent) -> str:
         logger.info("Opt-in from %s (%d opt-out removed)", phone_number, deleted)
     elif keyword is Keyword.HELP:
         reply.message(app_settings.SMS_HELP_TEXT)
-        logger.info("HELP from %s answered", phone_number)
+        logger.info("HELP from %r answered", event.from_number)
     else:
         logger.info(
-            "Inbound message %s from %s (%d characters), no keyword",
+            "Inbound message %s from %r (%d characters), no keyword",
             event.message_sid,
-            phone_number,
+            event.from_number,
             len(event.body),
         )
     transaction.on_commit(lambda: send_received(event, keyword.value), robust=True)
     return str(reply)
 
 
-def _e164(raw: str) -> str:
-    """Twilio sends E.164 already; normalise anyway so opt-outs match stored numbers."""
+def _e164(raw: str) -> str | None:
+    """Twilio sends E.164 already; normalise anyway so opt-outs match stored numbers.
+
+    ``None`` for what is not a number we could ever send to (short codes,
+    channel addresses such as ``whatsapp:+1…``, another channel than SMS): no
+    opt-out row can match those, and they need not fit the phone number column.
+    """
+    if ":" in raw:
+        return None
     try:
         return normalize_phone_number(raw)
-    except ValidationError:  # short codes and alphanumeric senders stay as given
-        return raw.strip()
+    except ValidationError:
+        return None

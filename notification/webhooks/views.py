@@ -2,7 +2,13 @@
 
 Both are CSRF-exempt (Twilio cannot send a CSRF token; the signature is the
 proof of origin) and POST-only. A missing or wrong signature is answered 403
-and changes nothing, whatever ``DEBUG`` says.
+and changes nothing, whatever ``DEBUG`` says; so is a signed form for another
+Twilio account (``AccountSid``). 403 rather than an ignored 200: Twilio's
+retry policy retries connection failures (and 5xx when configured), never a
+4xx refusal
+(https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides),
+and the refusal shows in Twilio's debugger (error 11200), where whoever
+misconfigured the number can see it; a 200 would hide it.
 """
 
 import logging
@@ -11,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from notification.backends.twilio.account import is_for_our_account
 from notification.backends.twilio.payloads import (
     MalformedWebhook,
     inbound_event_from_form,
@@ -41,6 +48,18 @@ def _forbidden(request: HttpRequest) -> HttpResponseForbidden:
     return HttpResponseForbidden("Invalid Twilio signature", content_type="text/plain")
 
 
+def _refused_account(request: HttpRequest) -> HttpResponseForbidden | None:
+    """403 for a signed form of another Twilio account; ``None`` when it is ours."""
+    if is_for_our_account(request.POST):
+        return None
+    logger.warning(
+        "Rejected signed Twilio webhook for another account %r at %s",
+        (request.POST.get("AccountSid") or "")[:64],
+        public_url(request),
+    )
+    return HttpResponseForbidden("Not this Twilio account", content_type="text/plain")
+
+
 def _record(event: SmsStatusEvent) -> tuple[ApplyResult, list[dict]]:
     """The database part, in one trip to the sync thread: write, then read what to publish."""
     result = record_status_event(event)
@@ -65,6 +84,8 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
     """
     if not has_valid_signature(request):
         return _forbidden(request)
+    if refused := _refused_account(request):
+        return refused
     try:
         event = status_event_from_form(request.POST)
     except MalformedWebhook as exc:
@@ -83,6 +104,8 @@ def sms_inbound(request: HttpRequest) -> HttpResponse:
     """``POST /twilio/sms/inbound/``: someone texted one of our numbers; answer TwiML."""
     if not has_valid_signature(request):
         return _forbidden(request)
+    if refused := _refused_account(request):
+        return refused
     try:
         event = inbound_event_from_form(request.POST)
     except MalformedWebhook as exc:

@@ -1,13 +1,22 @@
 """Turn Twilio's webhook forms into normalized events.
 
 Raises ``MalformedWebhook`` when a signed form lacks what every such webhook
-carries; the view answers 400 and changes nothing.
+carries; the view answers 400 and changes nothing. Every typed field is
+bounded and cleaned (``form_fields``) before it reaches the database.
 """
 
 from collections.abc import Mapping
 
 from django.utils import timezone
 
+from notification.backends.twilio.form_fields import (
+    MAX_ADDRESS_LENGTH,
+    MAX_STATUS_LENGTH,
+    MAX_TEXT_LENGTH,
+    clean_error_code,
+    clean_sid,
+    clean_text,
+)
 from notification.delivery.reports import InboundSmsEvent, SmsStatusEvent
 
 
@@ -23,17 +32,6 @@ def _required(form: Mapping[str, str], *names: str) -> str:
     raise MalformedWebhook(f"missing form parameter {names[0]}")
 
 
-def _error_code(raw: str) -> int | None:
-    raw = raw.strip()
-    if not raw or raw == "0":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        # Twilio documents numeric codes only; keep the event rather than lose it.
-        return None
-
-
 def _flat(form: Mapping[str, str]) -> dict[str, str]:
     return {key: form.get(key) or "" for key in form}
 
@@ -44,14 +42,17 @@ def status_event_from_form(form: Mapping[str, str]) -> SmsStatusEvent:
     ``MessageStatus`` is the current name; ``SmsStatus`` is the older one Twilio
     still sends alongside it.
     """
+    message_sid = clean_sid(_required(form, "MessageSid", "SmsSid"))
+    if not message_sid:
+        raise MalformedWebhook("MessageSid is not a message sid")
     return SmsStatusEvent(
-        message_sid=_required(form, "MessageSid", "SmsSid"),
-        status=_required(form, "MessageStatus", "SmsStatus").lower(),
-        error_code=_error_code(form.get("ErrorCode") or ""),
-        error_message=(form.get("ErrorMessage") or "").strip(),
-        account_sid=(form.get("AccountSid") or "").strip(),
-        from_number=(form.get("From") or "").strip(),
-        to_number=(form.get("To") or "").strip(),
+        message_sid=message_sid,
+        status=clean_text(_required(form, "MessageStatus", "SmsStatus"), MAX_STATUS_LENGTH).lower(),
+        error_code=clean_error_code(form.get("ErrorCode")),
+        error_message=clean_text(form.get("ErrorMessage"), MAX_TEXT_LENGTH),
+        account_sid=clean_text(form.get("AccountSid"), MAX_ADDRESS_LENGTH),
+        from_number=clean_text(form.get("From"), MAX_ADDRESS_LENGTH),
+        to_number=clean_text(form.get("To"), MAX_ADDRESS_LENGTH),
         received_at=timezone.now(),
         raw=_flat(form),
     )
@@ -60,9 +61,9 @@ def status_event_from_form(form: Mapping[str, str]) -> SmsStatusEvent:
 def inbound_event_from_form(form: Mapping[str, str]) -> InboundSmsEvent:
     """Build an ``InboundSmsEvent`` from an incoming-message webhook form."""
     return InboundSmsEvent(
-        message_sid=(form.get("MessageSid") or form.get("SmsSid") or "").strip(),
-        from_number=_required(form, "From"),
-        to_number=(form.get("To") or "").strip(),
+        message_sid=clean_sid(form.get("MessageSid") or form.get("SmsSid")),
+        from_number=clean_text(_required(form, "From"), MAX_ADDRESS_LENGTH),
+        to_number=clean_text(form.get("To"), MAX_ADDRESS_LENGTH),
         body=form.get("Body") or "",
         received_at=timezone.now(),
         raw=_flat(form),

@@ -1,0 +1,230 @@
+"""Limits and authority checks for GraphQL websockets, under any ASGI server.
+
+``SocketGuardMixin`` goes first in the consumer's bases
+(``websocket.SessionGraphQLWSConsumer``) and adds, around strawberry's consumer:
+
+* a per-user cap on open sockets (``GRAPHQL_WS_MAX_SOCKETS_PER_USER``, counted
+  per server process): past it the handshake is refused (HTTP 403);
+* a cap on operations in flight per socket (``GRAPHQL_WS_MAX_SUBSCRIPTIONS``,
+  strawberry's own ``max_subscriptions_per_connection``): past it the operation
+  gets an error message ("Subscription limit reached"), the socket stays open;
+* a message size cap (``GRAPHQL_WS_MAX_MESSAGE_BYTES``): a larger message
+  closes the socket with 1009 (message too big) before it is decoded or
+  parsed. The server should refuse it earlier still (uvicorn's
+  ``--ws-max-size``, README "Security"); this check holds whatever the server;
+* the socket's authority (``ws_authority``): re-checked before each operation
+  a client sends, every ``GRAPHQL_WS_AUTH_RECHECK_SECONDS`` and when a logout,
+  a user change or a permission change is announced. A socket whose session
+  ended or whose user lost a permission is closed with 4403 (Forbidden): its
+  running subscriptions stop and it runs nothing more. A client reconnects and
+  resubscribes with what it may still do.
+
+``AllowedHostsMiddleware`` refuses handshakes whose Host header is not in
+``ALLOWED_HOSTS``, as Django refuses such HTTP requests (DNS rebinding would
+otherwise reach the socket under any name).
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from notification.conf import app_settings
+from notification.db_threads import run_in_db_thread
+from notification.graphql.ws_authority import (
+    SESSION_ENDED,
+    USER_CHANGED,
+    Authority,
+    authority_of,
+    current_user_and_authority,
+    lost_authority,
+    session_group,
+    session_key,
+    socket_user_group,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Close codes: RFC 6455's "message too big", graphql-transport-ws' "Forbidden".
+CLOSE_TOO_BIG = 1009
+CLOSE_FORBIDDEN = 4403
+#: Client messages that start an operation (graphql-transport-ws, legacy graphql-ws).
+_OPERATION_TYPES = frozenset({"subscribe", "start"})
+
+_open_sockets: Counter = Counter()
+
+
+def _limit(value: int) -> int | None:
+    """A setting where 0 means "no limit"."""
+    return value if value > 0 else None
+
+
+class SocketGuardMixin:
+    """Caps and authority re-checks for a strawberry ``GraphQLWSConsumer`` (see the module)."""
+
+    scope: dict[str, Any]
+    channel_layer: Any
+    channel_name: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Read per socket, so a changed setting applies to the next socket.
+        kwargs["max_subscriptions_per_connection"] = _limit(
+            app_settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
+        )
+        super().__init__(*args, **kwargs)
+        self._counted_user: Any = None
+        self._authority: Authority | None = None
+        self._groups: list[str] = []
+        self._recheck_task: asyncio.Task | None = None
+        self._closing = False
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        cap = _limit(app_settings.GRAPHQL_WS_MAX_SOCKETS_PER_USER)
+        if user is not None and cap is not None and _open_sockets[user.pk] >= cap:
+            logger.warning("Websocket refused: user %s already has %d open", user.pk, cap)
+            await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
+            return
+        if user is not None:
+            _open_sockets[user.pk] += 1
+            self._counted_user = user.pk
+        await super().connect()  # type: ignore[misc]
+        await self._start_watching(user)
+
+    async def disconnect(self, code: int) -> None:
+        if self._recheck_task is not None:
+            self._recheck_task.cancel()
+        await self._leave_groups()
+        if self._counted_user is not None:
+            _open_sockets[self._counted_user] -= 1
+            if _open_sockets[self._counted_user] <= 0:
+                del _open_sockets[self._counted_user]
+            self._counted_user = None
+        await super().disconnect(code)  # type: ignore[misc]
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._closing:
+            return
+        if _too_big(text_data, bytes_data):
+            logger.warning("Websocket message over GRAPHQL_WS_MAX_MESSAGE_BYTES: socket closed")
+            await self._close(CLOSE_TOO_BIG, "Message too big")
+            return
+        if text_data and _starts_an_operation(text_data) and not await self._recheck():
+            return
+        await super().receive(text_data=text_data, bytes_data=bytes_data)  # type: ignore[misc]
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == SESSION_ENDED:
+            await self._close(CLOSE_FORBIDDEN, "Session ended")
+        elif kind == USER_CHANGED:
+            await self._recheck()
+        else:
+            await super().dispatch(message)  # type: ignore[misc]
+
+    # --- authority -----------------------------------------------------------------
+
+    async def _start_watching(self, user: Any) -> None:
+        if user is None or not user.is_authenticated:
+            return
+        key = session_key(self.scope)
+        self._authority = await run_in_db_thread(authority_of, user)
+        if self.channel_layer is not None and key:
+            for group in (session_group(key), socket_user_group(user.pk)):
+                await self.channel_layer.group_add(group, self.channel_name)
+                self._groups.append(group)
+        interval = app_settings.GRAPHQL_WS_AUTH_RECHECK_SECONDS
+        if interval > 0:
+            self._recheck_task = asyncio.create_task(self._recheck_every(interval))
+
+    async def _recheck_every(self, interval: float) -> None:
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                await self._recheck()
+            except Exception:  # a database hiccup: keep the socket, try again next time
+                logger.exception("Could not re-check a websocket's session")
+
+    async def _recheck(self) -> bool:
+        """Reload the session's user; close the socket if it may do less. True if still open."""
+        if self._closing:
+            return False
+        key = session_key(self.scope)
+        user, authority = await run_in_db_thread(current_user_and_authority, key)
+        if lost_authority(self._authority, authority):
+            logger.info("Websocket closed: its session ended or its user lost access")
+            await self._close(CLOSE_FORBIDDEN, "Forbidden")
+            return False
+        # Operations from now on see the fresh user (and any permission it gained).
+        self.scope["user"] = user
+        self._authority = authority
+        return True
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        await self.close(code=code, reason=reason)  # type: ignore[attr-defined]
+
+    async def _leave_groups(self) -> None:
+        groups, self._groups = self._groups, []
+        for group in groups:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
+    cap = _limit(app_settings.GRAPHQL_WS_MAX_MESSAGE_BYTES)
+    if cap is None:
+        return False
+    if bytes_data is not None and len(bytes_data) > cap:
+        return True
+    if not text_data:
+        return False
+    # Each character is 1 to 4 bytes in UTF-8: encode only when it could matter.
+    return len(text_data) > cap or (len(text_data) * 4 > cap and len(text_data.encode()) > cap)
+
+
+def _starts_an_operation(text_data: str) -> bool:
+    try:
+        message = json.loads(text_data)
+    except ValueError:
+        return False  # strawberry answers malformed messages itself
+    return isinstance(message, dict) and message.get("type") in _OPERATION_TYPES
+
+
+class AllowedHostsMiddleware:
+    """Refuses websocket handshakes for a Host that ``ALLOWED_HOSTS`` does not allow."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not _host_allowed(scope):
+            logger.warning("Websocket refused: Host %r not in ALLOWED_HOSTS", _host(scope)[:100])
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})  # HTTP 403 to the client
+            return None
+        return await self.inner(scope, receive, send)
+
+
+def _host(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            return value.decode("latin1")
+    server = scope.get("server")
+    return f"{server[0]}:{server[1]}" if server else ""
+
+
+def _host_allowed(scope: dict[str, Any]) -> bool:
+    """Django's own rule (``HttpRequest.get_host``), DEBUG's localhost allowance included."""
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _port = split_domain_port(_host(scope))
+    return bool(domain) and validate_host(domain, allowed)
