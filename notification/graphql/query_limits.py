@@ -73,34 +73,37 @@ class QueryLimits(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None:
-            errors = self._limit_errors(context)
+        # Already checked (and validated) with the document, off the event loop, on the
+        # websocket schema (``ws_parsing``).
+        if document is not None and context.pre_execution_errors is None:
+            errors = limit_errors(context)
             if errors:
                 # Set before validation runs: strawberry then skips the full validation.
                 context.pre_execution_errors = errors
         yield
 
-    @staticmethod
-    def _limit_errors(context) -> list[GraphQLError]:
-        document = context.graphql_document
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(operations) > 1 and context._provided_operation_name is None:
-            return [
-                GraphQLError(
-                    "This document has several operations: say which to run (operationName).",
-                    extensions={"code": "operation_name_required"},
-                )
-            ]
-        schema = context.schema._schema
-        checks: list[tuple[type[ASTValidationRule], str]] = []
-        if app_settings.GRAPHQL_MAX_DEPTH:
-            checks.append((_depth_rule(app_settings.GRAPHQL_MAX_DEPTH), "query_too_deep"))
-        if app_settings.GRAPHQL_MAX_ALIASES:
-            checks.append((_aliases_rule(app_settings.GRAPHQL_MAX_ALIASES), "too_many_aliases"))
-        if not introspection_enabled():
-            checks.append((NoSchemaIntrospectionCustomRule, "introspection_disabled"))
-        for rule, code in checks:
-            errors = validate(schema, document, [rule])
-            if errors:
-                return _coded(list(errors), code)
-        return []
+
+def limit_errors(context) -> list[GraphQLError]:
+    """The first limit this context's document exceeds, as coded errors (none: [])."""
+    document = context.graphql_document
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) > 1 and context._provided_operation_name is None:
+        return [
+            GraphQLError(
+                "This document has several operations: say which to run (operationName).",
+                extensions={"code": "operation_name_required"},
+            )
+        ]
+    schema = context.schema._schema
+    checks: list[tuple[type[ASTValidationRule], str]] = []
+    if app_settings.GRAPHQL_MAX_DEPTH:
+        checks.append((_depth_rule(app_settings.GRAPHQL_MAX_DEPTH), "query_too_deep"))
+    if app_settings.GRAPHQL_MAX_ALIASES:
+        checks.append((_aliases_rule(app_settings.GRAPHQL_MAX_ALIASES), "too_many_aliases"))
+    if not introspection_enabled():
+        checks.append((NoSchemaIntrospectionCustomRule, "introspection_disabled"))
+    for rule, code in checks:
+        errors = validate(schema, document, [rule])
+        if errors:
+            return _coded(list(errors), code)
+    return []

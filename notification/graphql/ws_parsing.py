@@ -6,9 +6,10 @@ validates synchronously, so one large document (600,000 aliases in 11 MB)
 held the loop for 24 s. Here both run in a worker thread: the loop keeps
 serving while a big document is parsed (the GIL is handed back and forth
 every few milliseconds). The size cap (``GRAPHQL_WS_MAX_MESSAGE_BYTES``)
-bounds how big a document can be in the first place, and the schema's other
-extensions (token, depth and alias limits) still apply: their parse options
-and validation rules are on the execution context this extension reads.
+bounds how big a document can be in the first place. The cost limits
+(``query_limits``: token limit at parse, then depth, aliases, introspection)
+are checked in the same thread: each walks the whole document, and a check
+left on the loop stalled it for a third of the parse time.
 
 Only the websocket consumer's copy of the schema carries the extension
 (``websocket_schema``): its hooks are async, and the HTTP view executes
@@ -25,6 +26,8 @@ from graphql import GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from notification.graphql.query_limits import limit_errors
+
 
 class ParseAndValidateInThread(SchemaExtension):
     """Fills ``graphql_document`` and ``pre_execution_errors`` from a worker thread.
@@ -36,28 +39,23 @@ class ParseAndValidateInThread(SchemaExtension):
     """
 
     async def on_parse(self) -> AsyncIterator[None]:  # type: ignore[override]
+        # Runs after ``QueryLimits.on_parse`` has set the token limit, and does the cost
+        # checks and the validation in the same thread: each walks the whole document,
+        # and a walk left on the loop stalls it as long as parsing would.
         context = self.execution_context
         if context.graphql_document is None and context.query:
             with contextlib.suppress(GraphQLError):
-                context.graphql_document = await asyncio.to_thread(
-                    parse, context.query, **context.parse_options
-                )
+                await asyncio.to_thread(_parse_and_validate, context)
         yield
 
-    async def on_validate(self) -> AsyncIterator[None]:  # type: ignore[override]
-        context = self.execution_context
-        if (
-            context.graphql_document is not None
-            and context.validation_rules
-            and context.pre_execution_errors is None
-        ):
-            context.pre_execution_errors = await asyncio.to_thread(
-                validate_document,
-                context.schema._schema,
-                context.graphql_document,
-                context.validation_rules,
-            )
-        yield
+
+def _parse_and_validate(context: Any) -> None:
+    """Parse, check the cost limits, then validate (strawberry skips what is filled in)."""
+    context.graphql_document = parse(context.query, **context.parse_options)
+    if context.validation_rules and context.pre_execution_errors is None:
+        context.pre_execution_errors = limit_errors(context) or validate_document(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
 
 
 def websocket_schema(schema: Any) -> Any:
