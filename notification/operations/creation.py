@@ -56,6 +56,7 @@ from notification.models import (
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
+from notification.sending.wake import notify_if_urgent
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
@@ -441,6 +442,8 @@ def _insert(items: list[_CleanSms]) -> list[Notification]:
                 )
             )
         SmsNotification.objects.bulk_create(sms_rows)
+        # bulk_create sends no post_save: a due HIGH one starts a run itself.
+        notify_if_urgent(notifications)
     return notifications
 
 
