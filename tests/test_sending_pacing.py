@@ -6,6 +6,7 @@ import time
 
 import django_rq
 import pytest
+from django.core.management import call_command
 
 from notification.jobs.scheduling import SMS_BATCH_JOB_ID, get_scheduler, schedule_sms_batch
 from notification.jobs.sms import run_window
@@ -173,3 +174,21 @@ def test_a_run_ends_before_the_next_scheduled_run(redis, settings):
 
     pacing, lock = run_window(now)
     assert (pacing, lock) == (3.0, 3.5)  # the lock expires before the next run starts
+
+
+def test_dry_run_shows_the_pacing_decision(twilio_emulator, settings, capsys):
+    settings.TWILIO_SMS_RATE = 0.01  # nothing drains during the test
+    settings.TWILIO_SMS_QUEUE_TARGET = 200  # 2 segments
+    for index in range(3):
+        make_sms(body=f"message {index}")
+    run_batch(queue_target=2)
+
+    call_command("send_sms_batch", "--dry-run")
+
+    out = capsys.readouterr().out
+    assert "Twilio queue estimate: 2 of 36000 segments." in out
+    assert "Pacing: target 2 segments queued at Twilio (200 s x 0.01 segments/s)" in out
+    assert "room now 0 segment(s)" in out
+    assert "the queue is at the target; it drains enough in 100.0 s" in out
+    assert f"due but not in this batch: 1 ({WAIT_TARGET})" in out
+    assert len(twilio_emulator.requests()) == 2
