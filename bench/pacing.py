@@ -33,9 +33,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-ACCOUNT_SID = "AC" + "be7c4be7" * 4
-AUTH_TOKEN = "be7c4be7" * 4
-FROM_NUMBER = "+15005550006"
+from bench.common import ACCOUNT_SID, AUTH_TOKEN, bench_environment  # noqa: E402
+
 RATE, INTERVAL, TARGET_SECONDS, BATCH = 50, 10, 2, 100
 
 
@@ -73,18 +72,7 @@ def main() -> None:
         database_url = stack.enter_context(PostgresCluster()).url
         redis_url = stack.enter_context(RedisServer()).url
         env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-            "DJANGO_DEBUG": "0",
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(REPO_ROOT),
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": FROM_NUMBER,
-            "TWILIO_MESSAGING_SERVICE_SID": "",
+            **bench_environment(database_url, redis_url),
             "TWILIO_SMS_RATE": str(RATE),
             "TWILIO_SMS_INTERVAL": str(INTERVAL),
             "TWILIO_SMS_QUEUE_TARGET": str(TARGET_SECONDS),

@@ -96,8 +96,10 @@ def test_a_killed_worker_mid_run_loses_nothing_and_the_next_run_takes_over(
             10,
             "the worker running the job",
         )
+        lock_ttl_ms = sms_connection().pttl(BATCH_LOCK_NAME)
         stack.kill_worker(busy[0].pid)
         killed_at = time.time()
+        lock_expires = killed_at + lock_ttl_ms / 1000
         wait_until(settled, 60, "the survivor to finish the campaign")
 
     counts = collections.Counter(r["body"] for r in twilio_emulator.requests())
@@ -106,6 +108,9 @@ def test_a_killed_worker_mid_run_loses_nothing_and_the_next_run_takes_over(
     assert set(statuses) <= {Status.SENT, Status.UNKNOWN}
     assert statuses[Status.UNKNOWN] <= 8  # at most the requests in flight at the kill
     assert statuses[Status.SENT] + statuses[Status.UNKNOWN] == total
-    later = [m for m in twilio_emulator.messages() if m["queued_at"] > killed_at + 1]
-    assert later  # the surviving worker's next run took over
+    assert lock_ttl_ms > 0  # the dead run's lock, left behind
+    later = [m["queued_at"] for m in twilio_emulator.messages() if m["queued_at"] > killed_at + 0.5]
+    # No overlap: nothing left before the dead run's lock expired; then the next
+    # scheduled run took over (within one interval of the expiry).
+    assert lock_expires - 0.05 <= min(later) <= lock_expires + INTERVAL + 2
     assert [r for r in twilio_emulator.requests() if r["error_code"]] == []

@@ -23,11 +23,12 @@ never starved), so the queue can exceed the target by less than one message.
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 from notification.conf import app_settings
 from notification.sending.batch import BatchReport, run_batch
+from notification.sending.results import ResultCounts
 from notification.sending.selection import WAIT_BUDGET
 
 #: Longest pause between top-ups: how late a run notices rows that became due
@@ -65,17 +66,10 @@ def pause_after(report: BatchReport, target: int, rate: float) -> float:
 
 
 @dataclass
-class RunReport:
-    """What a paced run did: the sums of its batches, and why it ended."""
+class RunReport(ResultCounts):
+    """What a paced run did: the sums of its batches' counts, and why it ended."""
 
     batches: int = 0
-    claimed: int = 0
-    sent: int = 0
-    failed: int = 0
-    retried: int = 0
-    unknown: int = 0
-    skipped_opt_out: int = 0
-    segments: int = 0
     recovered_pending: int = 0
     recovered_unknown: int = 0
     queue_target: int = 0
@@ -84,13 +78,7 @@ class RunReport:
     duration_ms: int = 0
 
     _FROM_BATCH = (
-        "claimed",
-        "sent",
-        "failed",
-        "retried",
-        "unknown",
-        "skipped_opt_out",
-        "segments",
+        *(f.name for f in fields(ResultCounts)),
         "recovered_pending",
         "recovered_unknown",
     )
