@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send bench-status bench-pacing manage
+.PHONY: help install test lint format schema run bench-send bench-status bench-pacing manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-send / make bench-status / make bench-pacing   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
+	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
+	@echo "make mutants  mutation testing of the sending and webhook code (slow; not in CI)"
 
 install: $(INSTALL_STAMP)
 
@@ -62,7 +64,35 @@ bench-status: install
 bench-pacing: install
 	$(PYTHON) bench/pacing.py
 
+# The browser files GraphiQL and the demo load (committed; only needed to upgrade them).
+vendor: install
+	$(PYTHON) -m devstack.refresh_vendor
+
 # A manage.py command with the environment `make run` gives its processes
 # (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".
 manage: install
 	$(PYTHON) -m devstack.run manage $(cmd)
+
+# Mutation testing (on demand, never in CI; see the README's "Testing" section).
+# What is mutated and which tests must kill each mutant are set here and nowhere
+# else: when modules move, update these two lines. Fast, targeted tests first:
+# the runner stops at the first failure. mutmut edits the files in place (and
+# restores them), so run it on a clean checkout; `.venv/bin/mutmut results`
+# lists the survivors afterwards and `.venv/bin/mutmut show ID` shows one.
+# A bounded run: make mutants MUTATE_PATHS=notification/sending/claiming.py
+MUTATE_PATHS ?= notification/sending/,notification/webhooks/,notification/tracking/,notification/delivery/,notification/backends/twilio/
+MUTATE_TESTS ?= tests/test_sending_backoff.py tests/test_sending_claims.py \
+	tests/test_sending_dispatch.py tests/test_sending_batch.py tests/test_sending_faults.py \
+	tests/test_sending_recovery.py tests/test_sending_resend.py tests/test_status_publishes.py \
+	tests/test_send_command.py tests/test_webhooks_status.py tests/test_webhooks_inbound.py \
+	tests/test_webhooks_publish.py tests/test_webhooks_retry.py tests/test_webhooks_asgi.py \
+	tests/test_sending_jobs.py tests/test_sending_workers.py
+MUTMUT := $(VENV)/bin/mutmut
+
+$(MUTMUT): $(INSTALL_STAMP)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check 'mutmut>=2.5,<3'
+
+mutants: $(MUTMUT)
+	$(MUTMUT) run --paths-to-mutate '$(MUTATE_PATHS)' --tests-dir tests/ --no-progress \
+		--runner '$(PYTHON) -m tests.run --database sqlite -x -q -p no:cacheprovider $(MUTATE_TESTS)'; \
+	status=$$?; $(MUTMUT) results; test $$((status & 1)) -eq 0  # 1: mutmut itself failed

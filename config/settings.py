@@ -20,7 +20,18 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
     SECRET_KEY = "django-insecure-development-only-key"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# Frontends on other origins (a dev server on another port, app.example.com calling
+# api.example.com): django-cors-headers answers preflights and allows credentials
+# on /graphql/, and the same origins are trusted for CSRF and by the websocket
+# handshake (notification.graphql.websocket), so this one setting is enough.
+CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS", "")
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/graphql/"
+# The current CSRF token, for pages that cannot read our cookie (notification.csrf).
+CORS_EXPOSE_HEADERS = ["X-CSRFToken"]
+CSRF_TRUSTED_ORIGINS = list(
+    dict.fromkeys([*env_list("DJANGO_CSRF_TRUSTED_ORIGINS", ""), *CORS_ALLOWED_ORIGINS])
+)
 # Behind an HTTPS-terminating proxy that sets X-Forwarded-Proto: secure cookies,
 # and request.is_secure() tells the truth (CSRF's origin checks depend on it).
 if env_bool("DJANGO_HTTPS", False):
@@ -36,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "strawberry_django",
     "django_rq",
     "notification",
@@ -47,6 +59,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware, whose redirects would otherwise lack CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

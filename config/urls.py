@@ -1,13 +1,17 @@
 """URL routes: GraphQL (with GraphiQL), Twilio webhooks, admin and the RQ dashboard."""
 
+import warnings
+
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+from notification.csrf import csrf_token_view
 from schema.views import graphql_view
 
 urlpatterns = [
     path("graphql/", graphql_view, name="graphql"),
+    path("graphql/csrf/", csrf_token_view, name="graphql-csrf"),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
     path("", include("notification.urls")),
@@ -15,3 +19,8 @@ urlpatterns = [
 
 # DEBUG only (empty otherwise): admin and GraphiQL assets under uvicorn in `make run`.
 urlpatterns += staticfiles_urlpatterns()
+# Django's static view streams files with a synchronous iterator, and under ASGI
+# every file served warned about it. Development-only and harmless: not shown.
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators"
+)

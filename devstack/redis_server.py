@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from devstack.ports import free_port, wait_for_port
@@ -112,6 +114,50 @@ def _embedded_port() -> int:
     return urlsplit(settings.EMBEDDED_REDIS_URL).port or 6379
 
 
+#: Seconds to wait for the other processes to disconnect on Ctrl-C: less than
+#: honcho's 5 s before it kills every process group.
+CLIENTS_LEAVE_TIMEOUT = 4.0
+
+
+def wait_for_clients_to_leave(port: int, timeout: float) -> None:
+    """Return once no other client is connected to the server on ``port`` (or at ``timeout``)."""
+    import redis
+
+    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1, socket_timeout=1)
+    deadline = time.monotonic() + timeout
+    try:
+        own_id = client.client_id()
+        while time.monotonic() < deadline:
+            if all(int(entry["id"]) == own_id for entry in client.client_list()):
+                return
+            time.sleep(0.05)
+    except redis.RedisError:
+        return  # the server is gone already: nothing left to wait for
+    finally:
+        client.close()
+
+
+def serve(argv: list[str], port: int) -> int:
+    """Run redis-server until SIGTERM/SIGINT, then stop it only after its clients left.
+
+    honcho stops every process of ``make run`` at once. Redis stopping first
+    made the worker and the scheduler print connection-error tracebacks as they
+    shut down; so on the signal this waits (briefly) for them to disconnect.
+    redis-server runs in its own session so that honcho's signal to this
+    process group does not reach it directly.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
+    threading.Thread(target=lambda: (process.wait(), stop.set()), daemon=True).start()
+    stop.wait()
+    if process.poll() is None:
+        wait_for_clients_to_leave(port, CLIENTS_LEAVE_TIMEOUT)
+        stop_process(process, timeout=5)
+    return 0 if process.returncode in (0, -signal.SIGTERM) else process.returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=None)
@@ -119,9 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     port = args.port or _embedded_port()
     args.dir.mkdir(parents=True, exist_ok=True)
-    argv = redis_server_args(port, args.dir.resolve())
-    # exec: honcho's signals then reach redis-server itself, not a wrapper.
-    os.execv(argv[0], argv)
+    sys.exit(serve(redis_server_args(port, args.dir.resolve()), port))
 
 
 if __name__ == "__main__":

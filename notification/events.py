@@ -8,8 +8,9 @@ a failed publish must not undo or fail the status change itself.
 
 Messages go through the channels layer (Redis), so a publish from an RQ worker
 or the admin reaches the websocket consumers in the uvicorn process. Each
-changed notification is sent to two groups: its own (``smsStatus``) and its
-recipient's (``myNotifications``); each message names the group it was sent to.
+changed notification is sent to its own group (``smsStatus``) and to its
+recipient's and its creator's (``myNotifications``); each message names the group
+it was sent to.
 
 Receiving (``StatusListeners``): the subscriptions of one process share a single channel
 of the layer, which joins each group once however many subscriptions watch it;
@@ -106,8 +107,9 @@ async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
     sends = []
     for payload in payloads:
         groups = [notification_group(payload["notification_id"])]
-        if payload["user_id"] is not None:
-            groups.append(user_group(payload["user_id"]))
+        # Recipient and creator (``myNotifications``), once when they are the same user.
+        owners = {payload["user_id"], payload.get("created_by_id")} - {None}
+        groups += [user_group(owner) for owner in sorted(owners)]
         sends += [send(group, {**payload, "group": group}) for group in groups]
     results = await asyncio.gather(*sends, return_exceptions=True)
     failures = [result for result in results if isinstance(result, BaseException)]

@@ -22,9 +22,9 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 
 class NotificationTypeChoices(models.TextChoices):
-    APP = "app", "App"
-    EMAIL = "email", "Email"
-    PUSH = "push", "Push"
+    """The channel. SMS is the only one this app sends: a type nothing delivers would
+    only let a notification be created that silently never goes anywhere."""
+
     SMS = "sms", "SMS"
 
 
@@ -97,6 +97,15 @@ class Notification(models.Model):
         related_name="notifications",
         help_text="The recipient; the notification stays (for audit) if the user is deleted.",
     )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_notifications",
+        help_text="Who created it through the API or the admin; empty for rows made with the "
+        "ORM. Creators may read and watch what they created.",
+    )
     publish_datetime = models.DateTimeField(default=timezone.now, help_text="Not sent before this.")
     status = models.CharField(
         max_length=16,
@@ -150,12 +159,12 @@ class SmsNotification(models.Model):
         max_length=8, choices=EncodingChoices.choices, default=EncodingChoices.GSM7
     )
     attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(
+    next_attempt_datetime = models.DateTimeField(null=True, blank=True)
+    claimed_datetime = models.DateTimeField(
         null=True, blank=True, help_text="When a worker claimed the row for a batch."
     )
     claim_token = models.CharField(max_length=64, blank=True)
-    send_started_at = models.DateTimeField(
+    send_started_datetime = models.DateTimeField(
         null=True,
         blank=True,
         help_text=(
@@ -171,8 +180,8 @@ class SmsNotification(models.Model):
         indexes = [
             models.Index(fields=["to_phone_number"], name="sms_to_phone_idx"),
             models.Index(
-                fields=["claimed_at"],
-                condition=Q(claimed_at__isnull=False),
+                fields=["claimed_datetime"],
+                condition=Q(claimed_datetime__isnull=False),
                 name="sms_claimed_idx",
             ),
             models.Index(fields=["sender", "delivery_status"], name="sms_sender_status_idx"),

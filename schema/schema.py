@@ -13,11 +13,11 @@ fails while it is stale): ``make schema``, i.e.
 ``python manage.py export_schema schema.schema:schema --path schema.graphql``.
 """
 
-import strawberry
 from strawberry.tools import merge_types
 
 from notification.graphql import parts
 from schema.auth import AuthMutation
+from schema.error_logging import Schema
 
 MUTATION_TYPES: tuple[type, ...] = (AuthMutation, *parts.MUTATION_TYPES)
 (Query,) = parts.QUERY_TYPES
@@ -25,7 +25,8 @@ MUTATION_TYPES: tuple[type, ...] = (AuthMutation, *parts.MUTATION_TYPES)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES)
 
-schema = strawberry.Schema(
+# Client errors are logged as one line, not a traceback (``schema.error_logging``).
+schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

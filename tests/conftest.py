@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures_emulator",
     "tests.fixtures_graphql",
     "tests.fixtures_sending",
+    "tests.fixtures_live",
 ]

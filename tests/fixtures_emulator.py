@@ -86,6 +86,10 @@ class EmulatorHandle:
     def inject_faults(self, faults: list[dict[str, Any]]) -> None:
         self.control("POST", "faults", {"faults": faults})
 
+    def release_held(self) -> None:
+        """Answer now every create request a ``timeout`` fault is holding."""
+        self.control("POST", "release", {})
+
     def set_outcome(self, to: str, status: str, error_code: int | None = None) -> None:
         self.control("POST", "outcomes", {to: {"status": status, "error_code": error_code}})
 

@@ -7,24 +7,28 @@
   token, like a browser frontend; its cookies open authenticated websockets.
 - ``TransportWsClient`` / ``LegacyWsClient``: minimal ``graphql-transport-ws``
   and ``graphql-ws`` clients on the ``websockets`` package.
+- ``run_worker(env)``: one send batch, run by a real RQ worker process.
 """
 
 import asyncio
 import json
 import socket
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import httpx
+from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_PATH = "/graphql/"
@@ -61,21 +65,40 @@ def run_uvicorn(
         log.close()
 
 
+def run_worker(env: dict[str, str], sent: int = 1) -> None:
+    """Enqueue the batch job as rq-scheduler would, and let a real RQ worker run it."""
+    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("notification.jobs.sms.send_sms_batch")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "sms_worker", "--burst"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"sent={sent}" in output, output
+
+
 def server_log(base_url_log: Path) -> str:
     return base_url_log.read_text(errors="replace")[-4000:]
 
 
 def _wait_until_serving(base_url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"uvicorn exited with {process.returncode}: {server_log(log)}")
         try:
             httpx.get(base_url + GRAPHQL_PATH, timeout=2, trust_env=False)
-            return
         except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not start: {server_log(log)}")
+            return False
+        return True
+
+    try:
+        wait_until(serving, timeout=30, what="uvicorn serving")
+    except AssertionError:
+        raise RuntimeError(f"uvicorn did not start: {server_log(log)}") from None
 
 
 class HttpSession:

@@ -221,14 +221,13 @@ def test_add_sms_notification_without_its_sms_is_refused(admin_client):
     assert not Notification.objects.exists()
 
 
-def test_add_other_type_with_sms_details_is_refused(admin_client):
-    response = admin_client.post(
-        ADD_URL, add_form(type="app", **{"sms-0-to_phone_number": "+14155550100"})
-    )
+def test_a_type_nothing_sends_cannot_be_chosen(admin_client):
+    """Only SMS is delivered, so only SMS can be created: an "app" notification would be
+    saved and then silently never go anywhere."""
+    response = admin_client.post(ADD_URL, add_form(type="app"))
     assert response.status_code == 200
-    assert "Only SMS notifications can have SMS details" in response.content.decode()
-    assert not Notification.objects.exists() and not SmsNotification.objects.exists()
-    assert admin_client.post(ADD_URL, add_form(type="app")).status_code == 302  # no SMS: fine
+    assert "Select a valid choice" in response.content.decode()
+    assert not Notification.objects.exists()
 
 
 def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
@@ -260,7 +259,7 @@ def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
 @pytest.mark.django_db(transaction=True)
 def test_save_refuses_when_a_worker_claimed_the_row_while_editing(admin_client):
     """Change page loaded while pending, a send worker claims the row, then the POST:
-    it is refused, and the claim (status, claimed_at, claim_token) survives."""
+    it is refused, and the claim (status, claimed_datetime, claim_token) survives."""
     from notification.sending.claiming import claim_batch
 
     sms = make_sms("Reminder", "+14155550100", publish_datetime=timezone.now())
@@ -284,7 +283,7 @@ def test_save_refuses_when_a_worker_claimed_the_row_while_editing(admin_client):
     assert sms.notification.status == NotificationStatusChoices.PROCESSING
     assert sms.notification.title == "Reminder"
     assert (sms.claim_token, sms.to_phone_number) == (batch.token, "+14155550100")
-    assert sms.claimed_at is not None
+    assert sms.claimed_datetime is not None
 
 
 def test_saving_a_pending_row_never_writes_send_job_fields(admin_client):
@@ -295,7 +294,7 @@ def test_saving_a_pending_row_never_writes_send_job_fields(admin_client):
     # Meanwhile a failed attempt was recorded and the notification's message updated.
     retry_at = timezone.now() + datetime.timedelta(minutes=5)
     SmsNotification.objects.filter(pk=sms.pk).update(
-        attempts=2, next_attempt_at=retry_at, error_message="Twilio error 20429"
+        attempts=2, next_attempt_datetime=retry_at, error_message="Twilio error 20429"
     )
     Notification.objects.filter(pk=sms.notification_id).update(status_message="will retry")
 
@@ -308,7 +307,7 @@ def test_saving_a_pending_row_never_writes_send_job_fields(admin_client):
     sms.refresh_from_db()
     sms.notification.refresh_from_db()
     assert (sms.to_phone_number, sms.notification.body) == ("+14155550199", "A new body")
-    assert (sms.attempts, sms.next_attempt_at, sms.error_message) == (
+    assert (sms.attempts, sms.next_attempt_datetime, sms.error_message) == (
         2,
         retry_at,
         "Twilio error 20429",
@@ -325,3 +324,14 @@ def test_editing_the_body_alone_recounts_the_segments(admin_client):
     assert response.status_code == 302
     sms.refresh_from_db()
     assert (sms.segments, sms.encoding) == (4, "ucs2")  # 202 UTF-16 units / 67
+
+
+def test_add_records_the_creator_and_the_list_shows_it(admin_client, admin_user):
+    response = admin_client.post(ADD_URL, add_form(**{"sms-0-to_phone_number": "+14155550100"}))
+    assert response.status_code == 302
+    notification = Notification.objects.get()
+    assert notification.created_by == admin_user
+    listing = admin_client.get(NOTIFICATION_CHANGELIST)
+    assert "created_by" in listing.context["cl"].list_display
+    cell = listing.content.decode().split("field-created_by")[1].split("</td>")[0]
+    assert cell.endswith(f">{admin_user.username}"), cell

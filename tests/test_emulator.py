@@ -21,19 +21,14 @@ from twilio.rest import Client
 
 from notification.backends.twilio.client import BaseUrlHttpClient, get_twilio_client
 from tests.fixtures_emulator import EmulatorHandle, start_emulator_process
+from tests.waiting import wait_until
 
 TO = "+14155550100"
 SERVICE_SID = "MG" + "ab" * 16
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    return wait_until(condition, timeout)
 
 
 class Receiver:
@@ -379,8 +374,12 @@ def test_callbacks_can_be_switched_off(twilio_emulator: EmulatorHandle, receiver
     message = send(status_callback=receiver.url)
 
     wait_for(lambda: get_twilio_client().messages(message.sid).fetch().status == "delivered")
-    time.sleep(0.1)
-    assert receiver.hits == []
+    # Switched on again, a later message's callbacks arrive: by then any callback of
+    # the first one (its status changes came earlier) would have arrived too.
+    twilio_emulator.configure(callbacks_enabled=True)
+    later = send(status_callback=receiver.url)
+    wait_for(lambda: [h for h in receiver.hits if h["form"]["MessageStatus"] == "delivered"])
+    assert {hit["form"]["MessageSid"] for hit in receiver.hits} == {later.sid}
 
 
 def test_inbound_sms_is_posted_signed(twilio_emulator: EmulatorHandle, receiver: Receiver) -> None:
@@ -477,3 +476,38 @@ def test_a_client_that_hangs_up_mid_body_sent_no_message(twilio_emulator: Emulat
     get_twilio_client().messages.create(to="+14155550100", from_="+15005550006", body="whole")
     assert [r["body"] for r in twilio_emulator.requests()] == ["whole"]
     assert [m["body"] for m in twilio_emulator.messages()] == ["whole"]
+
+
+def test_http_400_fault_answers_the_given_twilio_code(twilio_emulator: EmulatorHandle) -> None:
+    twilio_emulator.inject_faults([{"kind": "http_400", "error_code": 30004}])
+    error = rest_error()
+    assert (error.status, error.code) == (400, 30004)
+    assert error.msg.endswith("Message blocked")
+    assert twilio_emulator.messages() == []
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        twilio_emulator.inject_faults([{"kind": "http_400"}])
+    assert refused.value.code == 400
+
+
+def test_held_answers_are_sent_when_released(twilio_emulator: EmulatorHandle) -> None:
+    twilio_emulator.inject_faults([{"kind": "timeout", "hold_ms": 120_000}])
+    answers: list[Any] = []
+    client = threading.Thread(target=lambda: answers.append(send(body="held")))
+    client.start()
+    wait_for(lambda: twilio_emulator.requests())
+    assert client.is_alive() and answers == []  # accepted, answer held
+    twilio_emulator.release_held()
+    client.join(30)
+    assert answers[0].sid == twilio_emulator.messages()[0]["sid"]
+
+
+def test_paused_callbacks_are_sent_in_order_once_resumed(
+    twilio_emulator: EmulatorHandle, receiver: Receiver
+) -> None:
+    twilio_emulator.configure(callbacks_paused=True)
+    message = send(status_callback=receiver.url)
+    wait_for(lambda: get_twilio_client().messages(message.sid).fetch().status == "delivered")
+    assert receiver.hits == []  # both status changes happened; their callbacks wait
+    twilio_emulator.configure(callbacks_paused=False)
+    wait_for(lambda: len(receiver.hits) == 2)
+    assert [hit["form"]["MessageStatus"] for hit in receiver.hits] == ["sent", "delivered"]

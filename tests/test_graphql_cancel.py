@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from notification.models import Notification
 from notification.operations.changes import NotificationNotCancelable, cancel_notification
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
+from tests.waiting import wait_until
 
 CANCEL = """
 mutation Cancel($id: ID!) {
@@ -83,6 +84,12 @@ def test_cancel_needs_change_permission(graphql, make_user, plain_user):
     assert Notification.objects.get(pk=notification.pk).status == "pending"
 
 
+def backends_waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_cancel_waits_for_a_concurrent_claim_and_then_refuses():
@@ -118,8 +125,9 @@ def test_cancel_waits_for_a_concurrent_claim_and_then_refuses():
 
     canceler = threading.Thread(target=cancel)
     canceler.start()
-    canceler.join(0.5)
-    assert canceler.is_alive(), "cancel should wait for the claim's row lock"
+    # PostgreSQL shows the cancel's UPDATE queued behind the claim's row lock.
+    wait_until(lambda: backends_waiting_for_a_lock() == 1, what="cancel waiting for the lock")
+    assert canceler.is_alive() and outcome == []
     release.set()
     worker.join(10)
     canceler.join(10)

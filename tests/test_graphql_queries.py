@@ -136,7 +136,6 @@ def test_filters(graphql, staff_user, plain_user):
     assert matching({"status": {"exact": "CANCELED"}}) == ["canceled"]
     assert matching({"status": {"inList": ["PENDING"]}}) == ["delivered", "high"]
     assert matching({"type": {"exact": "SMS"}}) == ["canceled", "delivered", "high"]
-    assert matching({"type": {"exact": "EMAIL"}}) == []
     assert matching({"sms": {"deliveryStatus": {"exact": "DELIVERED"}}}) == ["delivered"]
     assert matching({"userId": {"exact": str(plain_user.pk)}}) == ["high"]
     window = {"start": (T0 + datetime.timedelta(minutes=15)).isoformat(), "end": None}

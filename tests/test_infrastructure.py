@@ -1,10 +1,12 @@
 """The test infrastructure itself: private Redis, test database from subprocesses, markers."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 from django.conf import settings
 
 from tests.fixtures_services import REPO_ROOT, on_postgres
@@ -18,13 +20,23 @@ def test_settings_use_the_private_redis(redis_url):
     assert host == {"address": redis_url, "socket_timeout": None}
 
 
-def test_redis_fixture_starts_empty(redis):
+@pytest.fixture
+def key_left_behind(redis_url: str) -> str:
+    """A key written to the session's Redis before the ``redis`` fixture runs, as an
+    earlier test would leave it (requested before ``redis``, so set up first)."""
+    client = redis_py.Redis.from_url(redis_url)
+    try:
+        client.set("left-behind", "1")
+        assert client.get("left-behind") == b"1"
+    finally:
+        client.close()
+    return "left-behind"
+
+
+def test_redis_fixture_empties_what_an_earlier_test_left(key_left_behind, redis):
+    """Self-contained: it does not count on another test having run first."""
+    assert redis.get(key_left_behind) is None
     assert redis.dbsize() == 0
-    redis.set("left-behind", "1")
-
-
-def test_redis_fixture_flushes_between_tests(redis):
-    assert redis.get("left-behind") is None
 
 
 def test_rq_queue_reaches_the_private_redis(redis):
@@ -90,10 +102,13 @@ def test_subprocess_sees_committed_rows_and_redis(subprocess_env, redis):
 def test_dev_stack_runs_embedded_redis_and_emulator_by_default():
     from devstack.run import procfile_process_names, stack_environment
 
-    assert {"redis", "web", "worker", "scheduler", "twilio"} <= set(procfile_process_names())
+    assert {"redis", "web", "worker", "scheduler", "twilio", "demo"} <= set(
+        procfile_process_names()
+    )
     env, skipped = stack_environment({"PATH": "/usr/bin"})
     assert skipped == set()
     assert env["DJANGO_DEBUG"] == "1"
+    assert env["DJANGO_CORS_ALLOWED_ORIGINS"] == "http://127.0.0.1:3000"  # the demo's origin
     assert env["TWILIO_BASE_URL"] == "http://127.0.0.1:8001"
     assert env["TWILIO_FROM_NUMBER"] == "+15005550006"
     assert len(env["TWILIO_ACCOUNT_SID"]) == 34 and env["TWILIO_ACCOUNT_SID"].startswith("AC")
@@ -112,6 +127,53 @@ def test_dev_stack_uses_configured_redis_and_real_twilio():
     assert skipped == {"redis", "twilio"}
     assert "TWILIO_BASE_URL" not in env  # the SDK talks to Twilio itself
     assert {name: env[name] for name in given} == given
+
+
+def test_dev_stack_runs_djangos_system_checks_once():
+    """make run's migrate runs them; a warning printed again by each process is noise."""
+    from devstack.run import PROCFILE
+
+    commands = re.findall(r"manage\.py (\S+)([^&\n]*)", PROCFILE.read_text())
+    assert {name for name, _ in commands} >= {"sms_worker", "schedule_sms", "rqscheduler"}
+    for name, arguments in commands:
+        assert "--skip-checks" in arguments, name
+
+
+def test_dev_stack_keeps_configured_cors_origins_and_adds_the_demo():
+    from devstack.run import stack_environment
+
+    env, _ = stack_environment({"DJANGO_CORS_ALLOWED_ORIGINS": "http://localhost:5173"})
+    assert env["DJANGO_CORS_ALLOWED_ORIGINS"] == "http://localhost:5173,http://127.0.0.1:3000"
+
+
+def test_embedded_redis_waits_for_its_clients_before_stopping():
+    """Ctrl-C on make run: Redis outlives the worker's and scheduler's goodbyes."""
+    import threading
+
+    import redis
+
+    from devstack.redis_server import RedisServer, wait_for_clients_to_leave
+
+    with RedisServer() as server:
+        wait_for_clients_to_leave(server.port, timeout=30)  # nobody connected: at once
+        client = redis.Redis(host="127.0.0.1", port=server.port)
+        client.ping()
+        waiter = threading.Thread(target=wait_for_clients_to_leave, args=(server.port, 60))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive()  # a client is still connected
+        client.close()
+        waiter.join(30)
+        assert not waiter.is_alive()
+
+
+def test_browser_tests_skip_naming_the_debian_package_when_chromium_is_missing(monkeypatch):
+    from tests import browser_support
+
+    monkeypatch.setattr(browser_support, "CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        browser_support.require_chromium()
+    assert "Debian package `chromium`" in str(skipped.value)
 
 
 def run_ensure_dev_superuser(*args: str) -> str:

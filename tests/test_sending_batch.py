@@ -49,7 +49,7 @@ def test_orm_created_pair_is_sent_with_callback_sender_and_validity(twilio_emula
     assert sms.segments == 1 and sms.attempts == 1
     assert sms.sender == twilio_emulator.from_number
     assert sms.sent_datetime is not None and sms.notification.sent_datetime is not None
-    assert sms.claimed_at is None and sms.claim_token == ""
+    assert sms.claimed_datetime is None and sms.claim_token == ""
 
 
 def test_only_due_messages_in_priority_then_publish_order(twilio_emulator):
@@ -60,8 +60,8 @@ def test_only_due_messages_in_priority_then_publish_order(twilio_emulator):
     make_sms(body="high", priority=NotificationPriorityChoices.HIGH)
     future = make_sms(body="future", publish=now + timedelta(hours=1))
     backoff = make_sms(body="backoff")
-    backoff.next_attempt_at = now + timedelta(minutes=5)
-    backoff.save(update_fields=["next_attempt_at"])
+    backoff.next_attempt_datetime = now + timedelta(minutes=5)
+    backoff.save(update_fields=["next_attempt_datetime"])
     canceled = make_sms(body="canceled")
     canceled.notification.status = Status.CANCELED
     canceled.notification.save(update_fields=["status"])
@@ -187,7 +187,7 @@ def test_magic_numbers_fail_permanently_without_stopping_the_batch(twilio_emulat
     assert bad.error_code == code
     assert bad.error_message  # Twilio's message, kept
     assert str(code) in bad.notification.status_message
-    assert bad.next_attempt_at is None and bad.attempts == 1
+    assert bad.next_attempt_datetime is None and bad.attempts == 1
     assert reload(good).notification.status == Status.SENT
     opt_out = SmsOptOut.objects.filter(phone_number=to).first()
     if code == 21610:
@@ -225,8 +225,8 @@ def test_dry_run_shows_the_next_batch_and_why_the_rest_waits(twilio_emulator, ca
     make_sms(body=gsm_body(2, "next"))
     make_sms(body="later", publish=now + timedelta(hours=2))
     backoff = make_sms(body="backing off")
-    backoff.next_attempt_at = now + timedelta(minutes=10)
-    backoff.save(update_fields=["next_attempt_at"])
+    backoff.next_attempt_datetime = now + timedelta(minutes=10)
+    backoff.save(update_fields=["next_attempt_datetime"])
     SmsOptOut.objects.create(phone_number="+14155550199", source="admin")
     make_sms(to="+14155550199", body="opted out", priority=NotificationPriorityChoices.HIGH)
 

@@ -12,8 +12,9 @@ from notification.jobs.scheduling import next_scheduled_run
 from notification.models import Notification, NotificationPriorityChoices, NotificationStatusChoices
 from notification.sending.lock import BATCH_LOCK_NAME
 from notification.sending.wake import sms_connection
-from tests.pacing_support import sending_stack, wait_until
+from tests.pacing_support import sending_stack
 from tests.sending_helpers import create_due_sms, make_sms
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.postgres,

@@ -38,7 +38,7 @@ def claim(batch_segments: int = 100):
 def make_stale(batch) -> None:
     """What time does to a dead (or stalled) worker's claim."""
     SmsNotification.objects.filter(claim_token=batch.token).update(
-        claimed_at=timezone.now() - timedelta(hours=1)
+        claimed_datetime=timezone.now() - timedelta(hours=1)
     )
 
 
@@ -68,11 +68,11 @@ def test_recovery_requeues_rows_whose_request_never_left(twilio_emulator, redis)
 
     assert (counts.requeued, counts.unknown) == (2, 1)
     assert reload(left).notification.status == Status.UNKNOWN
-    assert reload(left).send_started_at is not None
+    assert reload(left).send_started_datetime is not None
     for sms in (waiting_1, waiting_2):
         sms = reload(sms)
         assert sms.notification.status == Status.PENDING
-        assert sms.send_started_at is None and sms.claim_token == ""
+        assert sms.send_started_datetime is None and sms.claim_token == ""
     report = run_batch()
     assert report.sent == 2
     assert bodies(twilio_emulator) == ["m1", "m2"]  # the unknown one waits for staff
@@ -127,7 +127,7 @@ def test_mark_send_started_only_keeps_rows_still_claimed_by_us(twilio_emulator, 
     kept, released = make_sms(body="kept"), make_sms(body="released")
     stalled = claim()
     SmsNotification.objects.filter(pk=released.pk).update(
-        claimed_at=timezone.now() - timedelta(hours=1)
+        claimed_datetime=timezone.now() - timedelta(hours=1)
     )
     assert recover().requeued == 1
     other = claim()
@@ -165,7 +165,7 @@ def test_when_the_start_cannot_be_recorded_nothing_is_sent(twilio_emulator, sett
     for sms in rows:
         sms = reload(sms)
         assert sms.notification.status == Status.PENDING  # retried later, cannot duplicate
-        assert sms.send_started_at is None and sms.next_attempt_at is not None
+        assert sms.send_started_datetime is None and sms.next_attempt_datetime is not None
         assert "Redis" in sms.error_message
 
 
@@ -180,7 +180,7 @@ def test_a_client_that_cannot_be_built_sends_nothing_and_is_retried(twilio_emula
     sms = reload(sms)
     assert sms.notification.status == Status.PENDING
     assert "TWILIO_BASE_URL" in sms.error_message
-    assert sms.send_started_at is None
+    assert sms.send_started_datetime is None
     assert twilio_emulator.requests() == []
 
     settings.TWILIO_BASE_URL = twilio_emulator.base_url  # fixed: sent once the backoff ends

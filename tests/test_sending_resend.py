@@ -25,7 +25,7 @@ def make_unknown(body: str = "lost in the wire") -> SmsNotification:
     sms = make_sms(body=body)
     sms.attempts = 1
     sms.error_message = "Timed out waiting for Twilio's answer"
-    sms.send_started_at = sms.notification.created_datetime
+    sms.send_started_datetime = sms.notification.created_datetime
     sms.save()
     sms.notification.status = Status.UNKNOWN
     sms.notification.save(update_fields=["status"])
@@ -42,7 +42,7 @@ def test_resend_mutation_requeues_an_unknown_sms(graphql, staff_user):
     assert payload["notification"]["status"].lower() == "pending"
     sms = reload(sms)
     assert sms.notification.status == Status.PENDING
-    assert sms.attempts == 0 and sms.send_started_at is None and sms.error_message == ""
+    assert sms.attempts == 0 and sms.send_started_datetime is None and sms.error_message == ""
 
 
 def test_resend_mutation_refuses_what_is_not_unknown_or_failed(graphql, staff_user):
@@ -79,7 +79,7 @@ def test_admin_action_resends_only_unknown_or_failed(admin_client):
 
     assert response.status_code == 200
     assert reload(unknown).notification.status == Status.PENDING
-    assert reload(unknown).send_started_at is None
+    assert reload(unknown).send_started_datetime is None
     assert reload(pending).notification.status == Status.PENDING
     text = response.content.decode()
     assert "Queued 1 SMS to send again." in text

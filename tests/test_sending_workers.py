@@ -5,17 +5,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.operations.changes import resend_notifications
 from notification.sending.batch import run_batch
+from notification.sending.claiming import _serialise_claims
+from notification.sending.dispatch import current_sender
 from notification.sending.recovery import recover_stale_claims
 from tests.fixtures_services import REPO_ROOT
 from tests.sending_helpers import create_due_sms
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -41,12 +46,47 @@ def received_bodies(emulator) -> collections.Counter:
     return collections.Counter(r["body"] for r in emulator.requests())
 
 
+def waiting_claims() -> int:
+    """Backends blocked on an advisory lock: workers queued at the claim's lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
+
+
+@contextmanager
+def claims_held_back():
+    """Hold the claim lock of this sender (the very function workers call) until the
+    block ends, so every worker started meanwhile is at its first claim before any of
+    them claims: all of them then claim in turn, however slowly each one started."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                _serialise_claims(current_sender())
+                holding.set()
+                release.wait(120)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        yield
+    finally:
+        release.set()
+        holder.join(30)
+
+
 @pytest.mark.postgres
 def test_four_worker_processes_send_each_message_exactly_once(twilio_emulator, subprocess_env):
     create_due_sms(2000)
     env = {**subprocess_env, **twilio_emulator.env, "TWILIO_SMS_BATCH_SIZE": "100"}
 
-    workers = [start_worker(env) for _ in range(4)]
+    with claims_held_back():
+        workers = [start_worker(env) for _ in range(4)]
+        wait_until(lambda: waiting_claims() == 4, timeout=60, what="four workers at the claim")
     outputs = [worker.communicate(timeout=120) for worker in workers]
 
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
@@ -59,11 +99,11 @@ def test_four_worker_processes_send_each_message_exactly_once(twilio_emulator, s
     sids = set(SmsNotification.objects.values_list("twilio_sid", flat=True))
     assert sids == {m["sid"] for m in twilio_emulator.messages()}
     busy = [out for out, _ in outputs if "Claimed 100:" in out]
-    assert len(busy) >= 2, "the workers did not actually run concurrently"
+    assert len(busy) == 4, "every worker claims its first batch while the others work"
 
 
 def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
-    twilio_emulator, subprocess_env, settings
+    twilio_emulator, twilio_emulator_server, subprocess_env, settings
 ):
     """Killed mid-batch: rows whose request never left go back to pending (the batch's
     Redis dispatch log proves it), rows whose request had started become unknown."""
@@ -78,20 +118,22 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     }
     worker = start_worker(env)
     try:
-        deadline = time.monotonic() + 60
-        while len(twilio_emulator.requests()) < 10:
+
+        def sending() -> bool:
             assert worker.poll() is None, worker.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the worker never started sending"
-            time.sleep(0.05)
+            return len(twilio_emulator.requests()) >= 10
+
+        wait_until(sending, timeout=60, what="the worker sending")
         os.kill(worker.pid, signal.SIGKILL)
     finally:
         worker.kill()
         worker.communicate()
-    time.sleep(0.5)  # requests already in flight finish at the emulator
+    # Requests the worker had already sent are still being handled by the emulator.
+    wait_until(lambda: twilio_emulator_server.requests_in_progress() == 0, timeout=30)
     processing = Notification.objects.filter(status=Status.PROCESSING)
     claimed = processing.count()
     assert claimed == 100  # the whole first batch was claimed, none of it written back
-    assert not processing.filter(sms__send_started_at__isnull=True).exists()  # all marked
+    assert not processing.filter(sms__send_started_datetime__isnull=True).exists()  # all marked
     received = received_bodies(twilio_emulator)
     assert max(received.values()) == 1
 
@@ -108,7 +150,7 @@ def test_sigkill_mid_batch_loses_nothing_and_duplicates_nothing(
     )
     assert all(received[body] == 0 for body in requeued_bodies)
     assert not SmsNotification.objects.filter(
-        notification__status=Status.PENDING, send_started_at__isnull=False
+        notification__status=Status.PENDING, send_started_datetime__isnull=False
     ).exists()
 
     twilio_emulator.configure(latency_ms=0)

@@ -17,9 +17,15 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from websockets.exceptions import InvalidStatus
 
-from notification.events import notify_status_changed, publish_payloads
+from notification.events import (
+    notification_group,
+    notify_status_changed,
+    publish_payloads,
+    user_group,
+)
 from notification.models import Notification, SmsNotification
 from tests.fixtures_services import REPO_ROOT, database_url_for_subprocesses
+from tests.layer_helpers import group_size
 from tests.live_support import (
     MY_NOTIFICATIONS_SUBSCRIPTION,
     SMS_STATUS_SUBSCRIPTION,
@@ -31,6 +37,7 @@ from tests.live_support import (
     open_socket,
     run_uvicorn,
 )
+from tests.waiting import wait_until
 from tests.webhook_helpers import AUTH_TOKEN, STATUS_PATH, sign, status_form
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -132,6 +139,16 @@ async def watch(
     ws = await open_ws(session, client_class)
     await ws.subscribe(query, {"ids": [str(notification.pk)]})
     return ws, await ws.next_event()
+
+
+async def group_joined(group: str) -> None:
+    """Wait until the server has joined ``group`` (it then receives every publish to it)."""
+    await asyncio.to_thread(wait_until, lambda: group_size(group) > 0, 10, f"{group} joined")
+
+
+async def group_left(group: str) -> None:
+    """Wait until the server has left ``group`` (no subscription of it watches it any more)."""
+    await asyncio.to_thread(wait_until, lambda: group_size(group) == 0, 10, f"{group} left")
 
 
 async def callback(session: HttpSession, sid: str, status: str, error_code: int | None = None):
@@ -265,15 +282,24 @@ def test_one_subscription_ending_leaves_the_others_listening(live_server_url):
     ann = make_user("ann")
     notification = make_sms(ann, "SM" + "d" * 32)
 
+    only_first_watches = make_sms(ann, "SM" + "e" * 32)
+
     async def scenario(session: HttpSession):
-        first, _current = await watch(session, notification)
+        # The first subscription also watches a notification nobody else does, listed
+        # last: the server leaving that group is the signal that it has finished
+        # ending the first subscription (groups are left in the order they were joined).
+        first = await open_ws(session)
+        ids = [str(notification.pk), str(only_first_watches.pk)]
+        await first.subscribe(SMS_STATUS_SUBSCRIPTION, {"ids": ids})
+        for _current in ids:
+            await first.next_event()
         second, _current = await watch(session, notification)
         await first.close()
-        await asyncio.sleep(0.3)
+        await group_left(notification_group(only_first_watches.pk))
         await callback(session, "SM" + "d" * 32, "sent")
         assert (await second.next_event())["deliveryStatus"] == "SENT"
         await second.close()
-        await asyncio.sleep(0.3)  # nobody watches the group now: it is left
+        await group_left(notification_group(notification.pk))  # nobody watches it now
 
         third, current = await watch(session, notification)
         assert current["deliveryStatus"] == "SENT"
@@ -292,7 +318,7 @@ def test_idle_subscription_still_receives_after_15_seconds(live_server_url):
     async def scenario(session: HttpSession):
         ws, current = await watch(session, notification)
         assert current["deliveryStatus"] == "QUEUED"
-        await asyncio.sleep(15)
+        await asyncio.sleep(15)  # the idle time under test, not a wait for anything
         await callback(session, "SM" + "3" * 32, "delivered")
         delivered = await ws.next_event(timeout=10)
         assert (delivered["status"], delivered["deliveryStatus"]) == ("DELIVERED", "DELIVERED")
@@ -354,15 +380,18 @@ def test_view_permission_may_watch_anyones_notification(live_server_url):
     run_logged_in(live_server_url, staff, scenario)
 
 
-def test_my_notifications_streams_only_the_callers_own_changes(live_server_url):
+@pytest.mark.parametrize("owner", ["recipient", "creator"])
+def test_my_notifications_streams_only_the_callers_own_changes(live_server_url, owner):
     ann, bob = make_user("ann"), make_user("bob")
     anns = make_sms(ann, "SM" + "7" * 32)
+    if owner == "creator":  # addressed to nobody, created by ann: still hers
+        Notification.objects.filter(pk=anns.pk).update(user=None, created_by=ann)
     make_sms(bob, "SM" + "8" * 32)
 
     async def scenario(session: HttpSession):
         ws = await open_ws(session)
         await ws.subscribe(MY_NOTIFICATIONS_SUBSCRIPTION)
-        await asyncio.sleep(0.5)  # let the server join the group (no initial event here)
+        await group_joined(user_group(ann.pk))  # no initial event here: Redis shows the join
         await callback(session, "SM" + "8" * 32, "delivered")  # bob's
         await callback(session, "SM" + "7" * 32, "delivered")  # ann's
         event = await ws.next_event()

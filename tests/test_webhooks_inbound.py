@@ -103,3 +103,19 @@ def test_start_from_a_forged_request_does_not_remove_an_opt_out(client: Client):
     form = inbound_form("START", PHONE)
     assert client.post(INBOUND_PATH, data=form).status_code == 403
     assert SmsOptOut.objects.filter(phone_number=PHONE).exists()
+
+
+@pytest.mark.parametrize("signature", ["forged", "missing"])
+def test_unsigned_or_forged_inbound_is_refused_even_in_debug(client: Client, settings, signature):
+    """DEBUG (``make run``) never switches the check off: an opt-out is someone's consent."""
+    settings.DEBUG = True
+    SmsOptOut.objects.create(phone_number=PHONE, source="inbound_stop")
+    for body in ("STOP", "START"):
+        form = inbound_form(body, "+14155550999" if body == "STOP" else PHONE)
+        if signature == "forged":
+            forged = sign(PUBLIC_BASE_URL + INBOUND_PATH, form, "e" * 32)
+            response = post_signed(client, INBOUND_PATH, form, signature=forged)
+        else:
+            response = client.post(INBOUND_PATH, data=form)
+        assert response.status_code == 403
+    assert list(SmsOptOut.objects.values_list("phone_number", flat=True)) == [PHONE]

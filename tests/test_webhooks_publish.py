@@ -4,18 +4,18 @@ Uses the session's real Redis channel layer (``redis_url`` fixture): the message
 websocket consumer would receive is read straight from the layer.
 """
 
-import asyncio
 import logging
+from datetime import datetime, timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from notification.events import notification_group, user_group
 from notification.models import Notification, SmsNotification
 from notification.sending.results import announce_written
+from tests.layer_helpers import listen, receive_all
 from tests.webhook_helpers import (
     STATUS_PATH,
     post_signed,
@@ -47,36 +47,17 @@ def make_sms(sid: str | None = SID, user=None) -> SmsNotification:
     )
 
 
-async def _listen(groups: list[str]) -> str:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    for group in groups:
-        await layer.group_add(group, channel)
-    return channel
-
-
-async def _receive_all(channel: str, timeout: float = 2.0) -> list[dict]:
-    layer = get_channel_layer()
-    messages = []
-    try:
-        while True:
-            messages.append(await asyncio.wait_for(layer.receive(channel), timeout))
-            timeout = 0.3  # after the first, only collect what is already there
-    except TimeoutError:
-        return messages
-
-
 def test_callback_publishes_one_message_to_the_notification_and_user_groups(client: Client):
     user = get_user_model().objects.create_user("ann", password="pw")
     sms = make_sms(user=user)
-    notification_channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
-    user_channel = async_to_sync(_listen)([user_group(user.pk)])
+    notification_channel = listen([notification_group(sms.notification_id)])
+    user_channel = listen([user_group(user.pk)])
 
     response = post_signed(client, STATUS_PATH, status_form(SID, "undelivered", 30007))
     assert response.status_code == 200
 
     for channel in (notification_channel, user_channel):
-        messages = async_to_sync(_receive_all)(channel)
+        messages = receive_all(channel)
         assert len(messages) == 1
         message = messages[0]
         assert message["type"] == "sms.status"
@@ -88,12 +69,29 @@ def test_callback_publishes_one_message_to_the_notification_and_user_groups(clie
         assert message["at"]
 
 
+def test_callback_reaches_the_creator_with_a_time_in_utc(client: Client):
+    """myNotifications of the creator hears it too; ``at`` has its offset on SQLite as well
+    (the callback path reads times with raw SQL, which once left them naive)."""
+    recipient = get_user_model().objects.create_user("ann", password="pw")
+    creator = get_user_model().objects.create_user("bob", password="pw")
+    sms = make_sms(user=recipient)
+    Notification.objects.filter(pk=sms.notification_id).update(created_by=creator)
+    creator_channel = listen([user_group(creator.pk)])
+
+    assert post_signed(client, STATUS_PATH, status_form(SID, "delivered")).status_code == 200
+
+    (message,) = receive_all(creator_channel)
+    assert (message["user_id"], message["created_by_id"]) == (recipient.pk, creator.pk)
+    assert message["delivery_status"] == "delivered"
+    assert datetime.fromisoformat(message["at"]).utcoffset() == timedelta(0)
+
+
 def test_stale_callback_publishes_nothing(client: Client):
     sms = make_sms()
     post_signed(client, STATUS_PATH, status_form(SID, "delivered"))
-    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    channel = listen([notification_group(sms.notification_id)])
     assert post_signed(client, STATUS_PATH, status_form(SID, "sent")).status_code == 200
-    assert async_to_sync(_receive_all)(channel, timeout=0.5) == []
+    assert receive_all(channel, timeout=0.5) == []
 
 
 def test_publish_failure_never_fails_the_status_change(client: Client, settings, caplog):
@@ -124,7 +122,7 @@ def test_callback_before_the_sid_is_stored_is_applied_once_it_is(client: Client,
     sms.refresh_from_db()
     assert sms.delivery_status == ""
 
-    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    channel = listen([notification_group(sms.notification_id)])
     # What the send job does: store sid and first status, then announce the change.
     SmsNotification.objects.filter(pk=sms.pk).update(twilio_sid=SID, delivery_status="queued")
     announce_written([sms.notification_id], [SID])
@@ -134,6 +132,6 @@ def test_callback_before_the_sid_is_stored_is_applied_once_it_is(client: Client,
     assert (sms.delivery_status, sms.notification.status) == ("delivered", "delivered")
     assert sms.delivered_datetime is not None
     # Each kept callback is announced as it is applied; the stale "queued" never is.
-    statuses = [m["delivery_status"] for m in async_to_sync(_receive_all)(channel)]
+    statuses = [m["delivery_status"] for m in receive_all(channel)]
     assert statuses == ["sent", "delivered"]
     assert redis.keys("sms:early-status:*") == []  # used once, then gone

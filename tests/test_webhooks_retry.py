@@ -8,11 +8,9 @@ test client; the last ones run the real send job against the emulator, whose
 signed callbacks reach a live server.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
@@ -22,8 +20,9 @@ from notification.models import Notification, NotificationStatusChoices, SmsNoti
 from notification.sending.batch import run_batch
 from notification.sending.queue_estimate import estimate_queue
 from notification.tracking.early import KEY_PREFIX, RETIRED_PREFIX
+from tests.layer_helpers import listen, receive_all
 from tests.sending_helpers import make_sms, reload
-from tests.test_webhooks_publish import _listen, _receive_all
+from tests.waiting import wait_until
 from tests.webhook_helpers import (
     STATUS_PATH,
     post_signed,
@@ -91,8 +90,8 @@ def test_retryable_failure_requeues_with_backoff(client, signed_callbacks, redis
     assert sms.twilio_sid is None
     assert sms.delivery_status == ""
     assert sms.attempts == 1  # the send counted this attempt already
-    assert sms.send_started_at is None and sms.sent_datetime is None
-    delay = (sms.next_attempt_at - before).total_seconds()
+    assert sms.send_started_datetime is None and sms.sent_datetime is None
+    delay = (sms.next_attempt_datetime - before).total_seconds()
     assert RETRY_BASE_SECONDS * 0.5 - 1 <= delay <= RETRY_BASE_SECONDS + 5
     assert redis.exists(RETIRED_PREFIX + SID)
     # No longer waiting in Twilio's queue, so it no longer counts against it.
@@ -103,7 +102,7 @@ def test_backoff_grows_with_the_attempts(client, signed_callbacks):
     sms = sent_sms(attempts=3)
     before = timezone.now()
     callback(client, "undelivered", 30003)
-    delay = (reload(sms).next_attempt_at - before).total_seconds()
+    delay = (reload(sms).next_attempt_datetime - before).total_seconds()
     nominal = RETRY_BASE_SECONDS * 4
     assert nominal * 0.5 - 1 <= delay <= nominal + 5
 
@@ -117,7 +116,7 @@ def test_at_the_attempt_cap_the_notification_fails_with_the_last_error(
     sms = reload(sms)
     assert (sms.delivery_status, sms.notification.status) == ("undelivered", Status.FAILED)
     assert sms.twilio_sid == SID
-    assert sms.next_attempt_at is None
+    assert sms.next_attempt_datetime is None
     assert sms.notification.status_message == (
         "Gave up after 3 attempts: Twilio error 30003: Unreachable destination handset"
     )
@@ -129,7 +128,7 @@ def test_permanent_and_unknown_failures_fail_at_once(client, signed_callbacks, c
     callback(client, "undelivered", code)
     sms = reload(sms)
     assert (sms.delivery_status, sms.notification.status) == ("undelivered", Status.FAILED)
-    assert sms.twilio_sid == SID and sms.next_attempt_at is None
+    assert sms.twilio_sid == SID and sms.next_attempt_datetime is None
 
 
 def test_canceled_notification_is_not_requeued(client, signed_callbacks):
@@ -146,7 +145,10 @@ def test_repeated_failure_callback_requeues_once(client, signed_callbacks, redis
     first = reload(sms)
     assert callback(client, "undelivered", 30003) == b"stale"
     again = reload(sms)
-    assert (again.attempts, again.next_attempt_at) == (first.attempts, first.next_attempt_at)
+    assert (again.attempts, again.next_attempt_datetime) == (
+        first.attempts,
+        first.next_attempt_datetime,
+    )
     assert again.notification.status == Status.PENDING
     assert redis.keys(KEY_PREFIX + "*") == []  # answered stale, not kept as "early"
 
@@ -165,9 +167,9 @@ def test_late_callbacks_for_the_given_up_sid_change_nothing(client, signed_callb
 
 def test_requeue_is_published_with_the_error(client, signed_callbacks):
     sms = sent_sms()
-    channel = async_to_sync(_listen)([notification_group(sms.notification_id)])
+    channel = listen([notification_group(sms.notification_id)])
     callback(client, "undelivered", 30003)
-    messages = async_to_sync(_receive_all)(channel)
+    messages = receive_all(channel)
     assert [(m["status"], m["delivery_status"], m["error_code"]) for m in messages] == [
         ("pending", "", 30003)
     ]
@@ -186,12 +188,13 @@ def emulator_calls_us_back(twilio_emulator, live_server, settings, redis):
 
 
 def wait_for(sms: SmsNotification, done, timeout: float = 15) -> SmsNotification:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The row once ``done(row)`` holds (the callers assert the details)."""
+
+    def finished() -> SmsNotification | None:
         current = reload(sms)
-        if done(current) or time.monotonic() > deadline:
-            return current
-        time.sleep(0.05)
+        return current if done(current) else None
+
+    return wait_until(finished, timeout)
 
 
 def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, client, settings):
@@ -209,7 +212,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
     assert run_batch().claimed == 0
 
     emulator.set_outcome(TO, "delivered")
-    assert run_batch(now=sms.next_attempt_at + timedelta(seconds=1)).sent == 1
+    assert run_batch(now=sms.next_attempt_datetime + timedelta(seconds=1)).sent == 1
     sms = wait_for(sms, lambda s: s.notification.status == Status.DELIVERED)
     assert (sms.delivery_status, sms.notification.status) == ("delivered", Status.DELIVERED)
     assert sms.attempts == 2
@@ -239,8 +242,8 @@ def test_reported_failures_stop_at_the_attempt_cap(emulator_calls_us_back, setti
 
     run_batch()
     sms = wait_for(sms, lambda s: s.notification.status == Status.PENDING)
-    assert sms.next_attempt_at is not None, sms.notification.status_message
-    run_batch(now=sms.next_attempt_at + timedelta(seconds=1))
+    assert sms.next_attempt_datetime is not None, sms.notification.status_message
+    run_batch(now=sms.next_attempt_datetime + timedelta(seconds=1))
     sms = wait_for(sms, lambda s: s.notification.status == Status.FAILED)
 
     assert sms.notification.status == Status.FAILED

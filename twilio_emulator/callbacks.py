@@ -122,12 +122,23 @@ class CallbackSender:
         self._log: list[dict[str, Any]] = []
         self._generation = 0
         self._failing_urls: set[str] = set()
+        # Cleared while paused: a test can hold callbacks back until it has seen what
+        # must come first (e.g. the worker's own "queued"), then let them go in order.
+        self._resumed = threading.Event()
+        self._resumed.set()
 
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
 
+    def set_paused(self, paused: bool) -> None:
+        if paused:
+            self._resumed.clear()
+        else:
+            self._resumed.set()
+
     def stop(self) -> None:
+        self._resumed.set()
         for q in self._queues:
             q.put(None)
         for thread in self._threads:
@@ -152,6 +163,7 @@ class CallbackSender:
         session = requests.Session()
         try:
             while (job := jobs.get()) is not None:
+                self._resumed.wait()
                 with self._lock:
                     stale = job.generation != self._generation
                 if not stale:

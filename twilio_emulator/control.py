@@ -45,7 +45,10 @@ def _parse_faults(data: dict[str, Any]) -> list[Fault]:
             raise ControlError(f"faults[{index}].count must be a positive integer")
         if hold_ms is not None and (not isinstance(hold_ms, int) or hold_ms < 0):
             raise ControlError(f"faults[{index}].hold_ms must be a non-negative integer")
-        faults.append(Fault(raw["kind"], count, raw.get("to"), hold_ms))
+        error_code = raw.get("error_code")
+        if raw["kind"] == "http_400" and not isinstance(error_code, int):
+            raise ControlError(f"faults[{index}].error_code must be an integer for http_400")
+        faults.append(Fault(raw["kind"], count, raw.get("to"), hold_ms, error_code))
     return faults
 
 
@@ -84,7 +87,7 @@ def handle(
                 return 200, {"reset": True}
             case ("POST", "/_emulator/config"):
                 try:
-                    state.configure(_json_object(body))
+                    emulator.configure(_json_object(body))
                 except ValueError as exc:
                     raise ControlError(str(exc)) from None
                 return 200, state.snapshot_config()
@@ -92,6 +95,9 @@ def handle(
                 faults = _parse_faults(_json_object(body))
                 state.add_faults(faults)
                 return 200, {"queued": len(faults)}
+            case ("POST", "/_emulator/release"):
+                emulator.release_held()
+                return 200, {"released": True}
             case ("POST", "/_emulator/outcomes"):
                 outcomes = _parse_outcomes(_json_object(body))
                 state.set_outcomes(outcomes)

@@ -135,6 +135,11 @@ def invalid_messaging_service(sid: str) -> TwilioApiError:
     return TwilioApiError(400, 21701, f"The Messaging Service Sid {sid} is invalid.")
 
 
+def rejected(code: int) -> TwilioApiError:
+    """A create refused with ``code`` (the ``http_400`` fault), e.g. 30004 message blocked."""
+    return TwilioApiError(400, code, CALLBACK_ERROR_MESSAGES.get(code, f"Error {code}"))
+
+
 CALLBACK_ERROR_MESSAGES = {
     QUEUE_OVERFLOW: "Queue overflow",
     UNREACHABLE_HANDSET: "Unreachable destination handset",

@@ -64,6 +64,8 @@ class EmulatorServer:
         self.scheduler = Scheduler()
         self.callbacks = CallbackSender(auth_token)
         self.stopping = threading.Event()
+        # Bumped by ``release_held()``: a held answer ends when it changes.
+        self.release_generation = 0
         self._httpd = _HttpServer((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -116,10 +118,31 @@ class EmulatorServer:
         self.stop()
 
     # --- operations used by the handler and the control API -------------------
+    def requests_in_progress(self) -> int:
+        """Requests received and not yet answered (idle keep-alive connections do not
+        count). Zero after killing a client means each request it had sent is logged."""
+        with self._httpd.connections_lock:
+            return self._httpd.requests_in_progress
+
+    def release_held(self) -> None:
+        """Answer every create request a ``timeout`` fault is holding, now.
+
+        Lets a test keep requests in flight for exactly as long as it needs
+        (e.g. to see that several are in flight at once) instead of a guessed hold time.
+        """
+        self.release_generation += 1
+
+    def configure(self, values: dict[str, Any]) -> None:
+        """Apply ``POST /_emulator/config`` values (``ValueError`` names a bad one)."""
+        config = self.state.configure(values)
+        self.callbacks.set_paused(config.callbacks_paused)
+
     def reset(self) -> None:
+        self.release_held()  # nothing held by an earlier test outlives it
         self.state.reset()
         self.scheduler.clear()
         self.callbacks.reset()
+        self.callbacks.set_paused(self.state.config.callbacks_paused)
 
     def schedule(self, sid: str, steps: list[DeliveryStep], generation: int) -> None:
         for step in steps:
@@ -161,6 +184,7 @@ class _HttpServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.requests_in_progress = 0
         super().__init__(address, handler)
 
     def close_connections(self) -> None:
@@ -239,6 +263,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(error.status, error.payload(), headers)
 
     def _dispatch(self) -> None:
+        with self.server.connections_lock:
+            self.server.requests_in_progress += 1
+        try:
+            self._dispatch_request()
+        finally:
+            with self.server.connections_lock:
+                self.server.requests_in_progress -= 1
+
+    def _dispatch_request(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         try:
@@ -332,10 +365,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _create(self, form: dict[str, list[str]]) -> None:
         emulator = self.emulator
         fault = emulator.state.take_fault((form.get("To") or [None])[0])
-        if fault is not None and fault.kind in ("http_429", "http_500"):
-            error = (
-                errors.too_many_requests() if fault.kind == "http_429" else errors.internal_error()
-            )
+        if fault is not None and fault.kind in ("http_429", "http_500", "http_400"):
+            error = {
+                "http_429": errors.too_many_requests,
+                "http_500": errors.internal_error,
+                "http_400": lambda: errors.rejected(fault.error_code),
+            }[fault.kind]()
             self._log_create(form, fault.kind, error.status, error.code)
             self._send_error(error)
             return
@@ -356,10 +391,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(201, message_resource(message))
 
     def _hold(self, fault: Fault) -> None:
-        """Wait past the client's timeout: until hold_ms, the client hangs up, or shutdown."""
+        """Wait past the client's timeout: until hold_ms, the client hangs up, a release
+        (``POST /_emulator/release``), or shutdown."""
         hold_ms = DEFAULT_TIMEOUT_HOLD_MS if fault.hold_ms is None else fault.hold_ms
         deadline = time.monotonic() + hold_ms / 1000
+        generation = self.emulator.release_generation
         while not self.emulator.stopping.is_set():
+            if self.emulator.release_generation != generation:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

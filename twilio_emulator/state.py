@@ -42,6 +42,8 @@ class EmulatorConfig:
     queue_limit: int = 36_000
     callback_delay_ms: int = 1000
     callbacks_enabled: bool = True
+    #: Status changes still happen, but their callbacks wait (in order) until unpaused.
+    callbacks_paused: bool = False
 
     def updated(self, values: dict[str, Any]) -> "EmulatorConfig":
         """A copy with ``values`` applied; ``ValueError`` names the bad key."""
@@ -50,9 +52,9 @@ class EmulatorConfig:
         for key, raw in values.items():
             if key not in known:
                 raise ValueError(f"unknown config key {key!r}; known: {sorted(known)}")
-            if key == "callbacks_enabled":
+            if key in ("callbacks_enabled", "callbacks_paused"):
                 if not isinstance(raw, bool):
-                    raise ValueError("callbacks_enabled must be a boolean")
+                    raise ValueError(f"{key} must be a boolean")
                 changes[key] = raw
                 continue
             if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -85,8 +87,10 @@ class Fault:
     remaining: int = 1
     to: str | None = None
     hold_ms: int | None = None
+    #: For ``http_400``: the Twilio error code answered (e.g. 30004, message blocked).
+    error_code: int | None = None
 
-    KINDS = ("http_429", "http_500", "timeout", "drop")
+    KINDS = ("http_429", "http_500", "http_400", "timeout", "drop")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ STATUS_MESSAGE_TYPE = "sms.status"
 SNAPSHOT_FIELDS = (
     "id",
     "user_id",
+    "created_by_id",
     "status",
     "updated_datetime",
     "sms__delivery_status",
@@ -42,6 +43,7 @@ def status_payload(row: dict[str, Any]) -> dict[str, Any]:
         "type": STATUS_MESSAGE_TYPE,
         "notification_id": str(row["id"]),
         "user_id": row["user_id"],
+        "created_by_id": row["created_by_id"],
         "status": row["status"],
         "delivery_status": row["sms__delivery_status"] or "",
         "error_code": row["sms__error_code"],

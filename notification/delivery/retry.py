@@ -24,7 +24,7 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=nominal * factor)
 
 
-def next_attempt_at(now: datetime, attempts: int) -> datetime:
+def next_attempt_datetime(now: datetime, attempts: int) -> datetime:
     return now + retry_delay(attempts)
 
 

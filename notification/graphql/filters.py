@@ -1,12 +1,16 @@
 """Filters for ``notifications(filters: ...)`` (strawberry-django lookups, AND/OR/NOT)."""
 
 import dataclasses
+import enum
 
 import strawberry
 import strawberry_django
+from django.db.models import Q
 from graphql import GraphQLError
+from strawberry.types import Info
 from strawberry.utils.str_converters import to_camel_case
 from strawberry_django import BaseFilterLookup, DatetimeFilterLookup, StrFilterLookup
+from strawberry_django.auth.utils import get_current_user
 
 from notification import models
 from notification.graphql.enums import (
@@ -25,6 +29,12 @@ class SmsNotificationFilter:
     error_code: BaseFilterLookup[int] | None
 
 
+@strawberry.enum(description='How a notification is yours: the two halves of "yours".')
+class Ownership(enum.Enum):
+    ADDRESSED_TO_ME = "addressed_to_me"
+    CREATED_BY_ME = "created_by_me"
+
+
 @strawberry_django.filter_type(models.Notification, name="NotificationFilter")
 class NotificationFilter:
     id: BaseFilterLookup[strawberry.ID] | None
@@ -32,14 +42,23 @@ class NotificationFilter:
     type: BaseFilterLookup[NotificationType] | None
     priority: BaseFilterLookup[NotificationPriority] | None
     user_id: BaseFilterLookup[strawberry.ID] | None
+    created_by_id: BaseFilterLookup[strawberry.ID] | None
     title: StrFilterLookup | None
     publish_datetime: DatetimeFilterLookup | None
     created_datetime: DatetimeFilterLookup | None
     sms: SmsNotificationFilter | None
 
+    @strawberry_django.filter_field(
+        description="Only notifications addressed to you, or only those you created "
+        "(without it: both, or everything with notification.view_notification)."
+    )
+    def ownership(self, info: Info, value: Ownership, prefix: str) -> Q:
+        field = "user" if value is Ownership.ADDRESSED_TO_ME else "created_by"
+        return Q(**{f"{prefix}{field}": get_current_user(info)})
+
 
 #: Lookups whose values are row ids (the rest of the filter is checked for NUL only).
-_ID_FIELDS = frozenset({"id", "user_id"})
+_ID_FIELDS = frozenset({"id", "user_id", "created_by_id"})
 
 
 def filter_problems(value: object, path: str = "filters", ids: bool = False) -> list[str]:

@@ -103,7 +103,8 @@ def _warnings(
 
 
 def _caller_id(info: Info) -> int | None:
-    """Whose idempotency keys these are (the mutations require a logged-in user)."""
+    """Who creates: recorded as the creator, and the scope of idempotency keys (the
+    mutations require a logged-in user)."""
     return get_current_user(info).pk
 
 

@@ -1,15 +1,17 @@
 """Who may see and do what: the rules the query and mutation fields share.
 
 * Every field requires a logged-in user: anonymous callers get a GraphQL error.
-* A user sees the notifications addressed to them; ``notification.view_notification``
-  sees all of them.
+* A user sees "their" notifications: those addressed to them and those they created
+  (``yours``); ``notification.view_notification`` sees all of them. Queries,
+  ``smsStatus``, cancel and resend all go through ``visible_to``; ``myNotifications``
+  follows the same two halves through the groups events are published to.
 * Creating needs ``notification.add_notification``; cancelling and resending need
   ``notification.change_notification``.
 """
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
 from strawberry_django.permissions import HasPerm, IsAuthenticated
@@ -37,6 +39,15 @@ def permission_required(perm: str) -> HasPerm:
     )
 
 
+def yours(user: Any) -> Q:
+    """Notifications that are the user's own: addressed to them, or created by them.
+
+    Without the creator half, someone allowed to create notifications for others
+    could not read or watch what they had just created.
+    """
+    return Q(user=user) | Q(created_by=user)
+
+
 def visible_to(queryset: QuerySet[Notification], user: Any) -> QuerySet[Notification]:
     """Restrict ``queryset`` to what ``user`` may read: the one visibility rule.
 
@@ -47,7 +58,7 @@ def visible_to(queryset: QuerySet[Notification], user: Any) -> QuerySet[Notifica
         return queryset.none()
     if user.has_perm(VIEW_ALL_PERMISSION):
         return queryset
-    return queryset.filter(user=user)
+    return queryset.filter(yours(user))
 
 
 def visible_notifications(queryset: QuerySet[Notification], info: Info) -> QuerySet[Notification]:

@@ -23,7 +23,7 @@ class Query:
     @strawberry_django.offset_paginated(
         OffsetPaginated[Notification],
         extensions=[login_required()],
-        description="Notifications addressed to you (all of them with "
+        description="Your notifications: addressed to you or created by you (all of them with "
         "notification.view_notification). Newest first unless ordered; order is a list "
         "of one-key objects in precedence order. pagination {offset, limit}: limit at "
         "most 100.",

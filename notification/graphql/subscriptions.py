@@ -14,7 +14,8 @@ message whose delivery status is behind the last one sent is dropped
 (``_is_behind``): what a subscriber sees only moves forward, as the stored
 status does.
 
-Authorization is the queries' rule: your own notifications, or all of them with
+Authorization is the queries' rule (``notification.graphql.permissions.visible_to``): your own
+notifications (addressed to you or created by you), or all of them with
 ``notification.view_notification``. The websocket consumer already refuses
 anonymous sockets; the resolvers check again because the schema is shared.
 
@@ -34,7 +35,7 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import strawberry
-from graphql import print_ast
+from graphql import GraphQLError, print_ast
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
@@ -183,18 +184,23 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     return is_behind(message["delivery_status"], than=last["delivery_status"])
 
 
+def _invalid_ids(message: str) -> GraphQLError:
+    """Bad ``notificationIds``: the client's error, with a code (logged as one line)."""
+    return GraphQLError(message, extensions={"code": "invalid", "field": "notificationIds"})
+
+
 def _parse_ids(notification_ids: Iterable[strawberry.ID] | None) -> list[int]:
     raw = list(notification_ids or [])
     if not raw:
-        raise ValueError("notificationIds: give at least one notification id.")
+        raise _invalid_ids("notificationIds: give at least one notification id.")
     if len(raw) > MAX_WATCHED_NOTIFICATIONS:
-        raise ValueError(
+        raise _invalid_ids(
             f"notificationIds: at most {MAX_WATCHED_NOTIFICATIONS} notifications per subscription."
         )
     parsed = {str(value): parse_database_id(str(value)) for value in raw}
     bad = [value for value, pk in parsed.items() if pk is None]
     if bad:
-        raise ValueError(f"notificationIds: not a notification id: {', '.join(bad)}.")
+        raise _invalid_ids(f"notificationIds: not a notification id: {', '.join(bad)}.")
     return sorted({pk for pk in parsed.values() if pk is not None})
 
 
@@ -256,7 +262,8 @@ class Subscription:
                 yield SmsStatusEvent.from_payload(message)
 
     @strawberry.subscription(
-        description="Every status change of your own notifications, for an inbox view."
+        description="Every status change of your own notifications (addressed to you or "
+        "created by you), for an inbox view."
     )
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
@@ -264,7 +271,7 @@ class Subscription:
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             while True:
                 message = await messages.get()
-                if message.get("user_id") != user.pk:
+                if user.pk not in (message.get("user_id"), message.get("created_by_id")):
                     continue
                 notification_id = str(message["notification_id"])
                 if _is_behind(last.get(notification_id), message):

@@ -57,7 +57,8 @@ class SmsNotification:
         description="The From number or Messaging Service SID it was sent with."
     )
     attempts: auto
-    next_attempt_at: auto
+    # Public name kept from before the model's timestamps were all named ``_datetime``.
+    next_attempt_at: auto = strawberry_django.field(field_name="next_attempt_datetime")
     sent_datetime: auto
     delivered_datetime: auto
     status_updated_datetime: auto
@@ -99,6 +100,11 @@ class Notification:
     user_id: strawberry.ID | None = strawberry_django.field(
         only=["user_id"],
         description="The recipient user's id, if the notification is addressed to a user.",
+    )
+    created_by_id: strawberry.ID | None = strawberry_django.field(
+        only=["created_by_id"],
+        description="Who created it (through the API or the admin); null for rows made "
+        "with the ORM.",
     )
     object_id: strawberry.ID | None
     publish_datetime: datetime.datetime = strawberry_django.field(description="Not sent before.")

@@ -5,7 +5,7 @@ The user comes from the session cookie, looked up once when the socket opens
 (HTTP 403), before any GraphQL protocol starts. Cross-site pages are refused by
 strawberry's origin check: same-origin pages and non-browser clients (no
 ``Origin``) may connect, other origins only when listed in
-``DJANGO_CSRF_TRUSTED_ORIGINS``.
+``DJANGO_CSRF_TRUSTED_ORIGINS`` or ``DJANGO_CORS_ALLOWED_ORIGINS`` (the settings merge them).
 
 Built for fan-out: one status change goes to every subscriber in the process,
 so per-message work on the way out is kept small (see ``SessionUserMiddleware``

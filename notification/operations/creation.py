@@ -132,6 +132,8 @@ def create_sms_notification(
     """Validate and create one notification with its SMS, atomically.
 
     Raises ``ValidationError`` (with ``error_dict``) and writes nothing when invalid.
+    ``caller_id`` (a user's id, or None) is recorded as the creator and scopes the
+    request's idempotency keys.
     """
     try:
         (created,) = create_sms_notifications([request], caller_id=caller_id)
@@ -149,6 +151,8 @@ def create_sms_notifications(
     ``BulkValidationError`` (index -> error) when any item is invalid or reuses an
     idempotency key of ``caller_id`` with other input. The returned list is in request
     order; items whose key was seen are the earlier notifications, ``replayed``.
+    ``caller_id`` (a user's id, or None) is recorded as the creator of every new
+    notification.
     """
     if len(requests) > MAX_BULK_NOTIFICATIONS:
         raise ValidationError(
@@ -185,7 +189,9 @@ def create_sms_notifications(
     ]
     try:
         written = create_once(
-            caller_id, claims, insert=lambda indexes: _insert([cleaned[i] for i in indexes])
+            caller_id,
+            claims,
+            insert=lambda indexes: _insert([cleaned[i] for i in indexes], caller_id),
         )
     except KeyConflict as exc:
         raise BulkValidationError(exc.errors) from None
@@ -413,7 +419,7 @@ def _check_references(
 # --- writing --------------------------------------------------------------------
 
 
-def _insert(items: list[_CleanSms]) -> list[Notification]:
+def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notification]:
     now = timezone.now()
     notifications = [
         Notification(
@@ -422,6 +428,7 @@ def _insert(items: list[_CleanSms]) -> list[Notification]:
             url=item.url,
             type=NotificationTypeChoices.SMS,
             user_id=item.user_id,
+            created_by_id=created_by_id,
             publish_datetime=item.publish_datetime or now,
             priority=int(item.priority),
             content_type=item.content_type,

@@ -108,9 +108,9 @@ def claim_batch(
         ids = [sms.pk for sms in taken]
         claimed = SmsNotification.objects.filter(
             Q(pk__in=ids),
-            Q(claimed_at__isnull=True),
+            Q(claimed_datetime__isnull=True),
             notification__status=NotificationStatusChoices.PENDING,
-        ).update(claimed_at=now, claim_token=batch.token, sender=sender)
+        ).update(claimed_datetime=now, claim_token=batch.token, sender=sender)
         if claimed != len(ids):
             # Another worker got some rows between our read and our update
             # (possible only where SKIP LOCKED is unavailable): keep ours.
@@ -122,7 +122,7 @@ def claim_batch(
             status=NotificationStatusChoices.PROCESSING, updated_datetime=now
         )
         for sms in taken:
-            sms.claimed_at, sms.claim_token, sms.sender = now, batch.token, sender
+            sms.claimed_datetime, sms.claim_token, sms.sender = now, batch.token, sender
             sms.segments = effective_segments(sms)
             sms.notification.status = NotificationStatusChoices.PROCESSING
             (batch.opted_out if sms.opted_out else batch.to_send).append(sms)
@@ -150,15 +150,15 @@ def mark_send_started(batch: ClaimedBatch, now: datetime) -> None:
     if not ids:
         return
     marked = SmsNotification.objects.filter(pk__in=ids, claim_token=batch.token).update(
-        send_started_at=now
+        send_started_datetime=now
     )
     if marked != len(ids):
         ours = set(
             SmsNotification.objects.filter(
-                pk__in=ids, claim_token=batch.token, send_started_at=now
+                pk__in=ids, claim_token=batch.token, send_started_datetime=now
             ).values_list("pk", flat=True)
         )
         batch.lost = [sms for sms in batch.to_send if sms.pk not in ours]
         batch.to_send = [sms for sms in batch.to_send if sms.pk in ours]
     for sms in batch.to_send:
-        sms.send_started_at = now
+        sms.send_started_datetime = now

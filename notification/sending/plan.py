@@ -107,6 +107,6 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
     plan.due = due_sms(now).count()
     plan.not_due_yet = pending.filter(notification__publish_datetime__gt=now).count()
     plan.in_backoff = pending.filter(
-        Q(notification__publish_datetime__lte=now), Q(next_attempt_at__gt=now)
+        Q(notification__publish_datetime__lte=now), Q(next_attempt_datetime__gt=now)
     ).count()
     return plan

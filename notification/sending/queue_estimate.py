@@ -59,9 +59,9 @@ def estimate_queue(sender: str, now: datetime) -> int:
         SmsNotification.objects.filter(sender=sender)
         .filter(
             Q(delivery_status__in=IN_QUEUE_STATUSES, sent_datetime__gte=window_start)
-            | Q(delivery_status="", claimed_at__gte=window_start)  # in flight
+            | Q(delivery_status="", claimed_datetime__gte=window_start)  # in flight
         )
-        .annotate(handed_off_at=Coalesce("sent_datetime", "claimed_at"))
+        .annotate(handed_off_at=Coalesce("sent_datetime", "claimed_datetime"))
         .values_list("handed_off_at", "segments")
     )
     return fluid_backlog(list(rows), now, app_settings.TWILIO_SMS_RATE)

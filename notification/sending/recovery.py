@@ -3,7 +3,7 @@
 Run at the start of every batch. A claim older than ``TWILIO_SMS_CLAIM_TIMEOUT``
 belongs to a worker that is gone (a batch takes seconds, the timeout minutes):
 
-* batch never marked started (``send_started_at`` empty): nothing left our
+* batch never marked started (``send_started_datetime`` empty): nothing left our
   side, so the notification safely goes back to ``pending``;
 * batch marked started: the batch's ``DispatchLog`` (a Redis set of the ids
   whose request was about to leave) decides per row. Recovery first *closes*
@@ -43,14 +43,16 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
     counts = RecoveryCounts()
     cutoff = now - timedelta(seconds=claim_timeout_seconds)
     stale = SmsNotification.objects.filter(
-        claimed_at__lt=cutoff, notification__status=NotificationStatusChoices.PROCESSING
+        claimed_datetime__lt=cutoff, notification__status=NotificationStatusChoices.PROCESSING
     )
     if not stale.exists():  # the usual case: one cheap read, no transaction
         return counts
     with transaction.atomic():
         if connection.features.has_select_for_update_skip_locked:
             stale = stale.select_for_update(skip_locked=True)
-        rows = list(stale.values_list("pk", "notification_id", "send_started_at", "claim_token"))
+        rows = list(
+            stale.values_list("pk", "notification_id", "send_started_datetime", "claim_token")
+        )
         if not rows:
             return counts
         started_ids = _started_ids({token for _, _, started, token in rows if started})
@@ -74,10 +76,10 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
             )
         if requeue:  # provably never sent: no trace of a start left behind
             SmsNotification.objects.filter(pk__in=[pk for pk, _ in requeue]).update(
-                send_started_at=None
+                send_started_datetime=None
             )
         SmsNotification.objects.filter(pk__in=[pk for pk, *_ in rows]).update(
-            claimed_at=None, claim_token=""
+            claimed_datetime=None, claim_token=""
         )
         counts.requeued, counts.unknown = len(requeue), len(unknown)
         ids = [nid for _, nid, *_ in rows]

@@ -32,10 +32,10 @@ SMS_FIELDS = [
     "error_code",
     "error_message",
     "attempts",
-    "next_attempt_at",
-    "claimed_at",
+    "next_attempt_datetime",
+    "claimed_datetime",
     "claim_token",
-    "send_started_at",
+    "send_started_datetime",
     "sent_datetime",
     "status_updated_datetime",
 ]
@@ -66,7 +66,7 @@ def _describe(failure: SendFailure) -> str:
 
 
 def _release_claim(sms: SmsNotification) -> None:
-    sms.claimed_at = None
+    sms.claimed_datetime = None
     sms.claim_token = ""
 
 
@@ -79,7 +79,7 @@ def _apply_success(sms: SmsNotification, outcome: SendOutcome, counts: ResultCou
     sms.segments = outcome.segments
     sms.error_code, sms.error_message = None, ""
     sms.attempts += 1
-    sms.next_attempt_at = None
+    sms.next_attempt_datetime = None
     sms.sent_datetime = outcome.finished_at
     sms.status_updated_datetime = outcome.finished_at
     note.status, note.status_message = Status.SENT, ""
@@ -104,9 +104,9 @@ def _apply_failure(
         note.status_message = retry.ambiguous_message(_describe(failure))
         counts.unknown += 1
         return
-    sms.send_started_at = None  # answered: certainly not queued at Twilio
+    sms.send_started_datetime = None  # answered: certainly not queued at Twilio
     if failure.kind is FailureKind.RETRYABLE and retry.may_retry(sms.attempts, max_attempts):
-        sms.next_attempt_at = retry.next_attempt_at(now, sms.attempts)
+        sms.next_attempt_datetime = retry.next_attempt_datetime(now, sms.attempts)
         note.status = Status.PENDING
         note.status_message = retry.retry_message(sms.attempts, _describe(failure))
         counts.retried += 1
@@ -115,7 +115,7 @@ def _apply_failure(
     note.status_message = _describe(failure)
     if failure.kind is FailureKind.RETRYABLE:
         note.status_message = retry.gave_up_message(sms.attempts, _describe(failure))
-    sms.next_attempt_at = None
+    sms.next_attempt_datetime = None
     counts.failed += 1
 
 

@@ -1,7 +1,7 @@
 """Which SMS are due, and how many of them fit in one batch.
 
 Due means: the notification is ``pending`` (so not canceled, sent or claimed),
-its ``publish_datetime`` has passed, and any retry backoff (``next_attempt_at``)
+its ``publish_datetime`` has passed, and any retry backoff (``next_attempt_datetime``)
 is over. Order: priority (high first), then ``publish_datetime``, then id, which
 is the partial index ``notification_due_pending_idx``.
 
@@ -35,7 +35,7 @@ def due_sms(now: datetime) -> QuerySet[SmsNotification]:
             notification__status=NotificationStatusChoices.PENDING,
             notification__publish_datetime__lte=now,
         )
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=now))
         .order_by("-notification__priority", "notification__publish_datetime", "notification_id")
     )
 

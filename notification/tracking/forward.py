@@ -36,7 +36,7 @@ _SMS_RETURNING = (
     "error_message",
     "status_updated_datetime",
 )
-_NOTIFICATION_RETURNING = ("user_id", "status", "updated_datetime")
+_NOTIFICATION_RETURNING = ("user_id", "created_by_id", "status", "updated_datetime")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +76,15 @@ def _prep(model: type, field: str, value: Any) -> Any:
 
 
 def _as_datetime(value: Any) -> datetime | None:
-    """A returned datetime column as an aware datetime (SQLite hands back text)."""
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)
+    """A returned datetime column as an aware datetime in UTC.
+
+    Raw SQL bypasses the ORM's conversion: SQLite hands back text, or a naive
+    datetime (Django's sqlite3 converter), both meaning UTC. Left naive, the
+    subscription event's ``at`` had no offset and JavaScript read it as local time.
+    """
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     if parsed is not None and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
@@ -191,7 +196,7 @@ def _in_one_statement(
         f"WHERE twilio_sid = %s AND delivery_status IN "
         f"({_placeholders(sms_change.movable_from)}) RETURNING {sms_returning})"
         f"{notification_update} "
-        f"SELECT {sms_columns}, o.user_id, COALESCE(n.status, o.status), "
+        f"SELECT {sms_columns}, o.user_id, o.created_by_id, COALESCE(n.status, o.status), "
         f"COALESCE(n.updated_datetime, o.updated_datetime) "
         f"FROM s JOIN {notification_table} AS o ON o.id = s.notification_id "
         f"LEFT JOIN n ON n.id = s.notification_id"
@@ -216,6 +221,7 @@ def move_forward(
     payload_row = {
         "id": values["notification_id"],
         "user_id": values["user_id"],
+        "created_by_id": values["created_by_id"],
         "status": values["status"],
         "updated_datetime": _as_datetime(values["updated_datetime"]),
         "sms__delivery_status": values["delivery_status"],
