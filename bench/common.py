@@ -2,6 +2,9 @@
 their processes (workers, the emulator, ``manage.py`` commands) run with."""
 
 import os
+import subprocess
+import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +30,30 @@ def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
         "TWILIO_FROM_NUMBER": FROM_NUMBER,
         "TWILIO_MESSAGING_SERVICE_SID": "",
     }
+
+
+def migrate_and_start_emulator(stack: ExitStack, env: dict[str, str], drain_rate: float):
+    """Migrate the throwaway database, start the emulator as a separate process
+    (callbacks off, draining ``drain_rate`` segments/s), and point ``env`` and this
+    process's environment at it. Returns the emulator's handle."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    from tests.fixtures_emulator import start_emulator_process
+
+    emulator = stack.enter_context(
+        start_emulator_process(
+            "--drain-rate",
+            str(drain_rate),
+            "--no-callbacks",
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            env=env,
+        )
+    )
+    env["TWILIO_BASE_URL"] = emulator.base_url
+    os.environ.update(env)
+    return emulator

@@ -22,9 +22,7 @@ defaults mean at 1 segment/s.
 import argparse
 import collections
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -33,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import ACCOUNT_SID, AUTH_TOKEN, bench_environment  # noqa: E402
+from bench.common import bench_environment, migrate_and_start_emulator  # noqa: E402
 
 RATE, INTERVAL, TARGET_SECONDS, BATCH = 50, 10, 2, 100
 
@@ -78,20 +76,7 @@ def main() -> None:
             "TWILIO_SMS_QUEUE_TARGET": str(TARGET_SECONDS),
             "TWILIO_SMS_BATCH_SIZE": str(BATCH),
         }
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-            cwd=REPO_ROOT, env=env, check=True,
-        )  # fmt: skip
-        from tests.fixtures_emulator import start_emulator_process
-
-        emulator = stack.enter_context(
-            start_emulator_process(
-                "--drain-rate", str(RATE), "--no-callbacks",
-                account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, env=env,
-            )
-        )  # fmt: skip
-        env["TWILIO_BASE_URL"] = emulator.base_url
-        os.environ.update(env)
+        emulator = migrate_and_start_emulator(stack, env, drain_rate=RATE)
 
         import django
 
