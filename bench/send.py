@@ -23,7 +23,6 @@ is not part of the timings. Target: one worker sends 1,000 SMS in under 5 s at
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-ACCOUNT_SID = "AC" + "be7c4be7" * 4
-AUTH_TOKEN = "be7c4be7" * 4
-FROM_NUMBER = "+15005550006"
-
+from bench.common import bench_environment, migrate_and_start_emulator  # noqa: E402
 
 # --- worker mode (a child process) ---------------------------------------------
 
@@ -141,35 +137,11 @@ def main() -> None:
 
         redis_url = stack.enter_context(RedisServer()).url
         env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
-            "DJANGO_DEBUG": "0",
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(REPO_ROOT),
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": FROM_NUMBER,
-            "TWILIO_MESSAGING_SERVICE_SID": "",
+            **bench_environment(database_url, redis_url),
             "TWILIO_SMS_BATCH_SIZE": "100",
             "TWILIO_SMS_CONCURRENCY": "8",
         }
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
-            cwd=REPO_ROOT, env=env, check=True,
-        )  # fmt: skip
-        from tests.fixtures_emulator import start_emulator_process
-
-        emulator = stack.enter_context(
-            start_emulator_process(
-                "--drain-rate", "1000000", "--no-callbacks",
-                account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, env=env,
-            )
-        )  # fmt: skip
-        env["TWILIO_BASE_URL"] = emulator.base_url
-        os.environ.update(env)
+        emulator = migrate_and_start_emulator(stack, env, drain_rate=1_000_000)
 
         import django
 

@@ -19,3 +19,8 @@ class NotificationConfig(AppConfig):
         # The login lockout counts through Django's own signals (throttle/login.py).
         user_login_failed.connect(login.record_failed_login, dispatch_uid="login-lockout")
         user_logged_in.connect(login.clear_account_failures, dispatch_uid="login-lockout")
+
+        # A due HIGH notification starts (or wakes) a paced run at once (sending/wake.py).
+        from notification.sending.wake import connect_receivers
+
+        connect_receivers()

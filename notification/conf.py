@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     # Sending pace and limits.
     "TWILIO_SMS_BATCH_SIZE": 100,
+    # Seconds between scheduled runs; a run paces sends for up to one interval.
+    "TWILIO_SMS_INTERVAL": 300,
+    # Seconds of drain (x TWILIO_SMS_RATE segments) kept queued at Twilio per sender.
+    "TWILIO_SMS_QUEUE_TARGET": 15.0,
     "TWILIO_SMS_RATE": 1.0,
     "TWILIO_SMS_QUEUE_LIMIT": 36_000,
     "TWILIO_SMS_CONCURRENCY": 8,

@@ -138,6 +138,8 @@ def test_the_batch_log_line_carries_every_field(twilio_emulator, caplog):
         "skipped_opt_out": "0",
         "segments": "2",
         "queue_estimate": "0",
+        "queue_target": "0",  # an unpaced batch (a paced run's top-ups carry the target)
+        "target_filled_pct": "0",
         "recovered_pending": "0",
         "recovered_unknown": "0",
         "wait_reason": WAIT_BUDGET,

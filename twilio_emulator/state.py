@@ -124,6 +124,11 @@ class Message:
     error_message: str | None = None
     price: str | None = None
     history: list[str] = field(default_factory=list)
+    #: Unix times (sub-second): accepted into the sender's queue, and leaving it
+    #: (``None`` for a message that never enters it). Timing tests and
+    #: ``bench/pacing.py`` measure queue waits with them.
+    queued_at: float | None = None
+    leaves_queue_at: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """The record ``GET /_emulator/messages`` shows."""
@@ -143,6 +148,8 @@ class Message:
             "validity_period": self.validity_period,
             "created": self.date_created.isoformat(),
             "date_sent": self.date_sent.isoformat() if self.date_sent else None,
+            "queued_at": self.queued_at,
+            "leaves_queue_at": self.leaves_queue_at,
         }
 
 
@@ -226,6 +233,7 @@ class EmulatorState:
                 validity_period=request.validity_period,
                 date_created=created,
                 date_updated=created,
+                queued_at=time.time(),
             )
             message.history.append(message.status)
             self.messages[message.sid] = message
@@ -244,6 +252,7 @@ class EmulatorState:
 
             leaves_at = free_at + request.segments / config.drain_rate
             self.sender_free_at[request.sender] = leaves_at
+            message.leaves_queue_at = message.queued_at + (leaves_at - now)
             # The first callback never comes sooner than the configured delay, so a
             # client has a realistic moment to store the sid before hearing about it.
             sent_at = max(leaves_at, now + delay)
@@ -302,7 +311,12 @@ class EmulatorState:
     # --- request log -----------------------------------------------------------
     def log_request(self, entry: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            entry = {"id": next(self._request_ids), "received_at": utcnow().isoformat(), **entry}
+            entry = {
+                "id": next(self._request_ids),
+                "received_at": utcnow().isoformat(),
+                "received_ts": time.time(),  # sub-second, for timing tests and benchmarks
+                **entry,
+            }
             self.requests.append(entry)
             return entry
 

@@ -1,32 +1,78 @@
-"""The RQ job rq-scheduler enqueues every five minutes: one locked SMS batch, then the
-sweep of expired idempotency keys (one DELETE, so it costs the batch next to nothing).
+"""The RQ job rq-scheduler enqueues every ``TWILIO_SMS_INTERVAL`` seconds (and ``wake``
+enqueues when a HIGH notification is due): one locked, paced run, then the sweep of
+expired idempotency keys (one DELETE, so it costs the run next to nothing).
 
-The lock keeps two scheduled runs from overlapping (a slow batch and the next
-tick); an overlapping run returns at once and logs it. Exactly-once sending
-does not depend on this lock: it comes from the row claims.
+A run paces sends for up to one interval (``notification.sending.pacing``) and
+ends early enough that the next scheduled run never overlaps it: its deadline
+is the next scheduled time read from rq-scheduler, less a stop margin. The lock
+lives until just before that next run, so a worker killed mid-run leaves a lock
+that expires in time for the next run to take over (recovery releases its
+claims as for any dead batch). An overlapping run returns at once and logs it.
+Exactly-once sending does not depend on this lock: it comes from the row claims.
 """
 
 import logging
+import time
 from typing import Any
-
-import django_rq
 
 from notification.conf import app_settings
 from notification.idempotency.expiry import forget_expired_keys
-from notification.sending.batch import run_batch
+from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
+from notification.sending.pacing import RunReport, run_paced
+from notification.sending.wake import WakeSignal, sms_connection
 
 logger = logging.getLogger("notification.sending")
 
 
+def stop_margin(interval: float) -> float:
+    """Seconds a run leaves free before the next scheduled run: a twentieth of the
+    interval, between 1 and 5 s (a last top-up and the job's own start-up fit in it)."""
+    return min(5.0, max(1.0, interval / 20))
+
+
+def run_window(now: float | None = None) -> tuple[float, float]:
+    """(seconds this run may pace, seconds its lock lives), counted from ``now`` (Unix time).
+
+    Up to the next scheduled run less the stop margin; the lock outlives the run
+    by half the margin and expires before the next scheduled run. Without a
+    schedule (or with one overdue: rq-scheduler not running) a run lasts one interval.
+    """
+    now = time.time() if now is None else now
+    interval = float(app_settings.TWILIO_SMS_INTERVAL)
+    margin = stop_margin(interval)
+    next_run = next_scheduled_run()
+    until_next = interval
+    if next_run is not None and next_run > now:
+        until_next = min(interval, next_run - now)
+    return until_next - margin, max(1.0, until_next - margin / 2)
+
+
 def send_sms_batch() -> dict[str, Any]:
-    """Run one batch unless another run holds the lock; returns what happened."""
-    connection = django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
-    with batch_lock(connection) as acquired:
-        if not acquired:
-            logger.info('sms_batch skipped=overlap reason="another batch run holds the lock"')
-            return {"skipped": "another batch run holds the lock"}
-        report = run_batch().as_dict()
+    """Run one paced run unless another run holds the lock; returns what happened.
+
+    After releasing the lock it runs again when a HIGH wake-up arrived that the
+    run did not consume (it came as the run was ending), while time is left.
+    """
+    connection = sms_connection()
+    signal = WakeSignal(connection)
+    signal.job_started()
+    total: RunReport | None = None
+    while True:
+        run_seconds, lock_seconds = run_window()
+        deadline = time.monotonic() + run_seconds
+        with batch_lock(connection, timeout=lock_seconds) as acquired:
+            if not acquired:
+                logger.info('sms_batch skipped=overlap reason="another batch run holds the lock"')
+                if total is None:
+                    return {"skipped": "another batch run holds the lock"}
+                break
+            run = run_paced(deadline=deadline, waiter=signal)
+        logger.info(run.log_line())
+        total = run if total is None else total.merge(run)
+        if not signal.pending() or time.monotonic() >= deadline:
+            break
+    report = total.as_dict()
     forgotten = forget_expired_keys()
     if forgotten:
         logger.info("idempotency_keys forgotten=%d", forgotten)

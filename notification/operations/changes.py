@@ -23,7 +23,15 @@ from django.utils import timezone
 
 from notification.events import notify_status_changed
 from notification.ids import parse_database_id
-from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.models import (
+    Notification,
+    NotificationPriorityChoices,
+    NotificationStatusChoices,
+    SmsNotification,
+)
+from notification.sending.wake import notify_if_urgent
+
+HIGH = NotificationPriorityChoices.HIGH
 
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
 
@@ -119,6 +127,7 @@ def resend_notifications(notification_ids: Iterable[int]) -> list[int]:
             status_updated_datetime=None,
         )
         transaction.on_commit(lambda: notify_status_changed(ids))
+        notify_if_urgent(list(Notification.objects.filter(pk__in=ids, priority=HIGH)))
     return ids
 
 

@@ -56,6 +56,7 @@ from notification.models import (
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
+from notification.sending.wake import notify_if_urgent
 from notification.text import unstorable_text_problem
 
 #: Recipients one bulk request may carry: one transaction should stay short.
@@ -460,6 +461,8 @@ def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notificat
                 )
             )
         SmsNotification.objects.bulk_create(sms_rows)
+        # bulk_create sends no post_save: a due HIGH one starts a run itself.
+        notify_if_urgent(notifications)
     return notifications
 
 

@@ -25,6 +25,7 @@ from notification.sending.dispatch import Dispatcher, SendRequest, current_sende
 from notification.sending.dispatch_log import DispatchLog
 from notification.sending.recovery import recover_stale_claims
 from notification.sending.results import ResultCounts, write_results
+from notification.sending.selection import WAIT_TARGET
 
 logger = logging.getLogger("notification.sending")
 
@@ -34,6 +35,10 @@ class BatchReport(ResultCounts):
     """The result counts plus what shaped the batch; ``claimed`` leads the log line."""
 
     queue_estimate: int = 0
+    #: Segments a paced run keeps queued at the provider (0: an unpaced batch).
+    queue_target: int = 0
+    #: How much of the target the queue holds after this batch (estimate + segments).
+    target_filled_pct: int = 0
     recovered_pending: int = 0
     recovered_unknown: int = 0
     wait_reason: str = ""
@@ -53,14 +58,23 @@ class BatchReport(ResultCounts):
         return "sms_batch " + " ".join(parts)
 
 
+def _filled_pct(queued: int, target: int | None) -> int:
+    return round(100 * queued / target) if target else 0
+
+
 def run_batch(
     *,
     now: datetime | None = None,
     batch_segments: int | None = None,
     concurrency: int | None = None,
     backend_factory: Callable[[], BaseSmsBackend] | None = None,
+    queue_target: int | None = None,
 ) -> BatchReport:
-    """Run one batch now (no overlap lock: see ``notification.jobs.sms`` for the scheduled run)."""
+    """Run one batch now (no overlap lock: see ``notification.jobs.sms`` for the scheduled run).
+
+    ``queue_target`` (segments) caps the claim at the room left below it: a paced
+    run (``notification.sending.pacing``) passes it; ``None`` takes a full batch.
+    """
     started = time.monotonic()
     fixed_now = now  # tests may pin the clock; otherwise each step reads it afresh
 
@@ -75,8 +89,9 @@ def run_batch(
         sender=current_sender(),
         batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
         queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
+        queue_target=queue_target,
     )
-    if batch.wait_reason:
+    if batch.wait_reason and batch.wait_reason != WAIT_TARGET:
         logger.info(
             "sms_batch_shrunk reason=%r queue_estimate=%d queue_limit=%d",
             batch.wait_reason,
@@ -114,11 +129,16 @@ def run_batch(
     report = BatchReport(
         **asdict(counts),
         queue_estimate=batch.queue_estimate,
+        queue_target=queue_target or 0,
+        target_filled_pct=_filled_pct(batch.queue_estimate + counts.segments, queue_target),
         recovered_pending=recovered.requeued,
         recovered_unknown=recovered.unknown,
         wait_reason=batch.wait_reason or "",
         lost_claims=len(batch.lost),
         duration_ms=round((time.monotonic() - started) * 1000),
     )
-    logger.info(report.log_line())
+    # A paced run polls every second or so: its empty polls are not worth a line each.
+    busy = report.claimed or recovered.requeued or recovered.unknown
+    quiet = queue_target is not None and not busy
+    logger.log(logging.DEBUG if quiet else logging.INFO, report.log_line())
     return report

@@ -27,9 +27,12 @@ from django.db.models import Q
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.queue_estimate import estimate_queue
 from notification.sending.selection import (
+    WAIT_TARGET,
     batch_candidates,
     budget_cost,
+    budget_wait_reason,
     effective_segments,
+    paced_budget,
     recount_segments,
     take_within_budget,
 )
@@ -45,6 +48,8 @@ class ClaimedBatch:
     lost: list[SmsNotification] = field(default_factory=list)
     queue_estimate: int = 0
     wait_reason: str | None = None
+    #: The segment cap of this claim (``paced_budget``).
+    budget: int = 0
 
     @property
     def claimed(self) -> int:
@@ -65,24 +70,37 @@ def _candidates(now: datetime, limit: int) -> list[SmsNotification]:
 
 
 def claim_batch(
-    *, now: datetime, sender: str, batch_segments: int, queue_limit: int
+    *,
+    now: datetime,
+    sender: str,
+    batch_segments: int,
+    queue_limit: int,
+    queue_target: int | None = None,
 ) -> ClaimedBatch:
-    """Claim the next batch for ``sender``; rows in it are ours alone."""
+    """Claim the next batch for ``sender``; rows in it are ours alone.
+
+    ``queue_target`` (segments, a paced run) caps the claim at the room left
+    below it; ``None`` claims a full ``batch_segments`` (``send_sms_batch``).
+    """
     batch = ClaimedBatch(token=uuid.uuid4().hex, sender=sender)
     with transaction.atomic():
         _serialise_claims(sender)
         batch.queue_estimate = estimate_queue(sender, now)
-        # Each message is at least one segment, so ``batch_segments`` rows is
-        # always enough to fill the budget (opted-out rows cost nothing and
-        # simply make this batch smaller).
-        candidates = _candidates(now, batch_segments)
+        batch.budget = paced_budget(batch_segments, queue_target, batch.queue_estimate)
+        if batch.budget <= 0:
+            batch.wait_reason = WAIT_TARGET
+            return batch
+        # Each message is at least one segment, so ``budget`` rows is always
+        # enough to fill the budget (opted-out rows cost nothing and simply
+        # make this batch smaller).
+        candidates = _candidates(now, batch.budget)
         decision = take_within_budget(
             candidates,
             budget_cost,
-            batch_segments=batch_segments,
+            batch_segments=batch.budget,
             queue_capacity=queue_limit - batch.queue_estimate,
         )
-        batch.wait_reason = decision.wait_reason
+        batch.wait_reason = budget_wait_reason(decision.wait_reason, batch.budget, batch_segments)
         taken: list[SmsNotification] = decision.taken
         if not taken:
             return batch

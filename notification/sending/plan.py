@@ -1,7 +1,7 @@
-"""What the next batch would take, and why the rest waits (``send_sms_batch --dry-run``).
+"""What a paced run would take now, and why the rest waits (``send_sms_batch --dry-run``).
 
-Read-only: the same selection, budget and queue estimate as a real batch, but
-nothing is claimed or locked.
+Read-only: the same selection, pacing budget and queue estimate as a run's next
+top-up (``pacing``), but nothing is claimed or locked.
 """
 
 from dataclasses import dataclass, field
@@ -12,12 +12,16 @@ from django.db.models import Q
 from notification.conf import app_settings
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.sending.dispatch import current_sender
+from notification.sending.pacing import queue_target_segments
 from notification.sending.queue_estimate import estimate_queue
 from notification.sending.selection import (
+    WAIT_TARGET,
     batch_candidates,
     budget_cost,
+    budget_wait_reason,
     due_sms,
     effective_segments,
+    paced_budget,
     recount_segments,
     take_within_budget,
 )
@@ -38,6 +42,11 @@ class BatchPlan:
     batch_segments: int
     queue_limit: int
     queue_estimate: int
+    #: Segments a run keeps queued (TWILIO_SMS_QUEUE_TARGET x TWILIO_SMS_RATE).
+    queue_target: int
+    rate: float
+    #: What this top-up may take: the room below the target, at most the batch size.
+    budget: int = 0
     take: list[PlannedMessage] = field(default_factory=list)
     wait_reason: str | None = None
     due: int = 0
@@ -52,6 +61,11 @@ class BatchPlan:
     def left_waiting(self) -> int:
         return self.due - len(self.take)
 
+    @property
+    def seconds_until_room(self) -> float:
+        """When the drain makes room below the target again (0: there is room now)."""
+        return max(0.0, (self.queue_estimate - self.queue_target + 1) / self.rate)
+
 
 def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPlan:
     sender = current_sender()
@@ -60,15 +74,25 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
         batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
         queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
         queue_estimate=estimate_queue(sender, now),
+        queue_target=queue_target_segments(),
+        rate=float(app_settings.TWILIO_SMS_RATE),
     )
-    candidates = recount_segments(list(batch_candidates(now)[: plan.batch_segments]))
-    decision = take_within_budget(
-        candidates,
-        budget_cost,
-        batch_segments=plan.batch_segments,
-        queue_capacity=plan.queue_limit - plan.queue_estimate,
-    )
-    plan.wait_reason = decision.wait_reason
+    plan.budget = paced_budget(plan.batch_segments, plan.queue_target, plan.queue_estimate)
+    taken: list[SmsNotification] = []
+    if plan.budget <= 0:
+        plan.wait_reason = WAIT_TARGET
+    else:
+        candidates = recount_segments(list(batch_candidates(now)[: plan.budget]))
+        decision = take_within_budget(
+            candidates,
+            budget_cost,
+            batch_segments=plan.budget,
+            queue_capacity=plan.queue_limit - plan.queue_estimate,
+        )
+        plan.wait_reason = budget_wait_reason(
+            decision.wait_reason, plan.budget, plan.batch_segments
+        )
+        taken = decision.taken
     plan.take = [
         PlannedMessage(
             sms.notification_id,
@@ -77,7 +101,7 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
             effective_segments(sms),
             sms.opted_out,
         )
-        for sms in decision.taken
+        for sms in taken
     ]
     pending = SmsNotification.objects.filter(notification__status=NotificationStatusChoices.PENDING)
     plan.due = due_sms(now).count()

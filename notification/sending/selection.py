@@ -25,6 +25,7 @@ T = TypeVar("T")
 
 WAIT_BUDGET = "segment budget reached"
 WAIT_QUEUE = "Twilio queue limit"
+WAIT_TARGET = "pacing target reached"
 
 
 def due_sms(now: datetime) -> QuerySet[SmsNotification]:
@@ -67,6 +68,26 @@ def budget_cost(candidate: SmsNotification) -> int:
     """Segments a ``batch_candidates`` row takes from the budget: none when opted out,
     because it never reaches Twilio."""
     return 0 if candidate.opted_out else effective_segments(candidate)
+
+
+def paced_budget(batch_segments: int, queue_target: int | None, queue_estimate: int) -> int:
+    """Segments one claim may take: ``TWILIO_SMS_BATCH_SIZE``, and, in a paced run, no
+    more than the room left below the queue target (zero or less: wait for the drain).
+
+    The target keeps Twilio's FIFO queue shallow, so a HIGH message claimed later
+    waits behind at most the target's worth of segments at Twilio instead of
+    behind a whole batch (``notification.sending.pacing``).
+    """
+    if queue_target is None:
+        return batch_segments
+    return min(batch_segments, queue_target - queue_estimate)
+
+
+def budget_wait_reason(reason: str | None, budget: int, batch_segments: int) -> str | None:
+    """Name the pacing target, not the batch size, when the target was the smaller cap."""
+    if reason == WAIT_BUDGET and budget < batch_segments:
+        return WAIT_TARGET
+    return reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """``manage.py send_sms_batch``: run one SMS batch now and print what it did.
 
-``--dry-run`` prints what the next batch would take and why the rest waits,
-without claiming or sending anything. The batch takes the same overlap lock as
+``--dry-run`` prints the pacing decision of a run right now (queue estimate,
+target, what would be taken and what waits, and why), without claiming or
+sending anything. The batch takes the same overlap lock as
 the scheduled job unless ``--no-lock`` (for running several workers at once on
 purpose: exactly-once comes from the row claims, not the lock).
 """
@@ -96,6 +97,16 @@ class Command(BaseCommand):
             f"{len(plan.take)} message(s), {plan.segments} of {plan.batch_segments} segments."
         )
         w(f"Twilio queue estimate: {plan.queue_estimate} of {plan.queue_limit} segments.")
+        w(
+            f"Pacing: target {plan.queue_target} segments queued at Twilio "
+            f"({app_settings.TWILIO_SMS_QUEUE_TARGET:g} s x {plan.rate:g} segments/s); "
+            f"room now {max(plan.budget, 0)} segment(s)."
+        )
+        if plan.budget <= 0:
+            w(
+                f"  Nothing is taken now: the queue is at the target; it drains enough "
+                f"in {plan.seconds_until_room:.1f} s."
+            )
         for item in plan.take:
             note = "  (opted out: will fail, not sent)" if item.opted_out else ""
             w(

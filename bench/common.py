@@ -1,0 +1,59 @@
+"""What the sending benchmarks share: the emulator credentials and the environment
+their processes (workers, the emulator, ``manage.py`` commands) run with."""
+
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_SID = "AC" + "be7c4be7" * 4
+AUTH_TOKEN = "be7c4be7" * 4
+FROM_NUMBER = "+15005550006"
+
+
+def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
+    """This environment plus the throwaway database and Redis, the emulator's
+    credentials (its URL is added once it listens) and quiet logs."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret-key"),
+        "DJANGO_DEBUG": "0",
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO_ROOT),
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": FROM_NUMBER,
+        "TWILIO_MESSAGING_SERVICE_SID": "",
+    }
+
+
+def migrate_and_start_emulator(stack: ExitStack, env: dict[str, str], drain_rate: float):
+    """Migrate the throwaway database, start the emulator as a separate process
+    (callbacks off, draining ``drain_rate`` segments/s), and point ``env`` and this
+    process's environment at it. Returns the emulator's handle."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    from tests.fixtures_emulator import start_emulator_process
+
+    emulator = stack.enter_context(
+        start_emulator_process(
+            "--drain-rate",
+            str(drain_rate),
+            "--no-callbacks",
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            env=env,
+        )
+    )
+    env["TWILIO_BASE_URL"] = emulator.base_url
+    os.environ.update(env)
+    return emulator
