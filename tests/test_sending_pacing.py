@@ -2,11 +2,13 @@
 the queue stays at the target, priority holds, the limit holds without callbacks,
 and a due HIGH notification starts a run at once (the wake-up)."""
 
+import datetime
 import time
 
 import django_rq
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from notification.jobs.scheduling import SMS_BATCH_JOB_ID, get_scheduler, schedule_sms_batch
 from notification.jobs.sms import run_window
@@ -192,3 +194,26 @@ def test_dry_run_shows_the_pacing_decision(twilio_emulator, settings, capsys):
     assert "the queue is at the target; it drains enough in 100.0 s" in out
     assert f"due but not in this batch: 1 ({WAIT_TARGET})" in out
     assert len(twilio_emulator.requests()) == 2
+
+
+def test_a_high_notification_published_later_schedules_a_run_for_when_it_is_due(redis):
+    """Not due yet, so no run now; rq-scheduler holds one wake-up at its publish time
+    (rows published in the same second share it), so it does not wait for the heartbeat."""
+    publish_at = (timezone.now() + datetime.timedelta(minutes=3)).replace(microsecond=0)
+    for index in range(3):
+        make_sms(body=f"reminder {index}", priority=HIGH, publish=publish_at)
+    make_sms(
+        body="digest",
+        priority=NotificationPriorityChoices.NORMAL,
+        publish=publish_at + datetime.timedelta(minutes=1),
+    )
+
+    assert sms_jobs() == []
+    scheduled = [
+        (job.func_name, when)
+        for job, when in get_scheduler().get_jobs(with_times=True)
+        if job.id != SMS_BATCH_JOB_ID
+    ]
+    assert scheduled == [
+        (RUN_JOB_FUNC, (publish_at + datetime.timedelta(seconds=1)).replace(tzinfo=None))
+    ]

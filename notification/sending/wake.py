@@ -13,6 +13,12 @@ provider even sees it. ``wake_sending`` (called after commit, see
    (``SET NX`` with a TTL) keeps a burst of HIGH rows from enqueuing one job each;
    the job clears it when it starts.
 
+A HIGH notification published later (``publish_datetime`` in the future) is not
+due yet: for it a wake-up is scheduled with rq-scheduler at its publish time
+(``schedule_wake``; one job per second of publish time, however many rows share
+it), so it too starts a run as it becomes due, within rq-scheduler's polling
+interval, instead of at the next heartbeat.
+
 No wake-up can be lost between the two: a run clears the list before each claim
 (anything committed before the clear is then claimed) and, after releasing the
 lock, runs again when the list holds a push it did not consume
@@ -25,7 +31,7 @@ layer does not import the job layer above it.
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import django_rq
 from django.db import transaction
@@ -33,6 +39,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 from redis import Redis
 from redis.exceptions import RedisError
+from rq_scheduler import Scheduler
 
 from notification.conf import app_settings
 from notification.models import (
@@ -50,6 +57,11 @@ WAKE_KEY = "sms:wake"
 ENQUEUED_KEY = "sms:wake:enqueued"
 #: After this, a wake job that never started (no worker) no longer blocks a new one.
 ENQUEUED_TTL_SECONDS = 30
+SCHEDULED_WAKE_PREFIX = "sms-wake-at-"
+#: Distinct publish seconds one save or bulk create schedules wake-ups for; the rest
+#: wait for the heartbeat (a bulk of HIGH rows at 1,000 different seconds is not a
+#: login code).
+MAX_SCHEDULED_WAKES = 100
 
 
 def sms_connection() -> Redis:
@@ -101,12 +113,36 @@ def wake_sending() -> None:
         logger.warning("sms_wake failed, the next scheduled run sends it: %s", exc)
 
 
-def is_urgent(notification: Notification, now: datetime | None = None) -> bool:
-    """HIGH, pending and due: the rows worth starting a run for."""
+def schedule_wake(moment: datetime) -> None:
+    """Enqueue a run at ``moment`` (a HIGH notification's publish time); never raises.
+
+    The job id is the second of ``moment``: rows published in the same second share
+    one wake-up, and scheduling it again replaces rather than duplicates it.
+    """
+    try:
+        queue = django_rq.get_queue(app_settings.SMS_QUEUE_NAME)
+        Scheduler(queue=queue, connection=queue.connection).enqueue_at(
+            moment,
+            RUN_JOB_FUNC,
+            job_id=f"{SCHEDULED_WAKE_PREFIX}{int(moment.timestamp())}",
+            timeout=sms_job_timeout(),
+            job_description="Send due SMS now (a scheduled HIGH notification is due)",
+        )
+    except RedisError as exc:
+        logger.warning("sms_wake failed, the next scheduled run sends it: %s", exc)
+
+
+def _is_high_and_pending(notification: Notification) -> bool:
     return (
         notification.priority == NotificationPriorityChoices.HIGH
         and notification.status == NotificationStatusChoices.PENDING
-        and notification.publish_datetime <= (now or timezone.now())
+    )
+
+
+def is_urgent(notification: Notification, now: datetime | None = None) -> bool:
+    """HIGH, pending and due: the rows worth starting a run for."""
+    return _is_high_and_pending(notification) and notification.publish_datetime <= (
+        now or timezone.now()
     )
 
 
@@ -116,10 +152,21 @@ def wake_after_commit() -> None:
 
 
 def notify_if_urgent(notifications: list[Notification]) -> None:
-    """Wake sending after commit when any of ``notifications`` is urgent."""
+    """Wake sending after commit when any of ``notifications`` is urgent; schedule a
+    wake-up at the publish time of those HIGH ones that are not due yet."""
     now = timezone.now()
     if any(is_urgent(notification, now) for notification in notifications):
         wake_after_commit()
+    later = {
+        notification.publish_datetime.replace(microsecond=0)
+        for notification in notifications
+        if _is_high_and_pending(notification) and notification.publish_datetime > now
+    }
+    for moment in sorted(later)[:MAX_SCHEDULED_WAKES]:
+        # Rounded down: the run may start a moment early and find the row not yet due;
+        # a second's grace makes it find it.
+        wake_at = moment + timedelta(seconds=1)
+        transaction.on_commit(lambda at=wake_at: schedule_wake(at), robust=True)
 
 
 def _sms_saved(sender, instance: SmsNotification, created: bool, raw: bool = False, **kwargs):
