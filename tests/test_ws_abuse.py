@@ -182,7 +182,7 @@ def test_login_and_logout_are_refused_over_the_socket(live_server_url, operation
         await ws.subscribe(operation)
         result = await ws.receive()
         errors = result["payload"]["errors"]
-        assert errors[0]["extensions"]["code"] == "HTTP_ONLY", result
+        assert errors[0]["extensions"]["code"] == "http_only", result
         assert "Incorrect" not in json.dumps(result)  # no password oracle
         # The session is untouched: HTTP still knows the user.
         me = await in_thread(session.graphql, "{ notifications { totalCount } }")

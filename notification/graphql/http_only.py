@@ -16,7 +16,7 @@ class HttpOnly(BasePermission):
     """Refuses the field when the operation came over a websocket."""
 
     message = "This operation is only available over HTTP (POST /graphql/), not over a websocket."
-    error_extensions = {"code": "HTTP_ONLY"}
+    error_extensions = {"code": "http_only"}
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         context = info.context
