@@ -4,6 +4,7 @@ Defaults give a working development stack with no configuration at all:
 SQLite, the embedded Redis started by ``make run``, and the Twilio emulator.
 """
 
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -60,6 +61,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (GraphiQL's, the admin's) from this process, DEBUG on or off:
+    # a Procfile deploy has no proxy in front (README "Deploying").
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Before CommonMiddleware, whose redirects would otherwise lack CORS headers.
     "corsheaders.middleware.CorsMiddleware",
@@ -69,6 +73,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# A CSRF failure on a GraphQL endpoint is a GraphQL error (code csrf_failed, HTTP 403)
+# that Apollo or urql can show; every other route keeps Django's page.
+CSRF_FAILURE_VIEW = "notification.csrf.csrf_failure"
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -137,7 +145,18 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` writes hashed, compressed copies for WhiteNoise.
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "config.static_storage.HashedStaticFilesStorage"},
+}
+# Before any collectstatic (development, tests), WhiteNoise serves the apps' own
+# static folders under their plain names; after it, only STATIC_ROOT's files.
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").is_file()
+if not STATIC_ROOT.is_dir():
+    # Expected before the first collectstatic: the finders serve everything meanwhile.
+    warnings.filterwarnings("ignore", message="No directory at: ")
 
 LOGGING = {
     "version": 1,

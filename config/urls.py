@@ -3,7 +3,6 @@
 import warnings
 
 from django.contrib import admin
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from notification.csrf import csrf_token_view
@@ -17,10 +16,9 @@ urlpatterns = [
     path("", include("notification.urls")),
 ]
 
-# DEBUG only (empty otherwise): admin and GraphiQL assets under uvicorn in `make run`.
-urlpatterns += staticfiles_urlpatterns()
-# Django's static view streams files with a synchronous iterator, and under ASGI
-# every file served warned about it. Development-only and harmless: not shown.
+# Static files are WhiteNoise's (a middleware, config/settings.py), DEBUG on or off.
+# It streams files with a synchronous iterator, and under ASGI every file served
+# warned about it: harmless (the files are small and read from disk), not shown.
 warnings.filterwarnings(
     "ignore", message="StreamingHttpResponse must consume synchronous iterators"
 )
