@@ -17,6 +17,10 @@ Fixtures and hooks (a pytest plugin, listed in ``tests/conftest.py``):
 - ``database_backend`` (session): ``"sqlite"`` or ``"postgresql"``, the active
   Django database vendor; ``on_postgres()`` is the same as a plain function.
 - marker ``postgres``: the test needs PostgreSQL and is skipped on the SQLite pass.
+- marker ``db_vendor``: the test's behaviour depends on the database vendor, so
+  ``make test`` runs it on SQLite too (every test runs on PostgreSQL; the
+  SQLite pass of ``python -m tests.run`` selects ``-m db_vendor``). See
+  ``tests/README.md`` for which tests qualify.
 
 On SQLite the test database is a file in a temp dir (not Django's default
 in-memory database) so that subprocesses can open it.
@@ -38,6 +42,7 @@ from devstack.redis_server import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_MARKER = "postgres"
+VENDOR_MARKER = "db_vendor"
 
 _sqlite_test_dir: str | None = None
 
@@ -63,6 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{POSTGRES_MARKER}: needs PostgreSQL (row locks, many concurrent workers); "
         "skipped on the SQLite pass",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{VENDOR_MARKER}: behaviour depends on the database vendor (locking, SQL dialect, "
+        "several processes writing): `make test` runs it on SQLite as well as PostgreSQL",
     )
     from django.conf import settings
 

@@ -1,7 +1,23 @@
-"""Run the test suite on SQLite, then on a throwaway PostgreSQL cluster.
+"""Run the test suite on a throwaway PostgreSQL cluster, and the vendor-dependent tests on SQLite.
 
-Usage: ``python -m tests.run [--database sqlite|postgres|all] [pytest arguments...]``
+Usage: ``python -m tests.run [--database sqlite|postgres|all] [--workers N] [pytest arguments...]``
 (``make test`` runs it with no arguments).
+
+``--database all`` (the default) runs every test on PostgreSQL and, on SQLite,
+only the tests marked ``db_vendor`` (behaviour that depends on the database:
+locking, the SQL dialect, several processes writing; ``tests/README.md``). Most
+tests exercise the same ORM calls on both and ran twice for nothing. Where
+PostgreSQL's binaries are missing (a developer's machine), the SQLite pass runs
+everything instead, so nothing is left out. ``--database sqlite`` or
+``postgres`` runs the given tests (all by default) on that database only.
+
+A whole-suite run uses every core (pytest-xdist, ``--workers auto``): each
+worker process has its own Redis, emulator, servers and test database
+(pytest-django gives each worker its own database, ``test_…_gw0``; the SQLite
+file lives in the worker's own temp dir), so tests share nothing across
+workers. Files are kept together on one worker (``--dist loadfile``) so a
+module's server starts once. A run of chosen tests stays in one process
+unless ``--workers`` says otherwise. ``--durations`` is printed for each pass.
 
 Django reads ``DATABASE_URL`` when its settings are imported, and pytest-django
 imports them before any conftest runs, so the database of a pass must be chosen
@@ -31,6 +47,8 @@ from devstack.postgres_cluster import PostgresCluster, find_bindir
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NO_TESTS_COLLECTED = 5
 INTERRUPTED = 130
+VENDOR_MARKER = "db_vendor"
+SLOWEST_SHOWN = 25
 
 # Variables that would make a test run depend on the developer's shell: tests
 # choose their own database, and the Twilio fixtures set credentials that only
@@ -85,6 +103,23 @@ def run_pytest(label: str, env: dict[str, str], pytest_args: list[str]) -> int:
     return 0 if status == NO_TESTS_COLLECTED else status
 
 
+def parallel_args(workers: str) -> list[str]:
+    """pytest-xdist's options for ``workers`` ("0": one process, as plain pytest)."""
+    if workers in ("0", ""):
+        return []
+    return ["-n", workers, "--dist", "loadfile"]
+
+
+def with_marker(pytest_args: list[str], marker: str) -> list[str]:
+    """Select ``marker`` in addition to any ``-m`` expression the caller gave."""
+    args = list(pytest_args)
+    for index, arg in enumerate(args[:-1]):
+        if arg == "-m":
+            args[index + 1] = f"({args[index + 1]}) and {marker}"
+            return args
+    return ["-m", marker, *args]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run pytest on SQLite and on a throwaway PostgreSQL cluster.",
@@ -96,21 +131,35 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="which pass(es) to run (default: all; postgres only where its binaries exist)",
     )
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="pytest-xdist workers per pass: a number, or auto (one per core); default: "
+        "auto for the whole suite, 0 (one process) when tests or options are given",
+    )
     args, pytest_args = parser.parse_known_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
+    workers = args.workers if args.workers is not None else ("0" if pytest_args else "auto")
+    pytest_args = [*parallel_args(workers), f"--durations={SLOWEST_SHOWN}", *pytest_args]
+    postgres_bindir = find_bindir() if args.database in ("postgres", "all") else None
 
     results: dict[str, str] = {}
     first_failure = 0
     try:
         if args.database in ("sqlite", "all"):
-            status = run_pytest("SQLite pass", base_environment(), pytest_args)
+            label, sqlite_args = "SQLite pass", pytest_args
+            if args.database == "all" and postgres_bindir is not None:
+                # PostgreSQL runs everything; SQLite adds what differs by vendor.
+                label = f"SQLite pass (tests marked {VENDOR_MARKER}; PostgreSQL runs them all)"
+                sqlite_args = with_marker(pytest_args, VENDOR_MARKER)
+            status = run_pytest(label, base_environment(), sqlite_args)
             results["SQLite"] = "passed" if status == 0 else f"FAILED (exit {status})"
             first_failure = first_failure or status
             if status in (2, INTERRUPTED):  # interrupted: stop here
                 return first_failure
 
         if args.database in ("postgres", "all"):
-            bindir = find_bindir()
+            bindir = postgres_bindir
             if bindir is None:
                 message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
                 if args.database == "postgres" or running_in_ci():

@@ -14,7 +14,7 @@ from notification.models import (
     SmsOptOut,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.db_vendor]
 
 NOTIFICATION_CHANGELIST = reverse("admin:notification_notification_changelist")
 SMS_CHANGELIST = reverse("admin:notification_smsnotification_changelist")

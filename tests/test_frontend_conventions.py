@@ -186,5 +186,12 @@ def test_the_event_carries_the_notification_in_the_schema():
 
     event_type = schema.get_type_by_name("SmsStatusEvent")
     names = {field.python_name for field in event_type.fields}
-    assert {"notification_id", "status", "delivery_status", "error_code", "error_message", "at"} <= names
+    assert {
+        "notification_id",
+        "status",
+        "delivery_status",
+        "error_code",
+        "error_message",
+        "at",
+    } <= names
     assert "notification" in names

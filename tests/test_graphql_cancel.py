@@ -10,6 +10,8 @@ from notification.operations.changes import NotificationNotCancelable, cancel_no
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.db_vendor
+
 CANCEL = """
 mutation Cancel($id: ID!) {
   cancelNotification(id: $id) {

@@ -9,6 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from notification.models import Notification, SmsNotification, SmsOptOut
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 
+pytestmark = pytest.mark.db_vendor
+
 LIST = """
 query List($filters: NotificationFilter, $order: [NotificationOrder!],
            $pagination: OffsetPaginationInput) {

@@ -17,6 +17,8 @@ from notification.models import IdempotencyKey, Notification, SmsNotification, S
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 from tests.fixtures_graphql import NOTIFICATION_PERMISSIONS
 
+pytestmark = pytest.mark.db_vendor
+
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {
   createSmsNotification(input: $input) {

@@ -20,7 +20,7 @@ from notification.operations.creation import SmsNotificationRequest, create_sms_
 from tests.fixtures_graphql import GraphQLClient
 from tests.fixtures_services import REPO_ROOT
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_vendor]
 
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {

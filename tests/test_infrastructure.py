@@ -11,6 +11,8 @@ from django.conf import settings
 
 from tests.fixtures_services import REPO_ROOT, on_postgres
 
+pytestmark = pytest.mark.db_vendor
+
 
 def test_settings_use_the_private_redis(redis_url):
     assert redis_url != settings.EMBEDDED_REDIS_URL

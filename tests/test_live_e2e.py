@@ -21,6 +21,8 @@ from tests.live_support import (
     run_worker,
 )
 
+pytestmark = pytest.mark.db_vendor
+
 PASSWORD = "correct horse battery staple"
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {

@@ -21,6 +21,7 @@ from tests.sending_helpers import gsm_body, make_sms, reload
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_status_callbacks"),
+    pytest.mark.db_vendor,
 ]
 
 Status = NotificationStatusChoices

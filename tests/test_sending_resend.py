@@ -6,7 +6,7 @@ from django.urls import reverse
 from notification.models import NotificationStatusChoices, SmsNotification
 from tests.sending_helpers import make_sms, reload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.db_vendor]
 
 Status = NotificationStatusChoices
 

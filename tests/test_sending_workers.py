@@ -25,6 +25,7 @@ from tests.waiting import wait_until
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_status_callbacks"),
+    pytest.mark.db_vendor,
 ]
 
 Status = NotificationStatusChoices

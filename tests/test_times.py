@@ -6,9 +6,12 @@ status callback's raw-SQL path) and ``test_live_e2e`` (events through uvicorn).
 
 from datetime import datetime, timedelta
 
+import pytest
 from django.utils import timezone
 
 from notification.models import Notification, SmsNotification
+
+pytestmark = pytest.mark.db_vendor
 
 QUERY = """
 query One($id: ID!) {

@@ -35,7 +35,7 @@ SID = "SM" + "d" * 32
 SENDER = "+15005550006"
 Status = NotificationStatusChoices
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_vendor]
 
 
 @pytest.fixture(autouse=True)

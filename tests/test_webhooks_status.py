@@ -32,7 +32,7 @@ SID = "SM" + "a" * 32
 
 # The view does its database work in a pooled thread (its own connection), so
 # the rows it reads must be committed: transactional tests throughout.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.db_vendor]
 
 
 @pytest.fixture(autouse=True)
