@@ -1,16 +1,33 @@
 """The app in someone else's Django project, set up as the README says, in a process of its own.
 
 Its own settings module (``tests.host_project.settings``): only the app, its
-URLs, its GraphQL parts merged into the host's schema and the Twilio
-credentials; the locmem backend sends.
+URLs, its GraphQL parts merged into the host's schema, the Twilio credentials
+and a channel layer; the locmem backend sends.
+
+The project is copied out of the repository and run from there, so the
+``notification`` it imports is the installed package, never the checkout: an
+editable install in ``make install``'s virtualenv, the built wheel in nox's
+(``nox -s newest`` runs this on the newest Django and Python).
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import django
 
 from tests.fixtures_services import REPO_ROOT
+
+
+def copy_host_project(destination: Path) -> Path:
+    """``tests/host_project`` alone (as ``tests.host_project``), outside the checkout."""
+    package = destination / "tests"
+    shutil.copytree(REPO_ROOT / "tests" / "host_project", package / "host_project")
+    (package / "__init__.py").write_text("")
+    return destination
 
 
 def run_host_project(tmp_path, redis_url: str) -> dict:
@@ -22,11 +39,11 @@ def run_host_project(tmp_path, redis_url: str) -> dict:
         DJANGO_SETTINGS_MODULE="tests.host_project.settings",
         HOST_DATABASE=str(tmp_path / "host.sqlite3"),
         HOST_REDIS_URL=redis_url,
-        PYTHONPATH=str(REPO_ROOT),
+        PYTHONPATH=str(copy_host_project(tmp_path / "host")),
     )
     finished = subprocess.run(
         [sys.executable, "-m", "tests.host_project.scenario"],
-        cwd=REPO_ROOT,
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
@@ -36,10 +53,15 @@ def run_host_project(tmp_path, redis_url: str) -> dict:
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
-def test_a_host_project_migrates_merges_the_schema_creates_and_sends_through_locmem(
+def test_a_host_project_migrates_merges_the_schema_creates_sends_and_subscribes(
     tmp_path, redis_url
 ):
     result = run_host_project(tmp_path, redis_url)
+    assert result["django"] == django.get_version()  # this run's Django (nox: the newest)
+    installed = Path(result["app_installed_at"])
+    assert not installed.is_relative_to(tmp_path)
+    if "site-packages" in installed.parts:  # nox: the wheel, not this checkout
+        assert not installed.is_relative_to(REPO_ROOT)
     payload = result["created"]["data"]["createSmsNotification"]
     assert payload["errors"] == []
     assert payload["notification"]["status"] == "PENDING"
@@ -48,3 +70,11 @@ def test_a_host_project_migrates_merges_the_schema_creates_and_sends_through_loc
     assert result["outbox"] == [{"to": "+14155550100", "body": "Hello from the host"}]
     assert (result["status"], result["delivery_status"]) == ("sent", "sent")
     assert result["sid"].startswith("SM") and len(result["sid"]) == 34
+    # Subscribed over the app's websocket consumer, then Twilio's "delivered" callback.
+    assert result["callback_status"] == 200
+    current, changed = result["events"]
+    notification_id = payload["notification"]["id"]
+    assert current["notificationId"] == notification_id
+    assert (current["status"], current["deliveryStatus"]) == ("SENT", "SENT")
+    assert (changed["status"], changed["deliveryStatus"]) == ("DELIVERED", "DELIVERED")
+    assert changed["notification"] == {"id": notification_id, "status": "DELIVERED"}

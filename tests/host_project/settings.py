@@ -1,7 +1,7 @@
 """A minimal host project, as the README's "Use it in your own Django project" sets one up.
 
 Only Django's own apps, the ``notification`` app, its URLs and schema parts, the
-Twilio credentials and django-rq's ``sms`` queue. Everything else comes from
+Twilio credentials, django-rq's ``sms`` queue and channels' layer. Everything else comes from
 the app's defaults (``notification.conf``). The test that runs it chooses the
 database file, the Redis and the backend through the environment.
 """
@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "channels",
     "django_rq",
     "notification",
 ]
@@ -32,6 +33,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The SMS queue for the send job (django-rq's own setting).
 RQ_QUEUES = {"sms": {"URL": os.environ["HOST_REDIS_URL"]}}
+# Live status for subscriptions (channels' own setting).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [os.environ["HOST_REDIS_URL"]]},
+    }
+}
+# A CSRF failure on the GraphQL view answers a GraphQL error (README "Frontends").
+CSRF_FAILURE_VIEW = "notification.csrf.csrf_failure"
 
 # The Twilio credentials (never used here: the locmem backend sends nothing).
 TWILIO_ACCOUNT_SID = "AC" + "0" * 32
