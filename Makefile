@@ -1,5 +1,6 @@
 # Two commands matter: `make run` (the whole development stack) and `make test`
-# (the suite on SQLite, then on a throwaway PostgreSQL). Both install first.
+# (the suite on a throwaway PostgreSQL, the vendor-dependent tests on SQLite, and
+# a fast slice on the newest Django and Python). Both install first.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,12 +12,15 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send bench-status bench-throttles bench-pacing manage vendor mutants
+NOX := $(VENV)/bin/nox
+
+.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
-	@echo "make test     install, then run the tests on SQLite and on a throwaway PostgreSQL"
-	@echo "make lint     ruff check + ruff format --check + the import contracts (lint-imports)"
+	@echo "make test     install, then the suite on a throwaway PostgreSQL (every core), the"
+	@echo "              db_vendor tests on SQLite, and the fast slice on the newest Django/Python"
+	@echo "make lint     ruff check + ruff format --check + the import contracts + mypy"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
 	@echo "make bench-send / make bench-status / make bench-throttles / make bench-pacing   print the benchmark figures"
@@ -35,11 +39,22 @@ $(INSTALL_STAMP): pyproject.toml constraints.txt
 test: install
 	$(VENV)/bin/lint-imports
 	$(PYTHON) -m tests.run
+	$(MAKE) --no-print-directory test-newest
+
+# The fast slice (noxfile.py) on the newest Django with the newest Python this
+# machine has; skipped with a message where that Python is missing.
+test-newest: install
+	$(NOX) --no-error-on-missing-interpreters -s newest
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory typecheck
+
+# mypy with django-stubs on notification/ (pyproject.toml [tool.mypy]).
+typecheck: install
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

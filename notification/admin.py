@@ -7,6 +7,8 @@ changes go through actions that use the same service functions as the API
 (``ACTIONS`` below: cancel and resend; add new ones there).
 """
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
@@ -109,7 +111,7 @@ class NotificationAdminForm(forms.ModelForm):
         validate_body_length(body)
         return body
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         if self.instance.pk is None:
             return cleaned
@@ -265,7 +267,8 @@ class NotificationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Notification, form: forms.ModelForm, change: bool
     ) -> None:
         if not change:
-            obj.created_by = request.user
+            # Only logged-in staff reach the admin's add view: a real user.
+            obj.created_by = request.user  # type: ignore[assignment]
             obj.save()
             return
         # Only what the page edits: status, claim and delivery state belong to the
@@ -345,5 +348,5 @@ class SmsOptOutAdmin(admin.ModelAdmin):
     search_fields = ("phone_number",)
     date_hierarchy = "created_datetime"
 
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str]:
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, str | list[str]]:
         return {"source": "admin", **super().get_changeform_initial_data(request)}

@@ -261,3 +261,11 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} (user {self.user_id})"
+
+
+def max_length(model: type[models.Model], field_name: str) -> int:
+    """The width of a text column, for validation that must match it (one source: the model)."""
+    length = getattr(model._meta.get_field(field_name), "max_length", None)
+    if length is None:
+        raise TypeError(f"{model.__name__}.{field_name} has no max_length")
+    return length

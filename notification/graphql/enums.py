@@ -1,29 +1,39 @@
-"""GraphQL enums, made from the model's Django choices so the two can never drift."""
+"""GraphQL enums, made from the model's Django choices so the two can never drift.
+
+``strawberry.enum`` registers the choices class itself (it returns the same
+class), so each name below is an alias of the model's choices: type checkers see
+one type, and a model value is a valid GraphQL value without conversion.
+"""
+
+from typing import TypeAlias
 
 import strawberry
 
 from notification import models
 
-NotificationStatus = strawberry.enum(
-    models.NotificationStatusChoices,
+NotificationStatus: TypeAlias = models.NotificationStatusChoices
+strawberry.enum(
+    NotificationStatus,
     name="NotificationStatus",
     description="Where a notification is in its life: pending until a worker claims it.",
 )
-NotificationType = strawberry.enum(
-    models.NotificationTypeChoices, name="NotificationType", description="The channel."
-)
-NotificationPriority = strawberry.enum(
-    models.NotificationPriorityChoices,
+NotificationType: TypeAlias = models.NotificationTypeChoices
+strawberry.enum(NotificationType, name="NotificationType", description="The channel.")
+NotificationPriority: TypeAlias = models.NotificationPriorityChoices
+strawberry.enum(
+    NotificationPriority,
     name="NotificationPriority",
     description="Higher priorities are sent first within a batch.",
 )
-DeliveryStatus = strawberry.enum(
-    models.DeliveryStatusChoices,
+DeliveryStatus: TypeAlias = models.DeliveryStatusChoices
+strawberry.enum(
+    DeliveryStatus,
     name="DeliveryStatus",
     description="Twilio's message status; NOT_SUBMITTED until Twilio accepted the message.",
 )
-SmsEncoding = strawberry.enum(
-    models.EncodingChoices,
+SmsEncoding: TypeAlias = models.EncodingChoices
+strawberry.enum(
+    SmsEncoding,
     name="SmsEncoding",
     description="GSM7 fits 160 characters in one segment (153 when split), UCS2 70 (67).",
 )

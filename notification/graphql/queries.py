@@ -47,7 +47,10 @@ class Query:
             )
         del filters, pagination
         return apply_ordering(
-            NotificationOrder, order or None, info, models.Notification.objects.all()
+            NotificationOrder,  # type: ignore[arg-type]  # a strawberry_django order type
+            order or None,  # type: ignore[arg-type]
+            info,
+            models.Notification.objects.all(),
         )
 
     @strawberry_django.field(

@@ -83,7 +83,8 @@ class SmsStatusEvent:
     async def notification(self) -> graphql_types.Notification | None:
         # Loaded once per event and query text, shared by every subscriber
         # (SharedEventExecutionContext): no field of Notification depends on who asks.
-        return await run_in_db_thread(_current_notification, int(self.notification_id))
+        row = await run_in_db_thread(_current_notification, int(self.notification_id))
+        return row  # type: ignore[return-value]  # strawberry_django resolves the model row
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "SmsStatusEvent":
@@ -94,8 +95,8 @@ class SmsStatusEvent:
             at = payload.get("at")
             event = cls(
                 notification_id=strawberry.ID(key[0]),
-                status=NotificationStatusChoices(payload["status"]),  # type: ignore[arg-type]
-                delivery_status=DeliveryStatusChoices(payload["delivery_status"]),  # type: ignore[arg-type]
+                status=NotificationStatusChoices(payload["status"]),
+                delivery_status=DeliveryStatusChoices(payload["delivery_status"]),
                 error_code=payload.get("error_code"),
                 error_message=payload.get("error_message") or "",
                 at=datetime.datetime.fromisoformat(at) if at else None,
@@ -134,10 +135,10 @@ class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
     depends only on the event and on the operation (its text, name and
     variables): its fields are plain data or, for ``notification``, the
     notification's row, which no field renders differently per viewer; and
-    authorization happened when the subscription started. So the result is computed for the first subscriber
-    and reused, stored on the (interned, hence identical) event object, so it
-    is dropped with the event. Every other value (and queries and mutations) goes
-    through graphql-core as usual.
+    authorization happened when the subscription started. So the result is
+    computed for the first subscriber and reused, stored on the (interned, hence
+    identical) event object, so it is dropped with the event. Every other value
+    (and queries and mutations) goes through graphql-core as usual.
     """
 
     def build_per_event_executor(self, payload: Any) -> Any:

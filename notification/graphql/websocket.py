@@ -48,7 +48,7 @@ class SessionUserMiddleware:
 
 
 _encoded_data: "OrderedDict[int, tuple[Any, str]]" = OrderedDict()
-_encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_encode_string = json.encoder.encode_basestring_ascii
 
 
 def _encode_value(value: Any) -> str:
@@ -94,7 +94,8 @@ class SessionGraphQLWSConsumer(SocketGuardMixin, GraphQLWSConsumer):
         encoded once (``notification.graphql.subscriptions.SharedEventExecutionContext``)."""
         payload = data.get("payload") if isinstance(data, dict) else None
         if (
-            type(payload) is dict
+            isinstance(data, dict)
+            and type(payload) is dict
             and len(data) > 1
             and len(payload) == 1
             and isinstance(payload.get("data"), dict)

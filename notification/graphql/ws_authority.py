@@ -45,7 +45,8 @@ Authority = tuple[Any, bool, frozenset[str]]
 def user_for_session(session_key: str | None) -> Any:
     """Django's own ``get_user`` (session hash check included) on that session."""
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return get_user(SimpleNamespace(session=session))
+    # get_user reads only request.session: a stand-in request carrying the session.
+    return get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
 
 
 def session_key(scope: dict[str, Any]) -> str | None:

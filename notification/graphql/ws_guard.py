@@ -118,7 +118,7 @@ class SocketGuardMixin:
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data)  # type: ignore[misc]
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
+    async def dispatch(self, message: Any) -> None:
         kind = message.get("type")
         if kind == SESSION_ENDED:
             await self._close(CLOSE_FORBIDDEN, "Session ended")

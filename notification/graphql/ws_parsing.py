@@ -38,7 +38,7 @@ class ParseAndValidateInThread(SchemaExtension):
     that cheap.
     """
 
-    async def on_parse(self) -> AsyncIterator[None]:  # type: ignore[override]
+    async def on_parse(self) -> AsyncIterator[None]:
         # Runs after ``QueryLimits.on_parse`` has set the token limit, and does the cost
         # checks and the validation in the same thread: each walks the whole document,
         # and a walk left on the loop stalls it as long as parsing would.

@@ -4,10 +4,10 @@ from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
 
-from notification.models import IdempotencyKey
+from notification.models import IdempotencyKey, max_length
 
 #: The longest key a client may send: the column's width.
-MAX_KEY_LENGTH = IdempotencyKey._meta.get_field("key").max_length
+MAX_KEY_LENGTH = max_length(IdempotencyKey, "key")
 
 
 def key_errors(

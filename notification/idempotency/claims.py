@@ -72,6 +72,8 @@ def create_once(
     keys = {claim.key for claim in claims if claim is not None}
     if not keys:
         return [(notification, False) for notification in insert(list(range(len(claims))))]
+    # Creating needs notification.add_notification, so a caller with keys is logged in.
+    assert caller_id is not None, "idempotency keys belong to a logged-in caller"
     # Each retry means another transaction committed one of our keys, which the next
     # attempt finds: one retry per key is enough. Beyond that the error is not a race
     # we can settle, and it is raised.
@@ -84,7 +86,7 @@ def create_once(
 
 
 def _create_or_replay(
-    caller_id: int | None,
+    caller_id: int,
     claims: Sequence[Claim | None],
     keys: set[str],
     insert: Callable[[list[int]], Sequence[Notification]],

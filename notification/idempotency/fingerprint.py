@@ -12,14 +12,18 @@ import datetime
 import enum
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: Bumped if the encoding ever changes, so an old fingerprint never matches by accident.
 _VERSION = "v1"
 
 
-def fingerprint(item: object) -> str:
+def fingerprint(item: "DataclassInstance") -> str:
     """SHA-256 (hex) of a normalised request dataclass: its field names and values."""
     fields = {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
     canonical = json.dumps(

@@ -53,6 +53,7 @@ from notification.models import (
     NotificationTypeChoices,
     SmsNotification,
     SmsOptOut,
+    max_length,
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
@@ -62,8 +63,8 @@ from notification.text import unstorable_text_problem
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
 
-_TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length
-_URL_MAX_LENGTH = Notification._meta.get_field("url").max_length
+_TITLE_MAX_LENGTH = max_length(Notification, "title")
+_URL_MAX_LENGTH = max_length(Notification, "url")
 _url_validator = URLValidator(schemes=["http", "https"])
 
 

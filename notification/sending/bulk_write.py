@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 
 def _max_rows(columns: int) -> int:
@@ -23,6 +23,18 @@ def _max_rows(columns: int) -> int:
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         return max(1, limit // columns)
     return 5000
+
+
+def _column_field(model: type[Model], name: str) -> Field:
+    """The field of a table column (``fields`` never name a reverse relation)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is not a column"
+    return field
+
+
+def _column_name(field: Field) -> str:
+    assert field.column is not None, f"{field} has no column"
+    return field.column
 
 
 def update_rows(
@@ -44,8 +56,8 @@ def update_rows(
     connection.ensure_connection()
     qn = connection.ops.quote_name
     meta = model._meta
-    model_fields = [meta.get_field(name) for name in fields]
-    pk_column = qn(meta.pk.column)
+    model_fields = [_column_field(model, name) for name in fields]
+    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
     # PostgreSQL and SQLite both name the columns of an unaliased VALUES list
     # column1, column2, ... (a CTE with named columns would also work, but
     # SQLite then reports no rowcount).
@@ -58,7 +70,7 @@ def update_rows(
 
     assignments = []
     for index, field in enumerate(model_fields):
-        column = qn(field.column)
+        column = qn(_column_name(field))
         new = value_of(index, field)
         if field.name in keep_if_set:
             new = f"CASE WHEN t.{column} = '' THEN {new} ELSE t.{column} END"

@@ -32,6 +32,7 @@ from notification.sending.selection import (
     budget_cost,
     budget_wait_reason,
     effective_segments,
+    is_opted_out,
     paced_budget,
     recount_segments,
     take_within_budget,
@@ -125,7 +126,7 @@ def claim_batch(
             sms.claimed_datetime, sms.claim_token, sms.sender = now, batch.token, sender
             sms.segments = effective_segments(sms)
             sms.notification.status = NotificationStatusChoices.PROCESSING
-            (batch.opted_out if sms.opted_out else batch.to_send).append(sms)
+            (batch.opted_out if is_opted_out(sms) else batch.to_send).append(sms)
         # No status event for "processing": it lasts one batch (seconds), and
         # the final status of every claimed row is announced once, by
         # ``write_results`` (or by recovery if this worker dies).

@@ -13,6 +13,7 @@ comes from the row claims, so manual concurrent workers may skip the lock.
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from django.conf import settings
 from redis import Redis
@@ -32,7 +33,7 @@ def sms_job_timeout() -> int:
     Never less than the sms queue's RQ ``DEFAULT_TIMEOUT``. A shorter job timeout
     would kill runs mid-batch (recovery copes, but some rows end ``unknown``).
     """
-    queue = settings.RQ_QUEUES.get(app_settings.SMS_QUEUE_NAME, {})
+    queue: dict[str, Any] = settings.RQ_QUEUES.get(app_settings.SMS_QUEUE_NAME, {})
     rounds = math.ceil(app_settings.TWILIO_SMS_BATCH_SIZE / app_settings.TWILIO_SMS_CONCURRENCY)
     last_batch = rounds * float(app_settings.TWILIO_REQUEST_TIMEOUT) + 60
     run = float(app_settings.TWILIO_SMS_INTERVAL) + last_batch

@@ -21,6 +21,7 @@ from notification.sending.selection import (
     budget_wait_reason,
     due_sms,
     effective_segments,
+    is_opted_out,
     paced_budget,
     recount_segments,
     take_within_budget,
@@ -99,7 +100,7 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
             sms.notification.priority,
             sms.to_phone_number,
             effective_segments(sms),
-            sms.opted_out,
+            is_opted_out(sms),
         )
         for sms in taken
     ]

@@ -64,10 +64,15 @@ def effective_segments(sms: SmsNotification) -> int:
     return max(1, sms.segments)
 
 
+def is_opted_out(candidate: SmsNotification) -> bool:
+    """The ``opted_out`` annotation of a ``batch_candidates`` row (not a model field)."""
+    return bool(candidate.opted_out)  # type: ignore[attr-defined]
+
+
 def budget_cost(candidate: SmsNotification) -> int:
     """Segments a ``batch_candidates`` row takes from the budget: none when opted out,
     because it never reaches Twilio."""
-    return 0 if candidate.opted_out else effective_segments(candidate)
+    return 0 if is_opted_out(candidate) else effective_segments(candidate)
 
 
 def paced_budget(batch_segments: int, queue_target: int | None, queue_estimate: int) -> int:

@@ -30,6 +30,7 @@ The job is named by its dotted path (RQ resolves it in the worker), so this
 layer does not import the job layer above it.
 """
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
@@ -166,7 +167,7 @@ def notify_if_urgent(notifications: list[Notification]) -> None:
         # Rounded down: the run may start a moment early and find the row not yet due;
         # a second's grace makes it find it.
         wake_at = moment + timedelta(seconds=1)
-        transaction.on_commit(lambda at=wake_at: schedule_wake(at), robust=True)
+        transaction.on_commit(functools.partial(schedule_wake, wake_at), robust=True)
 
 
 def _sms_saved(sender, instance: SmsNotification, created: bool, raw: bool = False, **kwargs):

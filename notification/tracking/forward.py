@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field, Model
 from django.utils.dateparse import parse_datetime
 
 from notification.models import Notification, SmsNotification
@@ -71,8 +72,10 @@ class Moved:
     payload_row: dict[str, Any]
 
 
-def _prep(model: type, field: str, value: Any) -> Any:
-    return model._meta.get_field(field).get_db_prep_save(value, connection)
+def _prep(model: type[Model], field: str, value: Any) -> Any:
+    column = model._meta.get_field(field)
+    assert isinstance(column, Field)  # a column of the table, never a reverse relation
+    return column.get_db_prep_save(value, connection)
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -14,6 +14,7 @@ change settings get a fresh client.
 """
 
 import threading
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from requests.adapters import HTTPAdapter
@@ -43,7 +44,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
             (self.scheme, self.netloc, self.path_prefix + parts.path, parts.query, parts.fragment)
         )
 
-    def request(self, method: str, url: str, *args: object, **kwargs: object):  # type: ignore[override]
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         return super().request(method, self.rewrite(url), *args, **kwargs)
 
 
