@@ -21,6 +21,8 @@ Fixtures and hooks (a pytest plugin, listed in ``tests/conftest.py``):
   ``make test`` runs it on SQLite too (every test runs on PostgreSQL; the
   SQLite pass of ``python -m tests.run`` selects ``-m db_vendor``). See
   ``tests/README.md`` for which tests qualify.
+- marker ``serial``: the test bounds wall-clock time; the parallel passes of
+  ``tests.run`` leave it out and run it afterwards in one process.
 
 On SQLite the test database is a file in a temp dir (not Django's default
 in-memory database) so that subprocesses can open it.
@@ -43,6 +45,7 @@ from devstack.redis_server import RedisServer
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_MARKER = "postgres"
 VENDOR_MARKER = "db_vendor"
+SERIAL_MARKER = "serial"
 
 _sqlite_test_dir: str | None = None
 
@@ -68,6 +71,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{POSTGRES_MARKER}: needs PostgreSQL (row locks, many concurrent workers); "
         "skipped on the SQLite pass",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{SERIAL_MARKER}: asserts on wall-clock time, so `make test` runs it after the "
+        "parallel workers, alone",
     )
     config.addinivalue_line(
         "markers",

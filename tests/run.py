@@ -17,7 +17,8 @@ worker process has its own Redis, emulator, servers and test database
 file lives in the worker's own temp dir), so tests share nothing across
 workers. Files are kept together on one worker (``--dist loadfile``) so a
 module's server starts once. A run of chosen tests stays in one process
-unless ``--workers`` says otherwise. ``--durations`` is printed for each pass.
+unless ``--workers`` says otherwise. Tests marked ``serial`` (they bound wall-clock
+time) run after the parallel part, alone. ``--durations`` is printed for each pass.
 
 Django reads ``DATABASE_URL`` when its settings are imported, and pytest-django
 imports them before any conftest runs, so the database of a pass must be chosen
@@ -48,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NO_TESTS_COLLECTED = 5
 INTERRUPTED = 130
 VENDOR_MARKER = "db_vendor"
+SERIAL_MARKER = "serial"
 SLOWEST_SHOWN = 25
 
 # Variables that would make a test run depend on the developer's shell: tests
@@ -83,6 +85,27 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def run_pass(label: str, env: dict[str, str], pytest_args: list[str], workers: str) -> int:
+    """One database's pass: in parallel, then the ``serial`` tests alone (if any).
+
+    A test that bounds wall-clock time (scaled-time pacing) would otherwise share the
+    cores with another worker's servers and fail for a reason that is not its own.
+    """
+    if workers in ("0", ""):
+        return run_pytest(label, env, pytest_args)
+    parallel = run_pytest(
+        label, env, [*parallel_args(workers), *with_marker(pytest_args, f"not {SERIAL_MARKER}")]
+    )
+    if parallel in (2, INTERRUPTED):
+        return parallel
+    alone = run_pytest(
+        f"{label}: tests marked {SERIAL_MARKER}, one at a time",
+        env,
+        with_marker(pytest_args, SERIAL_MARKER),
+    )
+    return parallel or alone
+
+
 def run_pytest(label: str, env: dict[str, str], pytest_args: list[str]) -> int:
     print(f"\n===== {label} =====", flush=True)
     process = subprocess.Popen(
@@ -111,7 +134,7 @@ def parallel_args(workers: str) -> list[str]:
 
 
 def with_marker(pytest_args: list[str], marker: str) -> list[str]:
-    """Select ``marker`` in addition to any ``-m`` expression the caller gave."""
+    """Select ``marker`` (an expression) in addition to any ``-m`` expression given."""
     args = list(pytest_args)
     for index, arg in enumerate(args[:-1]):
         if arg == "-m":
@@ -140,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args, pytest_args = parser.parse_known_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     workers = args.workers if args.workers is not None else ("0" if pytest_args else "auto")
-    pytest_args = [*parallel_args(workers), f"--durations={SLOWEST_SHOWN}", *pytest_args]
+    pytest_args = [f"--durations={SLOWEST_SHOWN}", *pytest_args]
     postgres_bindir = find_bindir() if args.database in ("postgres", "all") else None
 
     results: dict[str, str] = {}
@@ -152,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 # PostgreSQL runs everything; SQLite adds what differs by vendor.
                 label = f"SQLite pass (tests marked {VENDOR_MARKER}; PostgreSQL runs them all)"
                 sqlite_args = with_marker(pytest_args, VENDOR_MARKER)
-            status = run_pytest(label, base_environment(), sqlite_args)
+            status = run_pass(label, base_environment(), sqlite_args, workers)
             results["SQLite"] = "passed" if status == 0 else f"FAILED (exit {status})"
             first_failure = first_failure or status
             if status in (2, INTERRUPTED):  # interrupted: stop here
@@ -173,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 with PostgresCluster(bindir) as cluster:
                     env = base_environment() | {"DATABASE_URL": cluster.url}
                     label = f"PostgreSQL pass ({bindir}, port {cluster.port})"
-                    status = run_pytest(label, env, pytest_args)
+                    status = run_pass(label, env, pytest_args, workers)
                 results["PostgreSQL"] = "passed" if status == 0 else f"FAILED (exit {status})"
                 first_failure = first_failure or status
     except (KeyboardInterrupt, _Terminated):

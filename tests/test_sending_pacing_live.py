@@ -18,6 +18,7 @@ from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.serial,  # bounds wall-clock time: never beside another test worker
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_status_callbacks"),
 ]
