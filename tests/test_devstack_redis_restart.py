@@ -29,7 +29,8 @@ def test_a_killed_embedded_redis_is_restarted_and_the_stack_keeps_running():
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "devstack.redis_server", "--port", str(port), "--dir", directory],
+            [sys.executable, "-m", "devstack.redis_server", "--port", str(port)]
+            + ["--dir", directory],
             cwd=REPO_ROOT,
             stderr=subprocess.PIPE,
             text=True,

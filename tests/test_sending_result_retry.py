@@ -3,6 +3,7 @@ a real terminated connection on PostgreSQL, and an unreachable database past
 ``SMS_RESULT_WRITE_TIMEOUT`` (injected at the result write with Django's
 ``execute_wrapper``) on both databases."""
 
+from contextlib import suppress
 from datetime import timedelta
 
 import pytest
@@ -38,11 +39,9 @@ def test_a_terminated_connection_at_the_result_write_is_reopened(twilio_emulator
     def terminate_first_write(execute, sql, params, many, context):
         if is_result_write(sql) and not cut:
             cut.append(sql)
-            with connection.cursor() as cursor:  # a second cursor: the same backend
-                try:
-                    cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-                except OperationalError:
-                    pass  # our own backend died answering it
+            # A second cursor: the same backend, which dies answering it.
+            with connection.cursor() as cursor, suppress(OperationalError):
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(terminate_first_write):
