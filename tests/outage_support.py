@@ -91,3 +91,51 @@ def terminate_other_backends() -> int:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
+
+
+class StoppablePostgres:
+    """The test database's PostgreSQL server, stopped and started again in place
+    (``pg_ctl``, as its owner), with the settings it runs with now."""
+
+    SETTINGS = ("port", "listen_addresses", "unix_socket_directories", "max_connections")
+
+    def __init__(self) -> None:
+        from django.db import connection
+
+        from devstack.postgres_cluster import SPEED_SETTINGS, find_bindir
+
+        bindir = find_bindir()
+        assert bindir is not None
+        self.pg_ctl = str(bindir / "pg_ctl")
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")
+            self.data_dir = cursor.fetchone()[0]
+            options = {}
+            for name in self.SETTINGS:
+                cursor.execute(f"SHOW {name}")
+                options[name] = cursor.fetchone()[0]
+        self.options = " ".join(
+            f"-c {name}={value}" for name, value in {**options, **SPEED_SETTINGS}.items()
+        )
+
+    def _pg_ctl(self, *args: str) -> None:
+        from devstack.postgres_cluster import _run_as_server_user
+
+        subprocess.run(
+            _run_as_server_user([self.pg_ctl, "--pgdata", self.data_dir, *args]),
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+
+    def stop(self) -> None:
+        """A fast shutdown: every connection (the worker's too) is closed."""
+        from django.db import connection
+
+        connection.close()
+        self._pg_ctl("--mode", "fast", "--wait", "stop")
+
+    def start(self) -> None:
+        log = f"{self.data_dir}/../restart.log"
+        self._pg_ctl("--log", log, "--options", self.options, "--wait", "--timeout", "60", "start")

@@ -12,7 +12,7 @@ import pytest
 
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from tests.outage_support import RestartableRedis, terminate_other_backends
+from tests.outage_support import RestartableRedis, StoppablePostgres, terminate_other_backends
 from tests.pacing_support import sending_stack
 from tests.sending_helpers import create_due_sms
 from tests.waiting import wait_until
@@ -107,3 +107,31 @@ def test_a_cut_database_connection_keeps_twilios_answers(twilio_emulator, subpro
     assert_each_sent_once(twilio_emulator, total)
     sids = {r["sid"] for r in twilio_emulator.requests()}
     assert set(SmsNotification.objects.values_list("twilio_sid", flat=True)) == sids
+
+
+def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
+    twilio_emulator, subprocess_env, redis
+):
+    total = 20
+    from django.conf import settings
+
+    env = stack_env(subprocess_env, twilio_emulator, settings.REDIS_URL)
+    env["TWILIO_SMS_CONCURRENCY"] = str(total)
+    server = StoppablePostgres()
+    twilio_emulator.inject_faults([{"kind": "timeout", "count": total, "hold_ms": 60_000}])
+    with sending_stack(env) as stack:
+        create_due_sms(total)
+        wait_until(lambda: len(twilio_emulator.requests()) >= total, 30, "all requests held")
+        server.stop()
+        try:
+            twilio_emulator.release_held()  # answers arrive while the database is down
+            wait_until(lambda: "db=lost" in stack.logs(), 10, "the worker to notice")
+            time.sleep(10)  # the outage itself
+        finally:
+            server.start()
+        wait_until(settled, 60, "the results to be written")
+        logs = wait_until(lambda: "db=recovered" in stack.logs() and stack.logs(), 10, "the log")
+        assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+
+    assert logs.count("db=lost") == 1, logs[-3000:]
+    assert_each_sent_once(twilio_emulator, total)
