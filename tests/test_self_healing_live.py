@@ -10,8 +10,11 @@ import time
 
 import pytest
 
+from devstack.ports import free_port
+from devstack.subprocesses import stop_process
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from tests.fixtures_emulator import start_emulator_process
 from tests.outage_support import RestartableRedis, StoppablePostgres, terminate_other_backends
 from tests.pacing_support import sending_stack
 from tests.sending_helpers import create_due_sms
@@ -30,9 +33,13 @@ SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
 
 def stack_env(subprocess_env, twilio_emulator, redis_url: str) -> dict[str, str]:
     twilio_emulator.configure(drain_rate=RATE)
+    return stack_env_for(subprocess_env, twilio_emulator.env, redis_url)
+
+
+def stack_env_for(subprocess_env, emulator_env, redis_url: str) -> dict[str, str]:
     return {
         **subprocess_env,
-        **twilio_emulator.env,
+        **emulator_env,
         "REDIS_URL": redis_url,
         "TWILIO_SMS_RATE": str(RATE),
         "TWILIO_SMS_INTERVAL": str(INTERVAL),
@@ -135,3 +142,34 @@ def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
 
     assert logs.count("db=lost") == 1, logs[-3000:]
     assert_each_sent_once(twilio_emulator, total)
+
+
+def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, redis):
+    """The emulator process stops (connections refused) for 10 s, then comes back on
+    the same port: every message is sent exactly once across the two, none unknown."""
+    from django.conf import settings
+
+    total = 300
+    port = free_port()
+    with start_emulator_process("--port", str(port)) as first:
+        first.configure(drain_rate=RATE, callbacks_enabled=False)
+        env = {
+            **stack_env_for(subprocess_env, first.env, settings.REDIS_URL),
+            "TWILIO_REQUEST_TIMEOUT": "5",
+        }
+        with sending_stack(env) as stack:
+            create_due_sms(total)
+            wait_until(lambda: len(first.requests()) >= 50, 30, "the campaign")
+            before = first.requests()
+            stop_process(first.process)  # Twilio unreachable: connections refused
+            time.sleep(10)
+            with start_emulator_process("--port", str(port)) as second:
+                second.configure(drain_rate=RATE, callbacks_enabled=False)
+                wait_until(settled, 120, "sending to resume and finish by itself")
+                after = second.requests()
+            assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+
+    accepted = [r["body"] for r in before + after if r["sid"]]
+    assert len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
+    assert statuses == {Status.SENT: total}
