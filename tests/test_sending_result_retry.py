@@ -87,3 +87,23 @@ def test_past_the_write_timeout_recovery_says_the_database_was_unreachable(
     assert note.status == Status.UNKNOWN
     assert note.status_message == UNKNOWN_DB_UNREACHABLE
     assert "database was unreachable" in note.status_message
+
+
+@pytest.mark.postgres
+def test_a_paced_run_whose_connection_was_cut_reconnects_at_the_next_top_up(
+    twilio_emulator, redis, caplog
+):
+    """The connection dies while the run waits (before any claim): the run goes on."""
+    import time
+
+    from notification.sending.pacing import run_paced
+
+    sms = make_sms(body="after the cut")
+    with connection.cursor() as cursor, suppress(OperationalError):
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    report = run_paced(deadline=time.monotonic() + 10)
+
+    assert report.db_errors == 1 and report.sent == 1
+    assert reload(sms).notification.status == Status.SENT
+    assert caplog.text.count("sms_run db=lost") == 1

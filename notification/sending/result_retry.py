@@ -37,7 +37,7 @@ class ResultsNotWritten(RuntimeError):
     """The database stayed unreachable for the whole write timeout."""
 
 
-def _drop_connection() -> None:
+def drop_connection() -> None:
     """Close the broken connection; the next query opens a fresh one."""
     with suppress(DatabaseError):
         connection.close()
@@ -60,7 +60,7 @@ def write_with_retry(write: Callable[[], T], *, timeout: float, what: str = "res
         except CONNECTION_LOST as error:
             if connection.in_atomic_block:
                 raise
-            _drop_connection()
+            drop_connection()
             if lost_at is None:
                 lost_at = time.monotonic()
                 logger.warning(
