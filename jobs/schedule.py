@@ -7,7 +7,13 @@ given as a setting's name follows that setting. Keep the send run under its id
 (``SEND_RUN_ID``): a run reads its own next time from it.
 """
 
-from notification.jobs.schedule import FORGET_KEYS_FUNC, FORGET_KEYS_ID, SEND_RUN_ID, Periodic
+from notification.jobs.schedule import (
+    FORGET_KEYS_FUNC,
+    FORGET_KEYS_ID,
+    SEND_RUN_ID,
+    SWEEP_SECONDS,
+    Periodic,
+)
 from notification.sending.lock import sms_job_timeout
 from notification.sending.wake import RUN_JOB_FUNC
 
@@ -22,7 +28,7 @@ SCHEDULE = [
     Periodic(
         FORGET_KEYS_ID,
         FORGET_KEYS_FUNC,
-        every="TWILIO_SMS_INTERVAL",
+        every=SWEEP_SECONDS,
         description="Forget expired idempotency keys",
     ),
 ]
