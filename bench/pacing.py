@@ -5,7 +5,7 @@ Run: ``make bench-pacing`` or ``.venv/bin/python bench/pacing.py`` (about 2 minu
 It starts everything it needs and removes it afterwards: a throwaway PostgreSQL
 cluster, a throwaway Redis, the emulator as a separate process draining each
 sender at 50 segments/s (callbacks off: the estimate runs on its own), and real
-``sms_worker`` and ``rqscheduler --interval 1`` processes with
+``sms_worker`` and ``sms_scheduler --interval 1`` processes with
 ``TWILIO_SMS_INTERVAL=10`` and ``TWILIO_SMS_QUEUE_TARGET=2``.
 
 Scenario: 3,000 one-segment NORMAL notifications created at once, plus a HIGH
@@ -98,7 +98,7 @@ def main() -> None:
         print(
             f"emulator {RATE} segments/s (separate process), TWILIO_SMS_INTERVAL={INTERVAL}, "
             f"TWILIO_SMS_QUEUE_TARGET={TARGET_SECONDS}, TWILIO_SMS_BATCH_SIZE={BATCH}; "
-            "sms_worker + rqscheduler --interval 1"
+            "sms_worker + sms_scheduler --interval 1"
         )
         highs: dict[str, float] = {}
         with sending_stack(env):

@@ -197,6 +197,10 @@ TWILIO_SMS_VALIDITY_PERIOD = env_int(
 TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
 # Seconds a create's idempotency key is remembered (then a retry with it creates again).
 SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
+# What runs when (the project's jobs/ package); the scheduler keeps Redis matching it.
+SMS_SCHEDULE = env_str("SMS_SCHEDULE", "jobs.schedule.SCHEDULE")
+# Seconds a batch retries its result write through a lost database connection.
+SMS_RESULT_WRITE_TIMEOUT = env_float("SMS_RESULT_WRITE_TIMEOUT", 60.0, minimum=0)
 # GraphQL websockets: message size, sockets per user, operations per socket, and
 # how often an open socket re-checks its session (0 turns each off).
 GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, minimum=0)

@@ -137,8 +137,18 @@ def wait_for_clients_to_leave(port: int, timeout: float) -> None:
         client.close()
 
 
+#: Pause before restarting a redis-server that exited by itself.
+RESTART_DELAY_SECONDS = 1.0
+
+
 def serve(argv: list[str], port: int) -> int:
-    """Run redis-server until SIGTERM/SIGINT, then stop it only after its clients left.
+    """Run redis-server until SIGTERM/SIGINT, restarting it if it dies by itself;
+    on the signal, stop it only after its clients left.
+
+    honcho stops the whole stack when one process exits: a crashed (or killed)
+    redis-server must not take ``make run`` down with it. It is started again on
+    the same port, empty (it keeps no data); the worker and the scheduler ride
+    out the gap and the scheduler registers the schedule again by itself.
 
     honcho stops every process of ``make run`` at once. Redis stopping first
     made the worker and the scheduler print connection-error tracebacks as they
@@ -149,9 +159,20 @@ def serve(argv: list[str], port: int) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
-    threading.Thread(target=lambda: (process.wait(), stop.set()), daemon=True).start()
-    stop.wait()
+    while True:
+        process = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
+        while not stop.is_set() and process.poll() is None:
+            stop.wait(0.2)
+        if stop.is_set():
+            break
+        print(
+            f"redis-server exited by itself ({process.returncode}): "
+            f"restarting it in {RESTART_DELAY_SECONDS:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        if stop.wait(RESTART_DELAY_SECONDS):
+            return 0
     if process.poll() is None:
         wait_for_clients_to_leave(port, CLIENTS_LEAVE_TIMEOUT)
         stop_process(process, timeout=5)

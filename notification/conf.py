@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "SMS_IDEMPOTENCY_TTL": 86_400,
     # The reply to HELP (and to an unknown keyword, none: only HELP gets it).
     "SMS_HELP_TEXT": "Reply STOP to stop receiving messages, START to receive them again.",
+    # What runs when: a dotted path to a list of notification.jobs.schedule.Periodic
+    # entries; empty: the app's DEFAULT_SCHEDULE. The scheduler keeps Redis matching it.
+    "SMS_SCHEDULE": "",
+    # Seconds a batch keeps retrying its result write through a lost database
+    # connection (Twilio's answers are held in memory meanwhile); then: unknown.
+    "SMS_RESULT_WRITE_TIMEOUT": 60.0,
     # The django-rq queue the send job runs on (it must be in RQ_QUEUES).
     "SMS_QUEUE_NAME": "sms",
     # Redis for early status callbacks; empty: the SMS queue's own Redis connection.

@@ -1,7 +1,7 @@
 """Real sending processes for the scaled-time pacing tests and ``bench/pacing.py``.
 
 ``sending_stack(env, workers=n)`` registers the schedule (``schedule_sms``) and
-runs ``rqscheduler --interval 1`` and ``n`` ``sms_worker`` processes. A test can
+runs ``sms_scheduler --interval 1`` and ``n`` ``sms_worker`` processes. A test can
 SIGKILL a worker together with the RQ work horse running its job (a dead machine):
 the horse starts its own session (``os.setsid``), so it is found as the worker's
 child in ``/proc``, not by process group. Everything is stopped at the end,
@@ -91,9 +91,7 @@ def sending_stack(env: dict[str, str], workers: int = 1) -> Iterator[SendingStac
         capture_output=True,
         timeout=60,
     )
-    scheduler = _start(
-        ["rqscheduler", "--queue", "sms", "--interval", "1"], env, log_dir / "scheduler.log"
-    )
+    scheduler = _start(["sms_scheduler", "--interval", "1"], env, log_dir / "scheduler.log")
     stack = SendingStack(
         [_start(["sms_worker"], env, log_dir / f"worker-{i}.log") for i in range(workers)],
         scheduler,

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notification.idempotency.expiry import forget_expired_keys
-from notification.jobs.sms import send_sms_batch
+from notification.jobs.idempotency import forget_expired_idempotency_keys
 from notification.models import IdempotencyKey, Notification, SmsNotification, SmsOptOut
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 from tests.fixtures_graphql import NOTIFICATION_PERMISSIONS
@@ -280,12 +280,12 @@ def test_the_sweep_deletes_expired_keys_in_one_query(staff_user, settings, expir
     assert Notification.objects.count() == expired_count + 1  # notifications are kept
 
 
-def test_the_scheduled_job_sweeps_expired_keys(staff_user, settings, redis, twilio_emulator):
+def test_the_scheduled_sweep_job_forgets_expired_keys(staff_user, settings):
     settings.SMS_IDEMPOTENCY_TTL = 60
     create_keyed(staff_user, "old", publish=timezone.now() + timedelta(days=1))
     IdempotencyKey.objects.update(created_datetime=timezone.now() - timedelta(seconds=61))
 
-    result = send_sms_batch()
+    result = forget_expired_idempotency_keys()
 
     assert result["forgotten_idempotency_keys"] == 1
     assert IdempotencyKey.objects.count() == 0

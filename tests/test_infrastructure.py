@@ -136,7 +136,7 @@ def test_dev_stack_runs_djangos_system_checks_once():
     from devstack.run import PROCFILE
 
     commands = re.findall(r"manage\.py (\S+)([^&\n]*)", PROCFILE.read_text())
-    assert {name for name, _ in commands} >= {"sms_worker", "schedule_sms", "rqscheduler"}
+    assert {name for name, _ in commands} >= {"sms_worker", "sms_scheduler"}
     for name, arguments in commands:
         assert "--skip-checks" in arguments, name
 

@@ -1,5 +1,5 @@
 """Pacing end to end, in scaled time: PostgreSQL, Redis, the emulator over HTTP at 50
-segments/s, ``sms_worker`` and ``rqscheduler --interval 1`` processes, a 4 s interval
+segments/s, ``sms_worker`` and ``sms_scheduler --interval 1`` processes, a 4 s interval
 and a 1 s queue target (50 segments)."""
 
 import collections

@@ -1,27 +1,36 @@
-"""Registering the SMS run with rq-scheduler: every ``TWILIO_SMS_INTERVAL`` seconds
-(default 300), under one fixed id.
+"""The SMS run's place in the schedule: its fixed id, interval and next run time.
 
-Idempotent: an existing schedule with our id is cancelled and replaced, so
-running ``schedule_sms`` on every deploy or ``make run`` never makes two.
+The run is one entry of the declared schedule (``notification.jobs.schedule``);
+``schedule_sms`` (re)registers every entry, idempotently: an existing schedule
+with an entry's id is cancelled and replaced, so running it on every deploy or
+``make run`` never makes two. A declared schedule must keep the run under
+``SMS_BATCH_JOB_ID``: a run reads its own next time from it (``next_scheduled_run``).
 """
 
-from datetime import UTC, datetime
-
-import django_rq
 from rq.job import Job
 from rq_scheduler import Scheduler
 
 from notification.conf import app_settings
-from notification.sending.lock import sms_job_timeout
+from notification.jobs.schedule import (
+    SEND_RUN_ID,
+    declared_schedule,
+    get_scheduler,
+    schedule_entry,
+)
 from notification.sending.wake import RUN_JOB_FUNC
 
-SMS_BATCH_JOB_ID = "sms-send-batch"
+SMS_BATCH_JOB_ID = SEND_RUN_ID
 SMS_BATCH_FUNC = RUN_JOB_FUNC
 
-
-def get_scheduler() -> Scheduler:
-    queue = django_rq.get_queue(app_settings.SMS_QUEUE_NAME)
-    return Scheduler(queue=queue, connection=queue.connection)
+__all__ = [
+    "SMS_BATCH_FUNC",
+    "SMS_BATCH_JOB_ID",
+    "get_scheduler",
+    "next_scheduled_run",
+    "schedule_sms_batch",
+    "scheduled_sms_jobs",
+    "sms_interval",
+]
 
 
 def sms_interval() -> int:
@@ -30,19 +39,9 @@ def sms_interval() -> int:
 
 
 def schedule_sms_batch(scheduler: Scheduler | None = None) -> Job:
-    """(Re)register the periodic run job; returns the scheduled job."""
-    scheduler = scheduler or get_scheduler()
-    if SMS_BATCH_JOB_ID in scheduler:
-        scheduler.cancel(SMS_BATCH_JOB_ID)
-    return scheduler.schedule(
-        scheduled_time=datetime.now(UTC),
-        func=SMS_BATCH_FUNC,
-        interval=sms_interval(),
-        repeat=None,
-        id=SMS_BATCH_JOB_ID,
-        description="Send due SMS (a paced run)",
-        timeout=sms_job_timeout(),
-    )
+    """(Re)register the periodic run job as declared; returns the scheduled job."""
+    entry = next(e for e in declared_schedule() if e.id == SMS_BATCH_JOB_ID)
+    return schedule_entry(scheduler or get_scheduler(), entry)
 
 
 def scheduled_sms_jobs(scheduler: Scheduler | None = None) -> list[Job]:

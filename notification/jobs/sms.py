@@ -1,6 +1,7 @@
 """The RQ job rq-scheduler enqueues every ``TWILIO_SMS_INTERVAL`` seconds (and ``wake``
-enqueues when a HIGH notification is due): one locked, paced run, then the sweep of
-expired idempotency keys (one DELETE, so it costs the run next to nothing).
+enqueues when a HIGH notification is due): one locked, paced run. (The sweep of
+expired idempotency keys that used to follow it is its own scheduled job now:
+``notification.jobs.idempotency``.)
 
 A run paces sends for up to one interval (``notification.sending.pacing``) and
 ends early enough that the next scheduled run never overlaps it: its deadline
@@ -16,7 +17,6 @@ import time
 from typing import Any
 
 from notification.conf import app_settings
-from notification.idempotency.expiry import forget_expired_keys
 from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
 from notification.sending.pacing import RunReport, run_paced
@@ -72,9 +72,4 @@ def send_sms_batch() -> dict[str, Any]:
         total = run if total is None else total.merge(run)
         if not signal.pending() or time.monotonic() >= deadline:
             break
-    report = total.as_dict()
-    forgotten = forget_expired_keys()
-    if forgotten:
-        logger.info("idempotency_keys forgotten=%d", forgotten)
-    report["forgotten_idempotency_keys"] = forgotten
-    return report
+    return total.as_dict()

@@ -24,6 +24,7 @@ from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
 from notification.sending.dispatch_log import DispatchLog
 from notification.sending.recovery import recover_stale_claims
+from notification.sending.result_retry import ResultsNotWritten
 from notification.sending.results import ResultCounts, write_results
 from notification.sending.selection import WAIT_TARGET
 
@@ -121,9 +122,15 @@ def run_batch(
                 for sms in batch.to_send
             ]
         )
-    counts = write_results(
-        batch, outcomes, now=clock(), max_attempts=app_settings.TWILIO_SMS_MAX_ATTEMPTS
-    )
+    try:
+        counts = write_results(
+            batch, outcomes, now=clock(), max_attempts=app_settings.TWILIO_SMS_MAX_ATTEMPTS
+        )
+    except ResultsNotWritten:
+        # The rows stay claimed: recovery settles them (unknown, "database unreachable").
+        if dispatch_log is not None:
+            dispatch_log.mark_unwritten()
+        raise
     if dispatch_log is not None:
         dispatch_log.discard()  # results are written: recovery will not need it
     report = BatchReport(

@@ -11,6 +11,9 @@ still waiting in the pool. This log can, without a SQL query per message:
   before that request leaves. If the write fails (Redis down, the set gone, or
   recovery has already closed it) the message is **not** sent: it is retried
   later, which cannot duplicate it;
+* ``mark_unwritten()``: the worker gave up writing the results (the database
+  stayed unreachable for ``SMS_RESULT_WRITE_TIMEOUT``), so recovery's
+  ``unknown`` says the database was unreachable, not that the worker stopped;
 * ``settle(tokens)`` (recovery) closes each set atomically and returns its ids.
   For a stale row whose batch was marked started: set present without its id →
   the request never left → back to pending; id present, or set missing (Redis
@@ -34,6 +37,8 @@ from notification.conf import app_settings
 KEY_PREFIX = "sms:dispatch:"
 OPEN_MEMBER = "#open"
 CLOSED_MEMBER = "#closed"
+#: The worker gave up writing the batch's results: the database was unreachable.
+UNWRITTEN_MEMBER = "#unwritten"
 #: Long enough that recovery (claim timeout, at the next scheduled batch) finds it.
 MIN_TTL_SECONDS = 24 * 3600
 
@@ -96,13 +101,25 @@ class DispatchLog:
                 "stalled past TWILIO_SMS_CLAIM_TIMEOUT)."
             )
 
+    def mark_unwritten(self) -> None:
+        """Note that the results could not be written (the database stayed away), so
+        recovery says so in the rows' status message (best effort)."""
+        with suppress(RedisError):
+            self.connection.sadd(self.key, UNWRITTEN_MEMBER)
+
     def discard(self) -> None:
         """Delete the set once the batch's results are written (best effort: it expires)."""
         with suppress(RedisError):
             self.connection.delete(self.key)
 
 
-def settle(claim_tokens: Iterable[str], connection: Redis | None = None) -> dict[str, set[int]]:
+class StartedIds(set[int]):
+    """The ids whose request left; ``unwritten``: the worker could not write the results."""
+
+    unwritten: bool = False
+
+
+def settle(claim_tokens: Iterable[str], connection: Redis | None = None) -> dict[str, StartedIds]:
     """Close the sets of ``claim_tokens`` and return the started ids of each present one.
 
     Tokens whose set is missing are absent from the result. One round trip (a
@@ -117,14 +134,16 @@ def settle(claim_tokens: Iterable[str], connection: Redis | None = None) -> dict
     pipe = connection.pipeline(transaction=False)
     for token in tokens:
         script(keys=[dispatch_key(token)], args=[CLOSED_MEMBER], client=pipe)
-    started: dict[str, set[int]] = {}
+    started: dict[str, StartedIds] = {}
     for token, members in zip(tokens, pipe.execute(), strict=True):
         if members is None:
             continue
-        ids = set()
+        ids = StartedIds()
         for member in members:
             text = member.decode() if isinstance(member, bytes) else str(member)
             if text.isdigit():
                 ids.add(int(text))
+            elif text == UNWRITTEN_MEMBER:
+                ids.unwritten = True
         started[token] = ids
     return started

@@ -19,8 +19,11 @@ batch (``run_batch``): claims, the dispatch log, recovery, the queue limit,
 opt-outs and retries apply unchanged, and a run is as backend-independent as
 one batch. A message larger than the room left may be taken alone (so it is
 never starved), so the queue can exceed the target by less than one message.
+A top-up that loses its database connection before sending is retried at the
+next pause on a fresh connection, so a cut connection stalls a run ~1 s.
 """
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 
 from notification.conf import app_settings
 from notification.sending.batch import BatchReport, run_batch
+from notification.sending.result_retry import CONNECTION_LOST, drop_connection
 from notification.sending.results import ResultCounts
 from notification.sending.selection import WAIT_BUDGET
 
@@ -40,6 +44,7 @@ MIN_PAUSE_SECONDS = 0.05
 TOP_UP_SHARE = 0.1
 
 ENDED_NOTHING_DUE = "nothing due"
+logger = logging.getLogger("notification.sending")
 ENDED_DEADLINE = "next scheduled run is near"
 
 
@@ -74,6 +79,8 @@ class RunReport(ResultCounts):
     recovered_unknown: int = 0
     queue_target: int = 0
     woken: int = 0
+    #: Top-ups that lost the database connection before sending (retried next pause).
+    db_errors: int = 0
     ended: str = ""
     duration_ms: int = 0
 
@@ -91,7 +98,7 @@ class RunReport(ResultCounts):
     def merge(self, later: "RunReport") -> "RunReport":
         """This run followed by ``later`` (a job that ran again after a late wake-up)."""
         merged = RunReport(**self.as_dict())
-        for name in (*self._FROM_BATCH, "batches", "woken", "duration_ms"):
+        for name in (*self._FROM_BATCH, "batches", "woken", "db_errors", "duration_ms"):
             setattr(merged, name, getattr(self, name) + getattr(later, name))
         merged.ended = later.ended
         return merged
@@ -146,7 +153,20 @@ def run_paced(
     run = RunReport(queue_target=queue_target_segments())
     while True:
         waiter.clear()
-        batch = run_batch(queue_target=run.queue_target)
+        try:
+            batch = run_batch(queue_target=run.queue_target)
+        except CONNECTION_LOST as error:
+            # Lost before anything left (the result write retries by itself): a
+            # fresh connection at the next top-up, not a dead run until the next one.
+            drop_connection()
+            run.db_errors += 1
+            if run.db_errors == 1:
+                logger.warning('sms_run db=lost error="%s" (next top-up reconnects)', error)
+            if clock() + MAX_PAUSE_SECONDS >= deadline:
+                run.ended = ENDED_DEADLINE
+                break
+            waiter.wait(MAX_PAUSE_SECONDS)
+            continue
         run.add(batch)
         if batch.claimed == 0 and not batch.wait_reason:
             run.ended = ENDED_NOTHING_DUE

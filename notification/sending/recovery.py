@@ -22,12 +22,18 @@ from redis.exceptions import RedisError
 
 from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from notification.sending.dispatch_log import StartedIds
 from notification.sending.dispatch_log import settle as settle_dispatch_logs
 
 logger = logging.getLogger("notification.sending")
 
 UNKNOWN_AFTER_CRASH = (
     "The worker sending this message stopped after its request to Twilio started; "
+    "it may or may not have been sent. It will not be resent automatically."
+)
+UNKNOWN_DB_UNREACHABLE = (
+    "Twilio was asked to send this message, but the database was unreachable while "
+    "the worker wrote Twilio's answer (for longer than SMS_RESULT_WRITE_TIMEOUT); "
     "it may or may not have been sent. It will not be resent automatically."
 )
 
@@ -56,24 +62,27 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
         if not rows:
             return counts
         started_ids = _started_ids({token for _, _, started, token in rows if started})
-        requeue, unknown = [], []
+        requeue, unknown, unwritten = [], [], []
         for pk, nid, started, token in rows:
             if started is None:
                 requeue.append((pk, nid))
             elif token in started_ids and pk not in started_ids[token]:
                 requeue.append((pk, nid))  # the batch started, but not this request
+            elif token in started_ids and started_ids[token].unwritten:
+                unwritten.append((pk, nid))  # answered, but the database was away
             else:
                 unknown.append((pk, nid))
         if requeue:
             Notification.objects.filter(pk__in=[nid for _, nid in requeue]).update(
                 status=NotificationStatusChoices.PENDING, status_message="", updated_datetime=now
             )
-        if unknown:
-            Notification.objects.filter(pk__in=[nid for _, nid in unknown]).update(
-                status=NotificationStatusChoices.UNKNOWN,
-                status_message=UNKNOWN_AFTER_CRASH,
-                updated_datetime=now,
-            )
+        for group, message in ((unknown, UNKNOWN_AFTER_CRASH), (unwritten, UNKNOWN_DB_UNREACHABLE)):
+            if group:
+                Notification.objects.filter(pk__in=[nid for _, nid in group]).update(
+                    status=NotificationStatusChoices.UNKNOWN,
+                    status_message=message,
+                    updated_datetime=now,
+                )
         if requeue:  # provably never sent: no trace of a start left behind
             SmsNotification.objects.filter(pk__in=[pk for pk, _ in requeue]).update(
                 send_started_datetime=None
@@ -81,13 +90,13 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
         SmsNotification.objects.filter(pk__in=[pk for pk, *_ in rows]).update(
             claimed_datetime=None, claim_token=""
         )
-        counts.requeued, counts.unknown = len(requeue), len(unknown)
+        counts.requeued, counts.unknown = len(requeue), len(unknown) + len(unwritten)
         ids = [nid for _, nid, *_ in rows]
         transaction.on_commit(lambda: notify_status_changed(ids))
     return counts
 
 
-def _started_ids(tokens: set[str]) -> dict[str, set[int]]:
+def _started_ids(tokens: set[str]) -> dict[str, StartedIds]:
     """Per claim token whose dispatch log still exists, the ids whose request left."""
     if not tokens:
         return {}

@@ -6,6 +6,8 @@ no longer ours (recovered after an implausibly long stall) is never
 overwritten. After commit, status callbacks that raced the write are settled
 (``announce_written``), then the status-change events fire once. How a failure
 is retried and worded is the delivery rules' (``notification.delivery.retry``).
+A lost database connection during the write is retried with the answers kept
+in memory (``result_retry``).
 """
 
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from datetime import datetime
 from django.db import connection, transaction
 
 from notification.backends.base import FailureKind, SendFailure
+from notification.conf import app_settings
 from notification.delivery import retry
 from notification.delivery.error_codes import describe_error
 from notification.delivery.optouts import opt_out_reason, record_twilio_opt_outs
@@ -22,6 +25,7 @@ from notification.models import Notification, NotificationStatusChoices, SmsNoti
 from notification.sending.bulk_write import update_rows
 from notification.sending.claiming import ClaimedBatch
 from notification.sending.dispatch import SendOutcome
+from notification.sending.result_retry import write_with_retry
 from notification.tracking.status import settle_early_callbacks
 
 SMS_FIELDS = [
@@ -134,7 +138,13 @@ def _values(instance, fields: list[str]) -> list:
 def write_results(
     batch: ClaimedBatch, outcomes: list[SendOutcome], *, now: datetime, max_attempts: int
 ) -> ResultCounts:
-    """Apply outcomes (and opt-out skips) to the claimed rows and save them."""
+    """Apply outcomes (and opt-out skips) to the claimed rows and save them.
+
+    The outcomes are applied in memory once; only the save is retried through a
+    lost database connection (``result_retry``), so a retry never counts an
+    attempt twice. Raises ``ResultsNotWritten`` when the database stayed away
+    for ``SMS_RESULT_WRITE_TIMEOUT`` seconds.
+    """
     counts = ResultCounts(claimed=batch.claimed)
     by_id = {sms.pk: sms for sms in batch.to_send}
     rows: list[SmsNotification] = []
@@ -157,6 +167,15 @@ def write_results(
     for sms in rows:
         _release_claim(sms)
         sms.notification.updated_datetime = now
+    write_with_retry(
+        lambda: _save(batch.token, rows, opted_out_by_twilio),
+        timeout=float(app_settings.SMS_RESULT_WRITE_TIMEOUT),
+    )
+    return counts
+
+
+def _save(token: str, rows: list[SmsNotification], opted_out_by_twilio: list[str]) -> None:
+    """One transaction: both tables, the opt-outs, and the announcement after commit."""
     sms_table = connection.ops.quote_name(SmsNotification._meta.db_table)
     with transaction.atomic():
         # Notifications first: their guard looks at the token we clear next.
@@ -165,7 +184,7 @@ def write_results(
             [(sms.notification_id, _values(sms.notification, NOTIFICATION_FIELDS)) for sms in rows],
             NOTIFICATION_FIELDS,
             where_sql=f"t.id IN (SELECT notification_id FROM {sms_table} WHERE claim_token = %s)",
-            where_params=[batch.token],
+            where_params=[token],
         )
         update_rows(
             SmsNotification,
@@ -174,13 +193,12 @@ def write_results(
             # A status callback may have raced our write: never move it back.
             keep_if_set=["delivery_status"],
             where_sql="t.claim_token = %s",
-            where_params=[batch.token],
+            where_params=[token],
         )
         record_twilio_opt_outs(opted_out_by_twilio)
         ids = [sms.notification_id for sms in rows]
         sids = [sms.twilio_sid for sms in rows if sms.twilio_sid]
         transaction.on_commit(lambda: announce_written(ids, sids))
-    return counts
 
 
 def announce_written(notification_ids: list[int], stored_sids: list[str]) -> None:

@@ -4,13 +4,20 @@ A worker without Twilio credentials or a sender would take jobs and fail every
 one of them; it stops at once instead, naming what is missing. (Malformed
 numbers such as a non-integer ``TWILIO_SMS_BATCH_SIZE`` already stop Django's
 settings import with a message naming the variable.)
+
+The worker is ``notification.processes.worker.SmsWorker``: it rides out Redis
+outages by itself. It exits non-zero when its loop ends any other way than a
+stop signal (or an empty queue with ``--burst``), so a supervisor restarts it.
 """
 
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django_rq.utils import reset_db_connections
+from django_rq.workers import get_worker
+from rq.logutils import setup_loghandlers
 
 from notification.backends import get_backend
 from notification.conf import app_settings
+from notification.processes.worker import SmsWorker
 from notification.sending.dispatch import current_sender
 
 
@@ -39,4 +46,11 @@ class Command(BaseCommand):
         )
         if check:
             return
-        call_command("rqworker", app_settings.SMS_QUEUE_NAME, burst=burst)
+        verbosity = options["verbosity"]
+        level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
+        setup_loghandlers(level)
+        worker = get_worker(app_settings.SMS_QUEUE_NAME, worker_class=SmsWorker)
+        reset_db_connections()  # the work horse is forked: no shared connection
+        worker.work(burst=burst, logging_level=level)
+        if worker.unexpected_end:
+            raise CommandError("The SMS worker stopped unexpectedly (see the log above).")
