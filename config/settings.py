@@ -178,6 +178,11 @@ TWILIO_SMS_VALIDITY_PERIOD = env_int(
 TWILIO_REQUEST_TIMEOUT = env_float("TWILIO_REQUEST_TIMEOUT", 15.0, minimum=0.1)
 # Seconds a create's idempotency key is remembered (then a retry with it creates again).
 SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
+# Reconciliation with Twilio's Messages API (README "Unknown messages and reconciliation").
+SMS_RECONCILE_INTERVAL = env_int("SMS_RECONCILE_INTERVAL", 900, minimum=1)
+SMS_RECONCILE_AFTER = env_int("SMS_RECONCILE_AFTER", 600, minimum=0)
+# Twilio's webhook connection overrides added to each StatusCallback as its fragment.
+TWILIO_STATUS_CALLBACK_OVERRIDES = env_str("TWILIO_STATUS_CALLBACK_OVERRIDES", "rc=3&rp=ct,5xx")
 # GraphQL websockets: message size, sockets per user, operations per socket, and
 # how often an open socket re-checks its session (0 turns each off).
 GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, minimum=0)

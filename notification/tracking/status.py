@@ -49,6 +49,7 @@ from notification.events import notify_status_changed
 from notification.models import DeliveryStatusChoices as Delivery
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.tracking import early
+from notification.tracking.adopt import adopt_sid
 from notification.tracking.forward import NotificationChange, SmsChange, move_forward
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
             event.message_sid,
         )
         return ApplyResult(Outcome.STALE)
+    if result.outcome is Outcome.UNKNOWN_SID and event.sms_id is not None:
+        adopted = apply_adopted(event, source="a status callback")
+        if adopted is not None:
+            return adopted
     if result.outcome is Outcome.UNKNOWN_SID and keep_if_early:
         # 200 all the same: Twilio would otherwise retry a callback we cannot use yet.
         logger.warning(
@@ -115,6 +120,23 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
         if SmsNotification.objects.filter(twilio_sid=event.message_sid).exists():
             apply_early_events([event.message_sid])
     return result
+
+
+def apply_adopted(event: SmsStatusEvent, *, source: str) -> ApplyResult | None:
+    """Adopt ``event``'s sid for the unknown SMS ``event.sms_id``, then apply the event.
+
+    ``None`` when the row may not adopt it (not unknown, another sid, another
+    recipient): the caller goes on as for any unknown sid. Otherwise the result
+    is ``UPDATED`` (the notification left ``unknown``), with the payload of the
+    status move when the event moved the row further.
+    """
+    assert event.sms_id is not None
+    notification_id = adopt_sid(event.sms_id, event, source=source)
+    if notification_id is None:
+        return None
+    moved = _apply(event)
+    payload = moved.payload if moved.outcome is Outcome.UPDATED else None
+    return ApplyResult(Outcome.UPDATED, notification_id, payload)
 
 
 def settle_early_callbacks(message_sids: list[str]) -> set[int]:
