@@ -7,6 +7,7 @@ Twilio has the message; resent exactly once when it provably never had it.
 """
 
 import io
+import threading
 from datetime import timedelta
 
 import pytest
@@ -102,6 +103,31 @@ def test_a_lost_answer_is_resolved_by_the_messages_own_callbacks(
     assert "found by a status callback" in sms.notification.status_message
     assert sms.error_code is None and sms.error_message == ""
     assert sms.attempts == 1
+    assert_delivered_once(sms, emulator)
+
+
+def test_callbacks_that_raced_the_lost_answer_resolve_it_once_it_is_written(
+    emulator_calls_us_back, settings
+):
+    """The usual timeout: Twilio's "sent" and "delivered" reach us while the batch still
+    waits for the create's answer, so the row is being sent and they are kept; once the
+    batch writes it ``unknown``, they adopt its sid."""
+    emulator = emulator_calls_us_back
+    settings.TWILIO_REQUEST_TIMEOUT = 5
+    emulator.inject_faults([{"kind": "timeout", "count": 1, "to": TO}])
+    sms = make_sms(to=TO, body="raced")
+    reports = []
+    batch = threading.Thread(target=lambda: reports.append(run_batch()))
+    batch.start()
+    # Both callbacks answered while the request is still held (kept as early).
+    wait_until(lambda: [c["status_code"] for c in emulator.callbacks()] == [200, 200], 15)
+    assert reload(sms).notification.status == Status.PROCESSING
+    batch.join(30)
+
+    assert reports and reports[0].unknown == 1
+    sms = reload(sms)
+    assert (sms.delivery_status, sms.notification.status) == ("delivered", Status.DELIVERED)
+    assert "found by a status callback" in sms.notification.status_message
     assert_delivered_once(sms, emulator)
 
 

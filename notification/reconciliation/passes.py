@@ -23,7 +23,13 @@ from notification.models import NotificationStatusChoices, SmsNotification
 from notification.reconciliation import absence
 from notification.reconciliation.rows import TrackedRow, UnsentRow, tracked_rows, unsent_rows
 from notification.sending.dispatch import current_sender
-from notification.tracking.status import Outcome, apply_adopted, apply_status_event
+from notification.tracking import early
+from notification.tracking.status import (
+    Outcome,
+    apply_adopted,
+    apply_status_event,
+    settle_unknown_callbacks,
+)
 
 logger = logging.getLogger("notification.reconciliation")
 
@@ -135,6 +141,16 @@ class _Pass:
 
     # --- unknown rows without a sid ----------------------------------------------
     def unsent(self, row: UnsentRow) -> None:
+        # Its own callbacks first: kept while the row was being sent (``tracking.early``).
+        kept = early.sids_for([row.sms_id]).get(row.sms_id)
+        if kept:
+            detail = f"its status callbacks were kept ({', '.join(kept)})"
+            if self.dry_run:
+                self.decide(row, "adopted", f"would adopt: {detail}")
+                return
+            if settle_unknown_callbacks([row.sms_id]):
+                self.decide(row, "adopted", detail)
+                return
         sender = row.sender or current_sender()
         since = row.since - absence.CLOCK_SLACK
         found = self.backend.find(to=row.to, sender=sender, sent_after=since)

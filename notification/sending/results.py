@@ -8,6 +8,7 @@ overwritten. After commit, status callbacks that raced the write are settled
 is retried and worded is the delivery rules' (``notification.delivery.retry``).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +23,7 @@ from notification.models import Notification, NotificationStatusChoices, SmsNoti
 from notification.sending.bulk_write import update_rows
 from notification.sending.claiming import ClaimedBatch
 from notification.sending.dispatch import SendOutcome
-from notification.tracking.status import settle_early_callbacks
+from notification.tracking.status import settle_early_callbacks, settle_unknown_callbacks
 
 SMS_FIELDS = [
     "twilio_sid",
@@ -179,17 +180,24 @@ def write_results(
         record_twilio_opt_outs(opted_out_by_twilio)
         ids = [sms.notification_id for sms in rows]
         sids = [sms.twilio_sid for sms in rows if sms.twilio_sid]
-        transaction.on_commit(lambda: announce_written(ids, sids))
+        unknown = [sms.pk for sms in rows if sms.notification.status == Status.UNKNOWN]
+        transaction.on_commit(lambda: announce_written(ids, sids, unknown))
     return counts
 
 
-def announce_written(notification_ids: list[int], stored_sids: list[str]) -> None:
+def announce_written(
+    notification_ids: list[int], stored_sids: list[str], unknown_sms_ids: Sequence[int] = ()
+) -> None:
     """After commit: settle callbacks that raced our write, then publish the rest.
 
     A status callback can reach us before this batch stored the sid it is for;
     it was kept (``tracking.early``) and is applied now that the sid is
-    committed. Notifications it moved were published with their newer status
-    already, so they are not published again with this batch's older one.
+    committed. Callbacks naming a row that became ``unknown`` (its answer was
+    lost) adopt their sid now. Notifications they moved were published with
+    their newer status already, so they are not published again with this
+    batch's older one.
     """
     settled = settle_early_callbacks(stored_sids) if stored_sids else set()
+    if unknown_sms_ids:
+        settled |= settle_unknown_callbacks(list(unknown_sms_ids))
     notify_status_changed(id_ for id_ in notification_ids if id_ not in settled)

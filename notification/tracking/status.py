@@ -139,6 +139,35 @@ def apply_adopted(event: SmsStatusEvent, *, source: str) -> ApplyResult | None:
     return ApplyResult(Outcome.UPDATED, notification_id, payload)
 
 
+def settle_unknown_callbacks(sms_ids: list[int]) -> set[int]:
+    """Apply kept callbacks that name these SMS rows (``?sms=<id>``) now that they are unknown.
+
+    A create whose answer was lost (a timeout after the request left) often has
+    its first callbacks arrive while the batch still waits for that answer: the
+    row is being sent then, so they are kept as early (``early``), under a sid
+    the batch never learns. Once the batch has written the row ``unknown``, the
+    first of them adopts its sid (``apply_adopted``) and the rest follow in the
+    order they came. Returns the notifications changed (each already published).
+    """
+    changed: set[int] = set()
+    for sids in early.sids_for(sms_ids).values():
+        for event in early.take(sids):
+            if event.sms_id is None:
+                continue
+            if SmsNotification.objects.filter(twilio_sid=event.message_sid).exists():
+                result = apply_status_event(event, keep_if_early=False)  # publishes
+            else:
+                adopted = apply_adopted(event, source="a status callback")
+                if adopted is None:  # not ours to adopt (any more): keep it as it was
+                    early.keep(event)
+                    continue
+                result = adopted
+                notify_status_changed([adopted.notification_id])
+            if result.outcome is Outcome.UPDATED and result.notification_id is not None:
+                changed.add(result.notification_id)
+    return changed
+
+
 def settle_early_callbacks(message_sids: list[str]) -> set[int]:
     """Apply status callbacks that came before these sids were stored (usually none).
 
