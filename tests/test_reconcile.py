@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from devstack.ports import free_port
@@ -117,7 +118,14 @@ def test_callbacks_that_raced_the_lost_answer_resolve_it_once_it_is_written(
     emulator.inject_faults([{"kind": "timeout", "count": 1, "to": TO}])
     sms = make_sms(to=TO, body="raced")
     reports = []
-    batch = threading.Thread(target=lambda: reports.append(run_batch()))
+
+    def send_in_a_thread() -> None:
+        try:
+            reports.append(run_batch())
+        finally:
+            connection.close()  # this thread's own connection
+
+    batch = threading.Thread(target=send_in_a_thread)
     batch.start()
     # Both callbacks answered while the request is still held (kept as early).
     wait_until(lambda: [c["status_code"] for c in emulator.callbacks()] == [200, 200], 15)
@@ -268,3 +276,50 @@ def test_twilio_unreachable_leaves_every_row_for_the_next_pass(callbacks_off, se
     assert snapshot() == before
     assert reload(sms).notification.status == Status.UNKNOWN
     assert len(emulator.requests()) == 1
+
+
+def test_an_unknown_message_with_a_sid_takes_twilios_status(callbacks_off):
+    """E.g. Twilio answered but the result could not be written in time: the sid is
+    known, the outcome is not. A fetch settles it."""
+    emulator = callbacks_off
+    sms = make_sms(to=TO, body="answered, then lost")
+    assert run_batch().sent == 1
+    emulator_delivered(emulator)
+    Notification.objects.filter(pk=sms.notification_id).update(
+        status=Status.UNKNOWN, status_message="The database was unreachable."
+    )
+
+    report = reconcile(now=timezone.now() + timedelta(hours=1))
+
+    assert (report.checked, report.adopted) == (1, 1)
+    sms = reload(sms)
+    assert (sms.delivery_status, sms.notification.status) == ("delivered", Status.DELIVERED)
+    assert_delivered_once(sms, emulator)
+
+
+def test_the_locmem_backend_answers_lookups_for_a_host_projects_tests(settings, redis):
+    from notification.backends import locmem
+
+    settings.SMS_BACKEND = "notification.backends.locmem.LocmemBackend"
+    locmem.reset()
+    sms = make_sms(to=TO, body="in memory")
+    assert run_batch().sent == 1
+    sms = reload(sms)
+    locmem.set_provider_status(sms.twilio_sid, "delivered")
+    later = timezone.now() + timedelta(hours=1)
+    try:
+        locmem.lookups_unavailable.set()
+        assert reconcile(now=later).unavailable == 1
+        assert reload(sms).notification.status == Status.SENT
+        locmem.lookups_unavailable.clear()
+        assert reconcile(now=later).updated == 1
+        assert reload(sms).notification.status == Status.DELIVERED
+    finally:
+        locmem.reset()
+
+
+def test_a_backend_without_lookups_skips_reconciliation(settings):
+    settings.SMS_BACKEND = "notification.backends.console.ConsoleBackend"
+    out = io.StringIO()
+    call_command("reconcile_sms", stdout=out)
+    assert "Skipped: the SMS backend has no lookups." in out.getvalue()
