@@ -27,7 +27,7 @@ from notification.tracking import early
 from notification.tracking.status import (
     Outcome,
     apply_adopted,
-    apply_status_event,
+    record_status_event,
     settle_unknown_callbacks,
 )
 
@@ -107,6 +107,9 @@ class _Pass:
         self.now = now
         self.dry_run = dry_run
         self.report = ReconcileReport(dry_run=dry_run)
+        # Published together when the pass ends: one read of what to publish and one
+        # trip to the channel layer, not one per row (it dominated a pass's own cost).
+        self.changed: set[int] = set()
 
     def decide(self, row: TrackedRow | UnsentRow, action: str, detail: str) -> None:
         self.report.add(Decision(row.sms_id, row.notification_id, action, detail))
@@ -122,19 +125,22 @@ class _Pass:
             self.decide(row, "unchanged", f"{row.sid} is {status!r}, not a status we track")
             return
         if self.dry_run:
-            moves = row.notification_status == _N.UNKNOWN or is_behind(row.delivery_status, status)
-            action = "updated" if moves else "unchanged"
+            if row.notification_status == _N.UNKNOWN:
+                action = "adopted"
+            else:
+                action = "updated" if is_behind(row.delivery_status, status) else "unchanged"
             self.decide(row, action, f"would apply {status!r} from {row.sid}")
             return
         event = _event(record, self.now, row.sms_id)
         if row.notification_status == _N.UNKNOWN:
             adopted = apply_adopted(event, source=SOURCE)
             if adopted is not None:
-                notify_status_changed([row.notification_id])
+                self.changed.add(row.notification_id)
                 self.decide(row, "adopted", f"Twilio has {row.sid} ({status})")
                 return
-        result = apply_status_event(event, keep_if_early=False)
+        result = record_status_event(event, keep_if_early=False)
         if result.outcome is Outcome.UPDATED:
+            self.changed.add(row.notification_id)
             self.decide(row, "updated", f"{row.sid} is {status} at Twilio")
         else:
             self.decide(row, "unchanged", f"{row.sid} is {status} at Twilio ({result.outcome})")
@@ -204,7 +210,7 @@ class _Pass:
         if result is None:
             self.decide(row, "unchanged", "the row changed during the pass")
             return
-        notify_status_changed([row.notification_id])
+        self.changed.add(row.notification_id)
         self.decide(row, "adopted", detail)
 
     def _note(self, row: UnsentRow, action: str, detail: str) -> None:
@@ -213,11 +219,7 @@ class _Pass:
         self.decide(row, action, detail)
 
     # --- the pass -------------------------------------------------------------
-    def run(self) -> ReconcileReport:
-        work: list[tuple[Callable, TrackedRow | UnsentRow]] = [
-            *((self.tracked, row) for row in tracked_rows(self.now)),
-            *((self.unsent, row) for row in unsent_rows(self.now)),
-        ]
+    def _work_through(self, work: list[tuple[Callable, TrackedRow | UnsentRow]]) -> None:
         for index, (handle, row) in enumerate(work):
             self.report.checked += 1
             try:
@@ -231,7 +233,17 @@ class _Pass:
                     left,
                     exc,
                 )
-                break
+                return
+
+    def run(self) -> ReconcileReport:
+        work: list[tuple[Callable, TrackedRow | UnsentRow]] = [
+            *((self.tracked, row) for row in tracked_rows(self.now)),
+            *((self.unsent, row) for row in unsent_rows(self.now)),
+        ]
+        try:
+            self._work_through(work)
+        finally:  # what changed is published even when a row's write failed
+            notify_status_changed(self.changed)  # publishes and sends the signals
         return self.report
 
 
