@@ -114,7 +114,7 @@ def test_callbacks_that_raced_the_lost_answer_resolve_it_once_it_is_written(
     waits for the create's answer, so the row is being sent and they are kept; once the
     batch writes it ``unknown``, they adopt its sid."""
     emulator = emulator_calls_us_back
-    settings.TWILIO_REQUEST_TIMEOUT = 5
+    settings.TWILIO_REQUEST_TIMEOUT = 8  # ample time for both callbacks, even under load
     emulator.inject_faults([{"kind": "timeout", "count": 1, "to": TO}])
     sms = make_sms(to=TO, body="raced")
     reports = []
@@ -323,3 +323,23 @@ def test_a_backend_without_lookups_skips_reconciliation(settings):
     out = io.StringIO()
     call_command("reconcile_sms", stdout=out)
     assert "Skipped: the SMS backend has no lookups." in out.getvalue()
+
+
+def test_a_lost_answer_through_a_messaging_service_is_found_in_twilios_list(
+    callbacks_off, settings
+):
+    """Twilio picks the From of a Messaging Service's message, so the list is filtered
+    by the service instead; the scheduled job gives the pass's counts."""
+    from notification.jobs.reconcile import reconcile_sms
+
+    emulator = callbacks_off
+    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "c0" * 16
+    settings.SMS_RECONCILE_AFTER = 0
+    sms = lose_the_answer(emulator, settings, "drop")
+    emulator_delivered(emulator)
+
+    result = reconcile_sms()
+
+    assert (result["checked"], result["adopted"], result["resent"]) == (1, 1, 0)
+    assert "decisions" not in result
+    assert_delivered_once(sms, emulator)

@@ -24,5 +24,11 @@ def reconcile_interval() -> int:
 
 
 def reconcile_sms() -> dict[str, Any]:
-    """One reconciliation pass now; returns its counts and decisions (kept as the job's result)."""
-    return reconcile().as_dict()
+    """One reconciliation pass now; returns its counts (kept in Redis as the job's result).
+
+    The decisions are in the log (one ``sms_reconcile_decision`` line each) and on
+    the notifications, not in the result: a pass may make hundreds.
+    """
+    report = reconcile().as_dict()
+    report.pop("decisions")
+    return report
