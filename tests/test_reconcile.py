@@ -343,3 +343,19 @@ def test_a_lost_answer_through_a_messaging_service_is_found_in_twilios_list(
     assert (result["checked"], result["adopted"], result["resent"]) == (1, 1, 0)
     assert "decisions" not in result
     assert_delivered_once(sms, emulator)
+
+
+def test_an_unknown_sid_twilio_does_not_know_is_left_for_staff(callbacks_off):
+    emulator = callbacks_off
+    sms = make_sms(to=TO, body="deleted at Twilio")
+    assert run_batch().sent == 1
+    SmsNotification.objects.filter(pk=sms.pk).update(twilio_sid="SM" + "0" * 32)
+    Notification.objects.filter(pk=sms.notification_id).update(status=Status.UNKNOWN)
+
+    report = reconcile(now=timezone.now() + timedelta(hours=1))
+
+    assert (report.checked, report.not_found, report.resent) == (1, 1, 0)
+    sms = reload(sms)
+    assert sms.notification.status == Status.UNKNOWN
+    assert "Twilio has no message SM000" in sms.notification.status_message
+    assert len(emulator.requests()) == 1

@@ -19,7 +19,7 @@ from notification.backends.base import BaseSmsBackend, LookupUnavailable, Provid
 from notification.delivery.reports import SmsStatusEvent
 from notification.delivery.statuses import is_behind, is_known
 from notification.events import notify_status_changed
-from notification.models import NotificationStatusChoices, SmsNotification
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.reconciliation import absence
 from notification.reconciliation.rows import TrackedRow, UnsentRow, tracked_rows, unsent_rows
 from notification.sending.dispatch import current_sender
@@ -118,7 +118,12 @@ class _Pass:
     def tracked(self, row: TrackedRow) -> None:
         record = self.backend.fetch(row.sid)
         if record is None:
-            self.decide(row, "not_found", f"Twilio has no message {row.sid}")
+            detail = f"Twilio has no message {row.sid} (deleted?); left as it is"
+            if row.notification_status == _N.UNKNOWN and not self.dry_run:
+                Notification.objects.filter(pk=row.notification_id, status=_N.UNKNOWN).update(
+                    status_message=f"Reconciliation: {detail}, for staff to decide."
+                )
+            self.decide(row, "not_found", detail)
             return
         status = record.status.lower()
         if not is_known(status):
