@@ -201,6 +201,11 @@ SMS_IDEMPOTENCY_TTL = env_int("SMS_IDEMPOTENCY_TTL", 86_400, minimum=1)
 SMS_SCHEDULE = env_str("SMS_SCHEDULE", "jobs.schedule.SCHEDULE")
 # Seconds a batch retries its result write through a lost database connection.
 SMS_RESULT_WRITE_TIMEOUT = env_float("SMS_RESULT_WRITE_TIMEOUT", 60.0, minimum=0)
+# Reconciliation with Twilio's Messages API (README "Unknown messages and reconciliation").
+SMS_RECONCILE_INTERVAL = env_int("SMS_RECONCILE_INTERVAL", 900, minimum=1)
+SMS_RECONCILE_AFTER = env_int("SMS_RECONCILE_AFTER", 600, minimum=0)
+# Twilio's webhook connection overrides added to each StatusCallback as its fragment.
+TWILIO_STATUS_CALLBACK_OVERRIDES = env_str("TWILIO_STATUS_CALLBACK_OVERRIDES", "rc=3&rp=ct,5xx")
 # GraphQL websockets: message size, sockets per user, operations per socket, and
 # how often an open socket re-checks its session (0 turns each off).
 GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, minimum=0)

@@ -46,6 +46,13 @@ DEFAULTS: dict[str, Any] = {
     "TWILIO_SMS_VALIDITY_PERIOD": 36_000,
     # Seconds a create's idempotency key is remembered (then a retry creates anew).
     "SMS_IDEMPOTENCY_TTL": 86_400,
+    # Reconciliation (notification.reconciliation): seconds between scheduled passes,
+    # and how old a row must be before a pass asks Twilio about it.
+    "SMS_RECONCILE_INTERVAL": 900,
+    "SMS_RECONCILE_AFTER": 600,
+    # Twilio webhook connection overrides (retry count and policy) appended to every
+    # StatusCallback URL as its fragment; empty: none (notification.backends.twilio.overrides).
+    "TWILIO_STATUS_CALLBACK_OVERRIDES": "rc=3&rp=ct,5xx",
     # The reply to HELP (and to an unknown keyword, none: only HELP gets it).
     "SMS_HELP_TEXT": "Reply STOP to stop receiving messages, START to receive them again.",
     # What runs when: a dotted path to a list of notification.jobs.schedule.Periodic

@@ -36,7 +36,9 @@ class NotificationStatusChoices(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
     # The request may or may not have reached Twilio (timeout, dropped
-    # connection, crashed worker). Never resent automatically: staff decide.
+    # connection, crashed worker). Settled from Twilio's evidence (its callbacks,
+    # its Messages API: notification.reconciliation); resent by itself only when
+    # Twilio provably never had it, otherwise staff decide.
     UNKNOWN = "unknown", "Unknown"
 
 

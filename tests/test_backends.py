@@ -49,7 +49,7 @@ def test_locmem_backend_records_each_message_with_what_the_provider_needs(settin
         "Your parcel has shipped",
         1,
     )
-    assert message.status_callback == "https://notify.example.com/twilio/sms/status/"
+    assert message.status_callback == f"https://notify.example.com/twilio/sms/status/?sms={sms.pk}"
     sms = reload(sms)
     assert sms.notification.status == NotificationStatusChoices.SENT
     assert sms.delivery_status == DeliveryStatusChoices.SENT

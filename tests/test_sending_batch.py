@@ -41,7 +41,10 @@ def test_orm_created_pair_is_sent_with_callback_sender_and_validity(twilio_emula
     assert message["to"] == "+14155550100"
     assert message["body"] == "Your parcel has shipped"
     assert message["from"] == twilio_emulator.from_number
-    assert message["status_callback"] == "https://notify.example.com/twilio/sms/status/"
+    # Its own URL (the row id), with Twilio's connection overrides as the fragment.
+    assert message["status_callback"] == (
+        f"https://notify.example.com/twilio/sms/status/?sms={sms.pk}#rc=3&rp=ct,5xx"
+    )
     assert int(message["validity_period"]) == 3600
     sms = reload(sms)
     assert sms.notification.status == Status.SENT

@@ -10,6 +10,14 @@ Each message always goes to the same worker (by sid), which keeps one message's
 callbacks in order (sent before delivered) while different messages go in parallel.
 Delivery errors are logged and recorded, then dropped, like Twilio without a
 connection-override retry policy (one quick retry on a refused connection).
+A callback URL with connection overrides in its fragment (``#rc=3&rp=ct,5xx``:
+https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides) is
+retried as they say: ``rc`` more attempts (at most 5) for the failures ``rp``
+names (``ct`` no connection or a timeout, ``rt`` a read timeout, ``4xx``,
+``5xx``, ``all``). The fragment is never sent (HTTP does not carry one); the
+signature is computed over the URL as it was set, fragment included (Twilio's
+security page: "the webhook URL set in Twilio"), which is the harder case for
+a receiver: it must put back a fragment it never saw.
 """
 
 import logging
@@ -18,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from twilio.request_validator import RequestValidator
@@ -97,6 +106,47 @@ def post_signed(
     return session.post(url, data=params, headers=headers, timeout=timeout)
 
 
+MAX_OVERRIDE_RETRIES = 5
+RETRY_PAUSE_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class RetryOverrides:
+    """The ``rc`` and ``rp`` connection overrides of one callback URL."""
+
+    count: int
+    policy: frozenset[str]
+
+    def retries(self, status_code: int | None, exc: Exception | None) -> bool:
+        """Whether this failed attempt is one the policy retries."""
+        if "all" in self.policy:
+            return True
+        if exc is not None:
+            read_timeout = isinstance(exc, requests.ReadTimeout)
+            return ("rt" in self.policy and read_timeout) or (
+                "ct" in self.policy
+                and isinstance(exc, requests.ConnectionError | requests.Timeout)
+                and not read_timeout
+            )
+        assert status_code is not None
+        return (status_code >= 500 and "5xx" in self.policy) or (
+            400 <= status_code < 500 and "4xx" in self.policy
+        )
+
+
+def retry_overrides(url: str) -> RetryOverrides | None:
+    """The URL fragment's retry overrides; ``None`` when it sets no ``rc``."""
+    values = dict(parse_qsl(urlsplit(url).fragment))
+    if "rc" not in values:
+        return None
+    try:
+        count = max(0, min(MAX_OVERRIDE_RETRIES, int(values["rc"])))
+    except ValueError:
+        return None
+    policy = frozenset(p.strip() for p in values.get("rp", "ct").split(",") if p.strip())
+    return RetryOverrides(count, policy)
+
+
 @dataclass(frozen=True)
 class CallbackJob:
     url: str
@@ -172,6 +222,10 @@ class CallbackSender:
             session.close()
 
     def _deliver(self, session: requests.Session, job: CallbackJob) -> None:
+        overrides = retry_overrides(job.url)
+        if overrides is not None:
+            self._deliver_with_overrides(session, job, overrides)
+            return
         entry: dict[str, Any] = {"url": job.url, "params": job.params, "sent_at": None}
         # A receiver that is down (no web server in a unit test) would otherwise
         # cost a retry and a warning per callback: retry and warn only for the
@@ -204,3 +258,36 @@ class CallbackSender:
         with self._lock:
             if job.generation == self._generation:
                 self._log.append(entry)
+
+    def _deliver_with_overrides(
+        self, session: requests.Session, job: CallbackJob, overrides: RetryOverrides
+    ) -> None:
+        """Up to ``1 + rc`` attempts, each logged, while the failure is one ``rp`` names."""
+        for attempt in range(1 + overrides.count):
+            entry: dict[str, Any] = {
+                "url": job.url,
+                "params": job.params,
+                "sent_at": utcnow().isoformat(),
+                "attempt": attempt + 1,
+            }
+            status_code: int | None = None
+            error: Exception | None = None
+            try:
+                response = post_signed(session, self.auth_token, job.url, job.params)
+                status_code = response.status_code
+                entry.update(status_code=status_code, error=None)
+            except requests.RequestException as exc:
+                error = exc
+                entry.update(status_code=None, error=str(exc))
+            with self._lock:
+                if job.generation == self._generation:
+                    self._log.append(entry)
+            failed = error is not None or (status_code is not None and status_code >= 400)
+            if not failed or not overrides.retries(status_code, error):
+                if failed:
+                    logger.warning(
+                        "Status callback to %s failed: %s", job.url, error or status_code
+                    )
+                return
+            time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        logger.warning("Status callback to %s failed after %d retries", job.url, overrides.count)

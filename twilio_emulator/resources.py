@@ -5,6 +5,8 @@ account/message/__init__.py): dates are RFC 2822 strings, ``num_segments`` and
 ``num_media`` are strings, ``error_code`` is an integer or null.
 """
 
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -66,6 +68,51 @@ def _int(raw: str | None, default: int) -> int:
         return default
 
 
+#: The list's sent-date filters as the SDK sends them: ``DateSent`` (that day),
+#: ``DateSent<`` (on or before) and ``DateSent>`` (on or after), each a GMT date
+#: (``YYYY-MM-DD``) or, from the SDK's datetime arguments, ``YYYY-MM-DDThh:mm:ssZ``
+#: (https://www.twilio.com/docs/messaging/api/message-resource#read-multiple-message-resources).
+DATE_SENT_FILTERS = ("DateSent", "DateSent<", "DateSent>")
+
+
+def _when(raw: str, end_of_day: bool) -> datetime | None:
+    """A filter value as a UTC datetime; a bare date is its first (or last) second."""
+    text = raw.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def date_sent_filter(query: dict[str, list[str]]) -> Callable[[datetime | None], bool] | None:
+    """A predicate on a message's ``date_sent`` for the query's filters (``None``: none).
+
+    A message that has not been sent yet has no sent date, so no sent-date
+    filter matches it: a listing filtered by ``DateSent`` does not show
+    messages still waiting in the sender's queue.
+    """
+    exact = (query.get("DateSent") or [""])[0]
+    before = (query.get("DateSent<") or [""])[0]
+    after = (query.get("DateSent>") or [""])[0]
+    if not (exact or before or after):
+        return None
+    low = _when(after, end_of_day=False) if after else None
+    high = _when(before, end_of_day=True) if before else None
+    if exact:
+        low, high = _when(exact, end_of_day=False), _when(exact, end_of_day=True)
+
+    def matches(sent: datetime | None) -> bool:
+        if sent is None:
+            return False
+        return (low is None or sent >= low) and (high is None or sent <= high)
+
+    return matches
+
+
 def message_page(
     account_sid: str, messages: list[Message], query: dict[str, list[str]]
 ) -> dict[str, Any]:
@@ -76,7 +123,11 @@ def message_page(
     page = max(0, _int((query.get("Page") or [None])[0], 0))
     start = page * page_size
     records = messages[start : start + page_size]
-    filters = {key: query[key][0] for key in ("To", "From") if query.get(key) and query[key][0]}
+    filters = {
+        key: query[key][0]
+        for key in ("To", "From", *DATE_SENT_FILTERS)
+        if query.get(key) and query[key][0]
+    }
     base = messages_uri(account_sid)
 
     def page_uri(number: int) -> str:

@@ -29,7 +29,7 @@ from twilio_emulator.callbacks import (
     post_signed,
     status_callback_params,
 )
-from twilio_emulator.resources import message_page, message_resource
+from twilio_emulator.resources import date_sent_filter, message_page, message_resource
 from twilio_emulator.scheduler import Scheduler
 from twilio_emulator.state import DeliveryStep, EmulatorConfig, EmulatorState, Fault
 from twilio_emulator.validation import validate_create
@@ -319,7 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._create(form)
             elif messages_match and self.command == "GET":
                 messages = self.emulator.state.list_messages(
-                    to=(query.get("To") or [None])[0], from_=(query.get("From") or [None])[0]
+                    to=(query.get("To") or [None])[0],
+                    from_=(query.get("From") or [None])[0],
+                    date_sent=date_sent_filter(query),
                 )
                 self._send_json(200, message_page(self.emulator.account_sid, messages, query))
             elif message_match and self.command == "GET":

@@ -14,6 +14,7 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -298,13 +299,20 @@ class EmulatorState:
             message = self.messages.get(sid)
             return replace(message) if message else None
 
-    def list_messages(self, to: str | None = None, from_: str | None = None) -> list[Message]:
-        """Newest first, as Twilio lists them."""
+    def list_messages(
+        self,
+        to: str | None = None,
+        from_: str | None = None,
+        date_sent: Callable[[datetime | None], bool] | None = None,
+    ) -> list[Message]:
+        """Newest first, as Twilio lists them; ``date_sent`` filters on the sent date."""
         with self._lock:
             found = [
                 replace(m)
                 for m in reversed(self.messages.values())
-                if (to is None or m.to == to) and (from_ is None or m.from_ == from_)
+                if (to is None or m.to == to)
+                and (from_ is None or m.from_ == from_)
+                and (date_sent is None or date_sent(m.date_sent))
             ]
         return found
 

@@ -16,6 +16,7 @@ ambiguous, because the message may have left.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from notification.delivery.error_codes import OPT_OUT_CODE
@@ -63,12 +64,65 @@ class Accepted:
     segments: int
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderMessage:
+    """A message as the provider knows it now (its fetch or list answer).
+
+    Reconciliation (``notification.reconciliation``) reads these to resolve
+    messages whose fate we do not know: Twilio's own record is the evidence.
+    """
+
+    sid: str
+    status: str
+    to: str
+    #: The number it went from (Twilio picks one from a Messaging Service's pool).
+    from_number: str
+    #: The Messaging Service it was sent through, if any.
+    messaging_service_sid: str
+    body: str
+    date_created: datetime | None
+    date_sent: datetime | None
+    error_code: int | None = None
+    error_message: str = ""
+
+
+class LookupUnavailable(Exception):
+    """The provider could not answer a fetch or list now (unreachable, 5xx, throttled).
+
+    Nothing may be concluded from it: reconciliation leaves the row for its next pass.
+    """
+
+
 class BaseSmsBackend:
-    """Subclass and implement ``send``; ``missing_settings`` when the backend needs some."""
+    """Subclass and implement ``send``; ``missing_settings`` when the backend needs some.
+
+    A backend that can also look messages up at the provider sets
+    ``supports_lookup`` and implements ``fetch`` and ``find``; reconciliation
+    skips backends without them (it cannot prove anything without the provider).
+    """
+
+    #: True when ``fetch`` and ``find`` are implemented.
+    supports_lookup = False
 
     def missing_settings(self) -> list[str]:
         """Names of settings this backend needs but does not have (empty when ready)."""
         return []
 
     def send(self, message: OutgoingSms) -> Accepted | SendFailure:
+        raise NotImplementedError
+
+    def fetch(self, sid: str) -> ProviderMessage | None:
+        """The provider's current record of ``sid``; ``None`` when it says there is none.
+
+        Raises ``LookupUnavailable`` when the provider cannot answer now.
+        """
+        raise NotImplementedError
+
+    def find(self, *, to: str, sender: str, sent_after: datetime) -> list[ProviderMessage]:
+        """Every message the provider sent to ``to`` from ``sender`` since ``sent_after``.
+
+        The listing must be complete (every page) or raise ``LookupUnavailable``:
+        reconciliation concludes from an empty answer that a message was never
+        accepted, and resends it.
+        """
         raise NotImplementedError

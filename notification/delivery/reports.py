@@ -10,6 +10,11 @@ from datetime import datetime
 # The URL name (``notification.urls``) of the status callback: the send job tells
 # Twilio its URL and the ASGI fast path serves it, wherever the project includes it.
 STATUS_CALLBACK_ROUTE = "notification:twilio-sms-status"
+# The query parameter of each message's own status callback URL that names its
+# ``SmsNotification`` (``?sms=<id>``): a callback for a message whose sid we never
+# learned (the create's answer was lost) still says which row it is about. The
+# provider signs the whole URL, query included, so it cannot be forged.
+STATUS_CALLBACK_SMS_PARAM = "sms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,9 @@ class SmsStatusEvent:
     from_number: str
     to_number: str
     received_at: datetime
+    #: Our ``SmsNotification`` id from the callback URL (``STATUS_CALLBACK_SMS_PARAM``),
+    #: when the URL names one (callbacks of older sends do not).
+    sms_id: int | None = None
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -47,9 +47,11 @@ def gave_up_message(attempts: int, description: str) -> str:
 def ambiguous_message(description: str) -> str:
     """The status message of a send that may or may not have reached the provider.
 
-    At most once: such a message is never resent by itself (staff can resend it).
+    At most once: such a message is resent by itself only once reconciliation has
+    proved that Twilio never had it (``notification.reconciliation.absence``).
     """
     return (
         f"{description}. The message may or may not have reached Twilio; "
-        "it will not be resent automatically (staff can resend it)."
+        "its status callbacks or reconciliation with Twilio will settle it, and it is "
+        "sent again only if Twilio never had it (staff can resend it)."
     )

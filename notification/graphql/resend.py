@@ -38,7 +38,8 @@ class ResendMutation:
         extensions=[permission_required(CHANGE_PERMISSION), user_rate_limit()],
         description=(
             "Send again an SMS whose status is unknown (the request may or may not have "
-            "reached Twilio, so it is never resent automatically) or failed. It goes back "
+            "reached Twilio; reconciliation settles it from Twilio's own records and resends "
+            "it by itself only when Twilio provably never had it) or failed. It goes back "
             "to pending as a fresh attempt."
         ),
     )

@@ -35,7 +35,7 @@ from notification.backends.base import (
     SendFailure,
 )
 from notification.conf import app_settings
-from notification.delivery.reports import STATUS_CALLBACK_ROUTE
+from notification.delivery.reports import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,12 @@ def status_callback_url() -> str:
     """Where Twilio posts status callbacks: the route of ``notification.urls``, wherever
     the project includes it, on ``PUBLIC_BASE_URL``."""
     return app_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(STATUS_CALLBACK_ROUTE)
+
+
+def message_status_callback_url(base: str, sms_id: int) -> str:
+    """``base`` naming one message (``?sms=<id>``): its callbacks say which row they are
+    about even when the create's answer, and so the sid, was lost (``tracking.adopt``)."""
+    return f"{base}?{STATUS_CALLBACK_SMS_PARAM}={sms_id}" if base else base
 
 
 def current_sender() -> str:
@@ -110,7 +116,7 @@ class Dispatcher:
             to=request.to,
             body=request.body,
             segments=request.segments,
-            status_callback=self._status_callback,
+            status_callback=message_status_callback_url(self._status_callback, request.sms_id),
             validity_period=self._validity_period,
         )
         try:

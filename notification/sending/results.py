@@ -10,6 +10,7 @@ A lost database connection during the write is retried with the answers kept
 in memory (``result_retry``).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +27,7 @@ from notification.sending.bulk_write import update_rows
 from notification.sending.claiming import ClaimedBatch
 from notification.sending.dispatch import SendOutcome
 from notification.sending.result_retry import write_with_retry
-from notification.tracking.status import settle_early_callbacks
+from notification.tracking.status import settle_early_callbacks, settle_unknown_callbacks
 
 SMS_FIELDS = [
     "twilio_sid",
@@ -198,16 +199,23 @@ def _save(token: str, rows: list[SmsNotification], opted_out_by_twilio: list[str
         record_twilio_opt_outs(opted_out_by_twilio)
         ids = [sms.notification_id for sms in rows]
         sids = [sms.twilio_sid for sms in rows if sms.twilio_sid]
-        transaction.on_commit(lambda: announce_written(ids, sids))
+        unknown = [sms.pk for sms in rows if sms.notification.status == Status.UNKNOWN]
+        transaction.on_commit(lambda: announce_written(ids, sids, unknown))
 
 
-def announce_written(notification_ids: list[int], stored_sids: list[str]) -> None:
+def announce_written(
+    notification_ids: list[int], stored_sids: list[str], unknown_sms_ids: Sequence[int] = ()
+) -> None:
     """After commit: settle callbacks that raced our write, then publish the rest.
 
     A status callback can reach us before this batch stored the sid it is for;
     it was kept (``tracking.early``) and is applied now that the sid is
-    committed. Notifications it moved were published with their newer status
-    already, so they are not published again with this batch's older one.
+    committed. Callbacks naming a row that became ``unknown`` (its answer was
+    lost) adopt their sid now. Notifications they moved were published with
+    their newer status already, so they are not published again with this
+    batch's older one.
     """
     settled = settle_early_callbacks(stored_sids) if stored_sids else set()
+    if unknown_sms_ids:
+        settled |= settle_unknown_callbacks(list(unknown_sms_ids))
     notify_status_changed(id_ for id_ in notification_ids if id_ not in settled)

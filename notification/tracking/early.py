@@ -35,6 +35,10 @@ from notification.redis_connection import get_redis
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "sms:early-status:"
+#: Per SMS id, the sids of kept callbacks whose URL named that row (``?sms=<id>``):
+#: a create whose answer is lost becomes ``unknown`` without a sid, and its
+#: callbacks, which raced the lost answer, are found again through this index.
+BY_SMS_PREFIX = "sms:early-by-sms:"
 KEEP_SECONDS = 3600
 RETIRED_PREFIX = "sms:retired-sid:"
 
@@ -46,6 +50,9 @@ def keep(event: SmsStatusEvent) -> None:
         pipe = get_redis().pipeline()
         pipe.rpush(KEY_PREFIX + event.message_sid, json.dumps(data))
         pipe.expire(KEY_PREFIX + event.message_sid, KEEP_SECONDS)
+        if event.sms_id is not None:
+            pipe.sadd(BY_SMS_PREFIX + str(event.sms_id), event.message_sid)
+            pipe.expire(BY_SMS_PREFIX + str(event.sms_id), KEEP_SECONDS)
         pipe.execute()
     except redis.RedisError:
         logger.exception("Could not keep early status callback for %s", event.message_sid)
@@ -72,6 +79,26 @@ def take(message_sids: Iterable[str]) -> list[SmsStatusEvent]:
             data["received_at"] = datetime.fromisoformat(data["received_at"])
             events.append(SmsStatusEvent(**data))
     return events
+
+
+def sids_for(sms_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Per SMS id, the sids of callbacks kept for it (one round trip; usually none)."""
+    ids = list(sms_ids)
+    if not ids:
+        return {}
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for sms_id in ids:
+            pipe.smembers(BY_SMS_PREFIX + str(sms_id))
+        replies = pipe.execute()
+    except redis.RedisError:
+        logger.exception("Could not look for early status callbacks by SMS id")
+        return {}
+    return {
+        sms_id: sorted(sid.decode() if isinstance(sid, bytes) else sid for sid in sids)
+        for sms_id, sids in zip(ids, replies, strict=True)
+        if sids
+    }
 
 
 def waiting(message_sids: Iterable[str]) -> list[str]:

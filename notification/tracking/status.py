@@ -49,6 +49,7 @@ from notification.events import notify_status_changed
 from notification.models import DeliveryStatusChoices as Delivery
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.tracking import early
+from notification.tracking.adopt import adopt_sid
 from notification.tracking.forward import NotificationChange, SmsChange, move_forward
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
             event.message_sid,
         )
         return ApplyResult(Outcome.STALE)
+    if result.outcome is Outcome.UNKNOWN_SID and event.sms_id is not None:
+        adopted = apply_adopted(event, source="a status callback")
+        if adopted is not None:
+            return adopted
     if result.outcome is Outcome.UNKNOWN_SID and keep_if_early:
         # 200 all the same: Twilio would otherwise retry a callback we cannot use yet.
         logger.warning(
@@ -115,6 +120,52 @@ def record_status_event(event: SmsStatusEvent, *, keep_if_early: bool = True) ->
         if SmsNotification.objects.filter(twilio_sid=event.message_sid).exists():
             apply_early_events([event.message_sid])
     return result
+
+
+def apply_adopted(event: SmsStatusEvent, *, source: str) -> ApplyResult | None:
+    """Adopt ``event``'s sid for the unknown SMS ``event.sms_id``, then apply the event.
+
+    ``None`` when the row may not adopt it (not unknown, another sid, another
+    recipient): the caller goes on as for any unknown sid. Otherwise the result
+    is ``UPDATED`` (the notification left ``unknown``), with the payload of the
+    status move when the event moved the row further.
+    """
+    assert event.sms_id is not None
+    notification_id = adopt_sid(event.sms_id, event, source=source)
+    if notification_id is None:
+        return None
+    moved = _apply(event)
+    payload = moved.payload if moved.outcome is Outcome.UPDATED else None
+    return ApplyResult(Outcome.UPDATED, notification_id, payload)
+
+
+def settle_unknown_callbacks(sms_ids: list[int]) -> set[int]:
+    """Apply kept callbacks that name these SMS rows (``?sms=<id>``) now that they are unknown.
+
+    A create whose answer was lost (a timeout after the request left) often has
+    its first callbacks arrive while the batch still waits for that answer: the
+    row is being sent then, so they are kept as early (``early``), under a sid
+    the batch never learns. Once the batch has written the row ``unknown``, the
+    first of them adopts its sid (``apply_adopted``) and the rest follow in the
+    order they came. Returns the notifications changed (each already published).
+    """
+    changed: set[int] = set()
+    for sids in early.sids_for(sms_ids).values():
+        for event in early.take(sids):
+            if event.sms_id is None:
+                continue
+            if SmsNotification.objects.filter(twilio_sid=event.message_sid).exists():
+                result = apply_status_event(event, keep_if_early=False)  # publishes
+            else:
+                adopted = apply_adopted(event, source="a status callback")
+                if adopted is None:  # not ours to adopt (any more): keep it as it was
+                    early.keep(event)
+                    continue
+                result = adopted
+                notify_status_changed([adopted.notification_id])
+            if result.outcome is Outcome.UPDATED and result.notification_id is not None:
+                changed.add(result.notification_id)
+    return changed
 
 
 def settle_early_callbacks(message_sids: list[str]) -> set[int]:

@@ -26,8 +26,9 @@ from notification.backends.twilio.payloads import (
 from notification.backends.twilio.signature import has_valid_signature, public_url
 from notification.db_threads import run_in_db_thread
 from notification.delivery.payload import status_payloads
-from notification.delivery.reports import SmsStatusEvent
+from notification.delivery.reports import STATUS_CALLBACK_SMS_PARAM, SmsStatusEvent
 from notification.events import publish_payloads
+from notification.ids import parse_database_id
 from notification.models import Notification
 from notification.signals import send_status_changed, sms_status_changed
 from notification.tracking.status import ApplyResult, Outcome, record_status_event
@@ -86,8 +87,10 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
         return _forbidden(request)
     if refused := _refused_account(request):
         return refused
+    # The signature covered the query string: this id is the one we sent Twilio.
+    sms_id = parse_database_id(request.GET.get(STATUS_CALLBACK_SMS_PARAM))
     try:
-        event = status_event_from_form(request.POST)
+        event = status_event_from_form(request.POST, sms_id)
     except MalformedWebhook as exc:
         logger.warning("Malformed status callback: %s", exc)
         return HttpResponseBadRequest(str(exc), content_type="text/plain")

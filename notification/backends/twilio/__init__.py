@@ -6,13 +6,18 @@
 as normalised events). The rest of the app sees only ``TwilioBackend``.
 """
 
+from datetime import datetime
 from typing import Any
+
+from twilio.base.exceptions import TwilioRestException
 
 from notification.backends.base import (
     Accepted,
     BaseSmsBackend,
     FailureKind,
+    LookupUnavailable,
     OutgoingSms,
+    ProviderMessage,
     SendFailure,
 )
 from notification.backends.twilio.client import (
@@ -21,6 +26,7 @@ from notification.backends.twilio.client import (
     sender_kwargs,
 )
 from notification.backends.twilio.failures import classify_exception
+from notification.backends.twilio.overrides import with_connection_overrides
 
 
 def segments_from(response_value: Any, ours: int) -> int:
@@ -32,8 +38,37 @@ def segments_from(response_value: Any, ours: int) -> int:
     return theirs if theirs > 0 else ours
 
 
+def _provider_message(record: Any) -> ProviderMessage:
+    """An SDK ``MessageInstance`` as the backend-neutral record reconciliation reads."""
+    return ProviderMessage(
+        sid=str(record.sid),
+        status=str(record.status or ""),
+        to=str(record.to or ""),
+        from_number=str(record.from_ or ""),
+        messaging_service_sid=str(record.messaging_service_sid or ""),
+        body=str(record.body or ""),
+        date_created=record.date_created,
+        date_sent=record.date_sent,
+        error_code=record.error_code if isinstance(record.error_code, int) else None,
+        error_message=str(record.error_message or ""),
+    )
+
+
+def _unavailable(exc: Exception) -> LookupUnavailable:
+    return LookupUnavailable(f"Twilio did not answer the lookup: {type(exc).__name__}: {exc}")
+
+
 class TwilioBackend(BaseSmsBackend):
-    """One ``messages.create`` per message through the official SDK (one client per thread)."""
+    """One ``messages.create`` per message through the official SDK (one client per thread).
+
+    Lookups use the Message resource's fetch and its filtered list
+    (https://www.twilio.com/docs/messaging/api/message-resource#fetch-a-message-resource,
+    #read-multiple-message-resources): filters ``To``, ``From`` and
+    ``DateSent>`` ("on or after", at Twilio's own granularity, so the answer
+    is filtered again here), newest first, every page followed by the SDK.
+    """
+
+    supports_lookup = True
 
     def missing_settings(self) -> list[str]:
         return missing_twilio_settings()
@@ -52,7 +87,7 @@ class TwilioBackend(BaseSmsBackend):
             "validity_period": message.validity_period,
         }
         if message.status_callback:
-            options["status_callback"] = message.status_callback
+            options["status_callback"] = with_connection_overrides(message.status_callback)
         try:
             created = client.messages.create(to=message.to, body=message.body, **options)
         except Exception as exc:  # one bad message never stops the batch
@@ -62,3 +97,33 @@ class TwilioBackend(BaseSmsBackend):
             status=str(created.status or "queued"),
             segments=segments_from(created.num_segments, message.segments),
         )
+
+    def fetch(self, sid: str) -> ProviderMessage | None:
+        try:
+            record = get_twilio_client().messages(sid).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise _unavailable(exc) from exc
+        except Exception as exc:  # unreachable, timed out, unreadable: conclude nothing
+            raise _unavailable(exc) from exc
+        return _provider_message(record)
+
+    def find(self, *, to: str, sender: str, sent_after: datetime) -> list[ProviderMessage]:
+        # A Messaging Service is not a From: Twilio picks a number from its pool,
+        # so the list is filtered by the service on our side.
+        by_service = sender.startswith("MG")
+        filters: dict[str, Any] = {"to": to, "date_sent_after": sent_after}
+        if not by_service:
+            filters["from_"] = sender
+        try:
+            records = get_twilio_client().messages.list(**filters)
+        except Exception as exc:  # a partial listing proves nothing: conclude nothing
+            raise _unavailable(exc) from exc
+        found = [_provider_message(record) for record in records]
+        return [
+            message
+            for message in found
+            if (not by_service or message.messaging_service_sid == sender)
+            and (message.date_sent is None or message.date_sent >= sent_after)
+        ]

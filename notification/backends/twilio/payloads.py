@@ -36,11 +36,11 @@ def _flat(form: Mapping[str, str]) -> dict[str, str]:
     return {key: form.get(key) or "" for key in form}
 
 
-def status_event_from_form(form: Mapping[str, str]) -> SmsStatusEvent:
+def status_event_from_form(form: Mapping[str, str], sms_id: int | None = None) -> SmsStatusEvent:
     """Build a ``SmsStatusEvent`` from a status callback form.
 
     ``MessageStatus`` is the current name; ``SmsStatus`` is the older one Twilio
-    still sends alongside it.
+    still sends alongside it. ``sms_id`` is our row id from the (signed) callback URL.
     """
     message_sid = clean_sid(_required(form, "MessageSid", "SmsSid"))
     if not message_sid:
@@ -54,6 +54,7 @@ def status_event_from_form(form: Mapping[str, str]) -> SmsStatusEvent:
         from_number=clean_text(form.get("From"), MAX_ADDRESS_LENGTH),
         to_number=clean_text(form.get("To"), MAX_ADDRESS_LENGTH),
         received_at=timezone.now(),
+        sms_id=sms_id,
         raw=_flat(form),
     )
 

@@ -3,6 +3,8 @@
 The signed URL is the one Twilio called. Behind a proxy or a tunnel the request's
 own host and scheme are not that URL, so it is rebuilt from ``PUBLIC_BASE_URL``
 plus the path and query string; the request's Host header is never trusted.
+A status callback URL may also carry connection overrides as its fragment,
+which the request never shows (``overrides``).
 """
 
 import logging
@@ -10,6 +12,7 @@ import logging
 from django.http import HttpRequest
 from twilio.request_validator import RequestValidator
 
+from notification.backends.twilio.overrides import signed_url_candidates
 from notification.conf import app_settings
 
 logger = logging.getLogger(__name__)
@@ -32,4 +35,10 @@ def has_valid_signature(request: HttpRequest) -> bool:
         # An empty key would let anyone sign; refuse everything instead.
         logger.error("TWILIO_AUTH_TOKEN is not set: rejecting every Twilio webhook")
         return False
-    return RequestValidator(token).validate(public_url(request), request.POST, signature)
+    validator = RequestValidator(token)
+    # Our status callback URLs carry Twilio's connection overrides as a fragment,
+    # which never reaches us: see ``overrides`` for why both forms are checked.
+    return any(
+        validator.validate(url, request.POST, signature)
+        for url in signed_url_candidates(public_url(request))
+    )
