@@ -7,6 +7,7 @@ given as a setting's name follows that setting. Keep the send run under its id
 (``SEND_RUN_ID``): a run reads its own next time from it.
 """
 
+from notification.jobs.reconcile import RECONCILE_FUNC, RECONCILE_JOB_ID
 from notification.jobs.schedule import (
     FORGET_KEYS_FUNC,
     FORGET_KEYS_ID,
@@ -30,5 +31,11 @@ SCHEDULE = [
         FORGET_KEYS_FUNC,
         every=SWEEP_SECONDS,
         description="Forget expired idempotency keys",
+    ),
+    Periodic(
+        RECONCILE_JOB_ID,
+        RECONCILE_FUNC,
+        every="SMS_RECONCILE_INTERVAL",
+        description="Settle unknown and unfinished SMS with Twilio's records",
     ),
 ]

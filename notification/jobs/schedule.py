@@ -26,6 +26,7 @@ from rq.job import Job
 from rq_scheduler import Scheduler
 
 from notification.conf import DEFAULTS, app_settings
+from notification.jobs.reconcile import RECONCILE_FUNC, RECONCILE_JOB_ID
 from notification.sending.lock import sms_job_timeout
 from notification.sending.wake import RUN_JOB_FUNC
 
@@ -90,6 +91,12 @@ DEFAULT_SCHEDULE: tuple[Periodic, ...] = (
         FORGET_KEYS_FUNC,
         every=SWEEP_SECONDS,
         description="Forget expired idempotency keys",
+    ),
+    Periodic(
+        RECONCILE_JOB_ID,
+        RECONCILE_FUNC,
+        every="SMS_RECONCILE_INTERVAL",
+        description="Settle unknown and unfinished SMS with Twilio's records",
     ),
 )
 
