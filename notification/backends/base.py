@@ -16,6 +16,7 @@ ambiguous, because the message may have left.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from notification.delivery.error_codes import OPT_OUT_CODE
@@ -63,6 +64,14 @@ class Accepted:
     segments: int
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentPrice:
+    """What one outbound segment to a country costs (positive), in ``unit`` (ISO 4217)."""
+
+    amount: Decimal
+    unit: str
+
+
 class BaseSmsBackend:
     """Subclass and implement ``send``; ``missing_settings`` when the backend needs some."""
 
@@ -72,3 +81,12 @@ class BaseSmsBackend:
 
     def send(self, message: OutgoingSms) -> Accepted | SendFailure:
         raise NotImplementedError
+
+    def segment_price(self, country: str) -> SegmentPrice | None:
+        """The provider's price of one outbound segment to ``country`` (ISO 3166 alpha-2).
+
+        ``None`` when the provider publishes none (the default): the spend limits
+        then need ``SMS_PRICE_TABLE``. May raise on a network error; the caller
+        (``notification.guardrails.pricing``) caches and tolerates it.
+        """
+        return None

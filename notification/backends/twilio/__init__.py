@@ -13,6 +13,7 @@ from notification.backends.base import (
     BaseSmsBackend,
     FailureKind,
     OutgoingSms,
+    SegmentPrice,
     SendFailure,
 )
 from notification.backends.twilio.client import (
@@ -21,6 +22,8 @@ from notification.backends.twilio.client import (
     sender_kwargs,
 )
 from notification.backends.twilio.failures import classify_exception
+from notification.backends.twilio.pricing import fetch_segment_price, sender_number_types
+from notification.conf import app_settings
 
 
 def segments_from(response_value: Any, ours: int) -> int:
@@ -61,4 +64,14 @@ class TwilioBackend(BaseSmsBackend):
             sid=created.sid,
             status=str(created.status or "queued"),
             segments=segments_from(created.num_segments, message.segments),
+        )
+
+    def segment_price(self, country: str) -> SegmentPrice | None:
+        """Twilio's Pricing API (``backends.twilio.pricing``); raises on a network error."""
+        return fetch_segment_price(
+            get_twilio_client(),
+            country,
+            sender_number_types(
+                app_settings.TWILIO_FROM_NUMBER, app_settings.TWILIO_MESSAGING_SERVICE_SID
+            ),
         )
