@@ -199,7 +199,7 @@ SMS_PRICE_UNIT = env_str("SMS_PRICE_UNIT", "USD").upper()
 SMS_PRICE_REFRESH_SECONDS = env_int("SMS_PRICE_REFRESH_SECONDS", 86_400, minimum=1)
 SMS_DAILY_SPEND_LIMIT = env_float("SMS_DAILY_SPEND_LIMIT", 0.0, minimum=0)
 SMS_MONTHLY_SPEND_LIMIT = env_float("SMS_MONTHLY_SPEND_LIMIT", 0.0, minimum=0)
-SMS_RECIPIENT_DAILY_LIMIT = env_int("SMS_RECIPIENT_DAILY_LIMIT", 10, minimum=0)
+SMS_RECIPIENT_DAILY_LIMIT = env_int("SMS_RECIPIENT_DAILY_LIMIT", 0, minimum=0)
 
 # --- Abuse limits (README "Security"; 0 turns a numeric limit off) -----------------
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)

@@ -91,7 +91,9 @@ DEFAULTS: dict[str, Any] = {
     "SMS_DAILY_SPEND_LIMIT": 0,
     "SMS_MONTHLY_SPEND_LIMIT": 0,
     # Messages one number may be sent in any 24 hours, counted at create (0: off).
-    "SMS_RECIPIENT_DAILY_LIMIT": 10,
+    # Off by default: a sensible cap depends on the product (one-time codes,
+    # alerts); README "Compliance and cost" suggests values.
+    "SMS_RECIPIENT_DAILY_LIMIT": 0,
     # Failed logins (per account, and per client address) that lock logins out.
     "LOGIN_MAX_FAILURES": 10,
     "LOGIN_LOCKOUT_SECONDS": 900,

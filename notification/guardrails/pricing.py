@@ -23,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from notification.backends import get_backend
 from notification.backends.base import SegmentPrice
 from notification.conf import app_settings
+from notification.guardrails.countries import country_of
 
 logger = logging.getLogger("notification.guardrails")
 
@@ -110,3 +111,10 @@ def estimate(price: SegmentPrice | None, segments: int) -> Decimal | None:
     if price is None:
         return None
     return (price.amount * max(1, segments)).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def price_estimate(e164: str, segments: int) -> tuple[Decimal, str] | None:
+    """(estimated price, unit) of a message of ``segments`` to ``e164``; None if unknown."""
+    price = segment_price(country_of(e164))
+    amount = estimate(price, segments)
+    return None if price is None or amount is None else (amount, price.unit)

@@ -99,9 +99,8 @@ class SpendDecision:
 
 
 def price_of(sms: SmsNotification) -> Decimal | None:
-    return pricing.estimate(
-        pricing.segment_price(countries.country_of(sms.to_phone_number)), sms.segments
-    )
+    estimate = pricing.price_estimate(sms.to_phone_number, sms.segments)
+    return None if estimate is None else estimate[0]
 
 
 def limit_spend(taken: Sequence[SmsNotification], now: datetime) -> SpendDecision:
