@@ -123,6 +123,7 @@ def add_form(**overrides) -> dict[str, str]:
         "publish_datetime_0": "2030-01-01",
         "publish_datetime_1": "10:00:00",
         "priority": "20",
+        "category": "transactional",
         "sms-TOTAL_FORMS": "1",
         "sms-INITIAL_FORMS": "0",
         "sms-MIN_NUM_FORMS": "0",
@@ -189,6 +190,7 @@ def test_add_rejects_body_over_1600_characters(admin_client):
             "publish_datetime_0": "2030-01-01",
             "publish_datetime_1": "10:00:00",
             "priority": "20",
+            "category": "transactional",
             "sms-TOTAL_FORMS": "0",
             "sms-INITIAL_FORMS": "0",
             "sms-MIN_NUM_FORMS": "0",
@@ -242,6 +244,7 @@ def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
         "publish_datetime_0": notification.publish_datetime.strftime("%Y-%m-%d"),
         "publish_datetime_1": notification.publish_datetime.strftime("%H:%M:%S"),
         "priority": str(notification.priority),
+        "category": notification.category,
         "content_type": "",
         "object_id": "",
         "editing_status": "pending",
@@ -252,6 +255,7 @@ def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
         "sms-0-id": str(sms.pk),
         "sms-0-notification": str(notification.pk),
         "sms-0-to_phone_number": sms.to_phone_number,
+        "sms-0-recipient_time_zone": sms.recipient_time_zone,
         **overrides,
     }
 
