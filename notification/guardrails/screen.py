@@ -43,6 +43,8 @@ logger = logging.getLogger("notification.guardrails")
 #: How long a message waits when a spend limit is on and its price is unknown.
 UNKNOWN_PRICE_RECHECK = timedelta(minutes=5)
 
+#: Every hold's status message starts with it (the dry run finds held rows by it).
+HELD_PREFIX = "Held: "
 QUIET = "quiet hours"
 COUNTRY = "country not allowed"
 PRICE_UNKNOWN = "price unknown"
