@@ -90,3 +90,8 @@ class BaseSmsBackend:
         (``notification.guardrails.pricing``) caches and tolerates it.
         """
         return None
+
+    def reported_price(self, provider_id: str) -> tuple[Decimal, str] | None:
+        """What the provider billed for a sent message (positive, and its currency), or
+        ``None`` while it has not said (the default: a provider with no such API)."""
+        return None

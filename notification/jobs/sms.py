@@ -1,6 +1,7 @@
 """The RQ job rq-scheduler enqueues every ``TWILIO_SMS_INTERVAL`` seconds (and ``wake``
 enqueues when a HIGH notification is due): one locked, paced run, then the sweep of
-expired idempotency keys (one DELETE, so it costs the run next to nothing).
+expired idempotency keys (one DELETE, so it costs the run next to nothing) and the
+prices Twilio reported for recently finished messages (a few fetches, time-boxed).
 
 A run paces sends for up to one interval (``notification.sending.pacing``) and
 ends early enough that the next scheduled run never overlaps it: its deadline
@@ -15,7 +16,10 @@ import logging
 import time
 from typing import Any
 
+from django.utils import timezone
+
 from notification.conf import app_settings
+from notification.guardrails.reported import record_reported_prices
 from notification.idempotency.expiry import forget_expired_keys
 from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
@@ -77,4 +81,8 @@ def send_sms_batch() -> dict[str, Any]:
     if forgotten:
         logger.info("idempotency_keys forgotten=%d", forgotten)
     report["forgotten_idempotency_keys"] = forgotten
+    try:
+        report["reported_prices"] = record_reported_prices(timezone.now())
+    except Exception:  # never fail the run for a bookkeeping step
+        logger.exception("sms reported prices not recorded")
     return report

@@ -6,6 +6,7 @@
 as normalised events). The rest of the app sees only ``TwilioBackend``.
 """
 
+from decimal import Decimal
 from typing import Any
 
 from notification.backends.base import (
@@ -22,7 +23,11 @@ from notification.backends.twilio.client import (
     sender_kwargs,
 )
 from notification.backends.twilio.failures import classify_exception
-from notification.backends.twilio.pricing import fetch_segment_price, sender_number_types
+from notification.backends.twilio.pricing import (
+    fetch_segment_price,
+    message_price,
+    sender_number_types,
+)
 from notification.conf import app_settings
 
 
@@ -75,3 +80,8 @@ class TwilioBackend(BaseSmsBackend):
                 app_settings.TWILIO_FROM_NUMBER, app_settings.TWILIO_MESSAGING_SERVICE_SID
             ),
         )
+
+    def reported_price(self, provider_id: str) -> tuple[Decimal, str] | None:
+        """``messages(sid).fetch()``: ``price`` is negative and often empty until the
+        message is final (https://www.twilio.com/docs/messaging/api/message-resource)."""
+        return message_price(get_twilio_client().messages(provider_id).fetch())

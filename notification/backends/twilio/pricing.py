@@ -68,3 +68,11 @@ def fetch_segment_price(client: Any, country: str, number_types: tuple[str, ...]
     if amount is None:
         return None
     return SegmentPrice(amount=amount, unit=str(record.price_unit or "USD").upper())
+
+
+def message_price(message: Any) -> tuple[Decimal, str] | None:
+    """A fetched Message's billed price, positive, with its unit (``None`` while empty)."""
+    amount = _decimal(message.price) if message.price not in (None, "") else None
+    if amount is None:
+        return None
+    return amount, str(message.price_unit or "USD").upper()
