@@ -96,11 +96,11 @@ class EmulatorHandle:
 
     def set_prices(self, table: dict[str, dict[str, str]]) -> None:
         """Replace the Pricing API's table: ``{"US": {"local": "0.01"}}``."""
-        self.control("POST", "/_emulator/prices", table)
+        self.control("POST", "prices", table)
 
     def price_requests(self) -> list[str]:
         """ISO codes the Pricing API was asked for, in order."""
-        return self.control("GET", "/_emulator/prices")["requests"]
+        return self.control("GET", "prices")["requests"]
 
     def inbound(self, from_: str, to: str, body: str, url: str) -> dict[str, Any]:
         """Have the emulator post a signed incoming SMS to ``url``; returns status/body."""

@@ -32,7 +32,8 @@ FAILURE_RETRY_SECONDS = 60.0
 QUANTUM = Decimal("0.00001")
 
 _lock = threading.Lock()
-#: country -> (fetched at (monotonic), price or None, retry after (monotonic))
+#: country -> (fetched at, price or None, no request before) in monotonic seconds;
+#: "no request before" is set by a failure only.
 _cache: dict[str, tuple[float, SegmentPrice | None, float]] = {}
 
 
@@ -102,7 +103,8 @@ def segment_price(country: str) -> SegmentPrice | None:
             )
         return stale
     with _lock:
-        _cache[country] = (now, fresh, now + FAILURE_RETRY_SECONDS)
+        # A country with no price is asked again after a while, not at every message.
+        _cache[country] = (now, fresh, 0.0 if fresh else now + FAILURE_RETRY_SECONDS)
     return fresh
 
 

@@ -171,9 +171,9 @@ def write(
                 output_field=DateTimeField(),
             )
         )
-        Notification.objects.filter(sms__pk__in=ids).update(
+        Notification.objects.filter(pk__in=[h.sms.notification_id for h in held]).update(
             status_message=Case(
-                *[When(sms__pk=h.sms.pk, then=Value(h.reason)) for h in held],
+                *[When(pk=h.sms.notification_id, then=Value(h.reason)) for h in held],
                 output_field=TextField(),
             ),
             updated_datetime=now,
@@ -181,7 +181,7 @@ def write(
         notify_status_changed(h.sms.notification_id for h in held)
     if refused:
         ids = [r.sms.pk for r in refused]
-        reasons = [When(sms__pk=r.sms.pk, then=Value(r.reason)) for r in refused]
+        reasons = [When(pk=r.sms.notification_id, then=Value(r.reason)) for r in refused]
         SmsNotification.objects.filter(pk__in=ids).update(
             error_message=Case(
                 *[When(pk=r.sms.pk, then=Value(r.reason)) for r in refused],
@@ -190,7 +190,8 @@ def write(
             next_attempt_datetime=None,
         )
         Notification.objects.filter(
-            sms__pk__in=ids, status=NotificationStatusChoices.PENDING
+            pk__in=[r.sms.notification_id for r in refused],
+            status=NotificationStatusChoices.PENDING,
         ).update(
             status=NotificationStatusChoices.FAILED,
             status_message=Case(*reasons, output_field=TextField()),

@@ -82,7 +82,9 @@ def send_sms_batch() -> dict[str, Any]:
         logger.info("idempotency_keys forgotten=%d", forgotten)
     report["forgotten_idempotency_keys"] = forgotten
     try:
-        report["reported_prices"] = record_reported_prices(timezone.now())
+        # Within half the stop margin: the next scheduled run is not delayed by it.
+        seconds = stop_margin(float(app_settings.TWILIO_SMS_INTERVAL)) / 2
+        report["reported_prices"] = record_reported_prices(timezone.now(), seconds=seconds)
     except Exception:  # never fail the run for a bookkeeping step
         logger.exception("sms reported prices not recorded")
     return report
