@@ -411,3 +411,15 @@ def test_dry_run_shows_what_each_guardrail_holds_and_why(twilio_emulator, settin
     assert "1 message(s), 1 of 100 segments" in out
     assert twilio_emulator.requests() == []
     assert SmsNotification.objects.filter(next_attempt_datetime__isnull=False).count() == 0
+
+
+def test_the_user_segment_quota_is_on_by_default_at_2000_an_hour(graphql, staff_user):
+    gql = graphql(staff_user)
+    three = gsm_body(3)
+    over = [item(body=three, toPhoneNumber=f"+1415555{i:04d}") for i in range(667)]  # 2,001
+    result = gql.execute(CREATE_MANY, {"input": over})
+    assert result["data"] is None
+    assert result["errors"][0]["extensions"]["code"] == "sms_quota_exceeded"
+    assert SmsNotification.objects.count() == 0
+    within = gql.data(CREATE_MANY, {"input": over[:10]})["createSmsNotifications"]
+    assert within["errors"] == []
