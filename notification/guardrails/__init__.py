@@ -14,6 +14,7 @@ settings changed after a row was created, and across any number of workers.
 * ``spend``: ``SMS_DAILY_SPEND_LIMIT`` / ``SMS_MONTHLY_SPEND_LIMIT``, counted in the
   database.
 * ``recipients``: ``SMS_RECIPIENT_DAILY_LIMIT`` at create time.
+* ``reported``: the price Twilio billed, fetched for finished messages (heartbeat).
 * ``screen``: applies the send-time rules to a claim's candidates and writes the
   holds and refusals.
 """

@@ -21,6 +21,11 @@ Decisions a caller should know about:
   kind of thing rather than one row).
 * Creating for a number in ``SmsOptOut`` succeeds, and the result says so (``opted_out``):
   the send job, not creation, refuses to send it, so the record stays visible.
+* The guardrails that are about the request itself refuse it here: a number outside
+  ``SMS_ALLOWED_COUNTRIES`` (``country_not_allowed``), one more message than
+  ``SMS_RECIPIENT_DAILY_LIMIT`` allows (``recipient_limit_reached``, checked after
+  replays are known), an unknown ``recipient_time_zone`` (``invalid_time_zone``). The
+  send-time ones (quiet hours, spend limits) are ``notification.guardrails.screen``'s.
 * An item may carry an ``idempotency_key`` (scoped to ``caller_id``): a retry with the
   same key and input returns the first result (``replayed``) instead of creating again;
   see ``notification.idempotency``.
