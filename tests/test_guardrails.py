@@ -423,3 +423,15 @@ def test_the_user_segment_quota_is_on_by_default_at_2000_an_hour(graphql, staff_
     assert SmsNotification.objects.count() == 0
     within = gql.data(CREATE_MANY, {"input": over[:10]})["createSmsNotifications"]
     assert within["errors"] == []
+
+
+def test_without_a_spend_limit_an_unknown_price_never_stops_sending(twilio_emulator):
+    twilio_emulator.set_prices({})  # the Pricing API knows no country (404s)
+    sms = make_sms()
+    assert run_batch().sent == 1
+    sent = reload(sms)
+    assert sent.notification.status == Status.SENT and sent.estimated_price is None
+    # Asked once before the claim (the allowed country), then remembered: not per message.
+    make_sms(body="second")
+    assert run_batch().sent == 1
+    assert twilio_emulator.price_requests() == ["US"]

@@ -50,6 +50,19 @@ COUNTRY = "country not allowed"
 PRICE_UNKNOWN = "price unknown"
 
 
+def prepare() -> None:
+    """Before the claim's transaction: refresh the prices of the allowed countries.
+
+    A price lookup is a request to the provider's Pricing API when the cache is
+    cold or stale (once a day per country and process); made inside the claim's
+    transaction, a slow or hanging Pricing API would hold the claim locks of every
+    worker for up to the request timeout. With ``SMS_ALLOWED_COUNTRIES=*`` the
+    countries are not known beforehand and a cold lookup still happens inside.
+    """
+    for country in sorted(countries.allowed_countries() or ()):
+        pricing.segment_price(country)
+
+
 @dataclass(frozen=True, slots=True)
 class Held:
     sms: SmsNotification

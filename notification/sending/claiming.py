@@ -131,6 +131,7 @@ def claim_batch(
     below it; ``None`` claims a full ``batch_segments`` (``send_sms_batch``).
     """
     batch = ClaimedBatch(token=uuid.uuid4().hex, sender=sender)
+    screen.prepare()  # network (prices) before the locks, never while holding them
     with transaction.atomic():
         if spend.limits_on():
             spend.lock_spend()  # before the sender's lock: one order, no deadlock
