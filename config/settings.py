@@ -216,6 +216,19 @@ SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )
 
+# --- Compliance and cost guardrails (README "Compliance and cost") ----------------
+# Quiet hours for MARKETING messages in the recipient's local time ("" turns them off).
+SMS_QUIET_HOURS = env_str("SMS_QUIET_HOURS", "21:00-08:00")
+SMS_QUIET_HOURS_BY_REGION = env_str("SMS_QUIET_HOURS_BY_REGION", "")
+# ISO 3166 alpha-2 codes, comma-separated, "*" for all; empty: DEFAULT_PHONE_REGION.
+SMS_ALLOWED_COUNTRIES = env_str("SMS_ALLOWED_COUNTRIES", "")
+SMS_PRICE_TABLE = env_str("SMS_PRICE_TABLE", "")
+SMS_PRICE_UNIT = env_str("SMS_PRICE_UNIT", "USD").upper()
+SMS_PRICE_REFRESH_SECONDS = env_int("SMS_PRICE_REFRESH_SECONDS", 86_400, minimum=1)
+SMS_DAILY_SPEND_LIMIT = env_float("SMS_DAILY_SPEND_LIMIT", 0.0, minimum=0)
+SMS_MONTHLY_SPEND_LIMIT = env_float("SMS_MONTHLY_SPEND_LIMIT", 0.0, minimum=0)
+SMS_RECIPIENT_DAILY_LIMIT = env_int("SMS_RECIPIENT_DAILY_LIMIT", 0, minimum=0)
+
 # --- Abuse limits (README "Security"; 0 turns a numeric limit off) -----------------
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15, minimum=0)
@@ -224,7 +237,7 @@ GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=0)
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
 GRAPHIQL = env_bool("GRAPHIQL", DEBUG)
 GRAPHQL_USER_RATE = env_int("GRAPHQL_USER_RATE", 60, minimum=0)
-SMS_USER_SEGMENTS_PER_HOUR = env_int("SMS_USER_SEGMENTS_PER_HOUR", 0, minimum=0)
+SMS_USER_SEGMENTS_PER_HOUR = env_int("SMS_USER_SEGMENTS_PER_HOUR", 2000, minimum=0)
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 10, minimum=0)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # The lockout backend goes first: it refuses locked-out logins before any password check.

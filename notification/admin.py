@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from notification.guardrails import countries, quiet_hours
 from notification.models import (
     Notification,
     NotificationStatusChoices,
@@ -42,6 +43,10 @@ SMS_DELIVERY_FIELDS = (
     "encoding",
     "attempts",
     "next_attempt_datetime",
+    "estimated_price",
+    "priced_datetime",
+    "price",
+    "price_unit",
     "claimed_datetime",
     "claim_token",
     "send_started_datetime",
@@ -57,6 +62,7 @@ NOTIFICATION_CONTENT_FIELDS = (
     "user",
     "publish_datetime",
     "priority",
+    "category",
     "content_type",
     "object_id",
 )
@@ -80,7 +86,11 @@ class PhoneNumberFormField(forms.CharField):
 
     def clean(self, value: str) -> str:
         value = super().clean(value)
-        return normalize_phone_number(value) if value else value
+        if not value:
+            return value
+        number = normalize_phone_number(value)
+        countries.check_allowed(number)  # SMS_ALLOWED_COUNTRIES, like the API
+        return number
 
 
 CLAIMED_WHILE_EDITING = (
@@ -136,7 +146,11 @@ class SmsNotificationInlineForm(forms.ModelForm):
 
     class Meta:
         model = SmsNotification
-        fields = ("to_phone_number",)
+        fields = ("to_phone_number", "recipient_time_zone")
+
+    def clean_recipient_time_zone(self) -> str:
+        value = self.cleaned_data.get("recipient_time_zone") or ""
+        return quiet_hours.validate_time_zone(value) if value.strip() else ""
 
     def save(self, commit: bool = True) -> SmsNotification:
         """Write only the phone number (and the segments ``save()`` recounts) of an
@@ -147,7 +161,7 @@ class SmsNotificationInlineForm(forms.ModelForm):
             if sms.pk is None:
                 sms.save()
             else:
-                sms.save(update_fields=["to_phone_number"])
+                sms.save(update_fields=["to_phone_number", "recipient_time_zone"])
         return sms
 
 
@@ -169,7 +183,7 @@ class SmsNotificationInline(admin.StackedInline):
     model = SmsNotification
     form = SmsNotificationInlineForm
     formset = SmsNotificationInlineFormSet
-    fields = ("to_phone_number", *SMS_DELIVERY_FIELDS)
+    fields = ("to_phone_number", "recipient_time_zone", *SMS_DELIVERY_FIELDS)
     readonly_fields = SMS_DELIVERY_FIELDS
     can_delete = False
     extra = 1
@@ -178,7 +192,7 @@ class SmsNotificationInline(admin.StackedInline):
     def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None):
         if _is_pending(obj):
             return self.readonly_fields
-        return ("to_phone_number", *self.readonly_fields)
+        return ("to_phone_number", "recipient_time_zone", *self.readonly_fields)
 
 
 @admin.action(description="Cancel selected pending notifications")
@@ -233,13 +247,21 @@ class NotificationAdmin(admin.ModelAdmin):
         "type",
         "status",
         "priority",
+        "category",
         "sms_to_phone_number",
         "sms_delivery_status",
         "publish_datetime",
         "created_datetime",
         "created_by",
     )
-    list_filter = ("status", "type", "priority", "sms__delivery_status", "publish_datetime")
+    list_filter = (
+        "status",
+        "type",
+        "priority",
+        "category",
+        "sms__delivery_status",
+        "publish_datetime",
+    )
     search_fields = ("title", "sms__to_phone_number")
     list_select_related = ("sms", "created_by")
     raw_id_fields = ("user",)
@@ -310,6 +332,8 @@ class SmsNotificationAdmin(admin.ModelAdmin):
         "segments",
         "encoding",
         "attempts",
+        "estimated_price",
+        "price",
         "error_code",
         "twilio_sid",
         "sent_datetime",
@@ -325,7 +349,7 @@ class SmsNotificationAdmin(admin.ModelAdmin):
     )
     search_fields = ("to_phone_number", "notification__title", "twilio_sid")
     list_select_related = ("notification",)
-    fields = ("notification", "to_phone_number", *SMS_DELIVERY_FIELDS)
+    fields = ("notification", "to_phone_number", "recipient_time_zone", *SMS_DELIVERY_FIELDS)
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

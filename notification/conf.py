@@ -84,8 +84,29 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHIQL": None,
     # Requests per minute per user on the SMS-sending mutations and smsSegments (0: off).
     "GRAPHQL_USER_RATE": 60,
-    # SMS segments one user may queue per hour (0: off).
-    "SMS_USER_SEGMENTS_PER_HOUR": 0,
+    # SMS segments one user may queue per hour (0: off). 2,000 is two full bulk
+    # requests of one-segment messages: room for a real campaign, not for a
+    # compromised account to spend hundreds of dollars in a minute.
+    "SMS_USER_SEGMENTS_PER_HOUR": 2000,
+    # --- Compliance and cost guardrails (README "Compliance and cost") ---------
+    # Quiet hours for MARKETING messages in the recipient's local time; "" turns off.
+    "SMS_QUIET_HOURS": "21:00-08:00",
+    # Extra, stricter windows per region: "US-FL=08:00-20:00,US-NJ=08:00-20:00" or a dict.
+    "SMS_QUIET_HOURS_BY_REGION": "",
+    # ISO 3166 alpha-2 codes SMS may go to ("*": all); "": DEFAULT_PHONE_REGION's country.
+    "SMS_ALLOWED_COUNTRIES": "",
+    # Price per segment overriding the backend's ("US=0.0083,*=0.05" or a dict).
+    "SMS_PRICE_TABLE": "",
+    "SMS_PRICE_UNIT": "USD",
+    # Seconds a country's price from the Pricing API is kept per process.
+    "SMS_PRICE_REFRESH_SECONDS": 86_400,
+    # Estimated spend allowed per UTC day / month, in the price unit (0: off).
+    "SMS_DAILY_SPEND_LIMIT": 0,
+    "SMS_MONTHLY_SPEND_LIMIT": 0,
+    # Messages one number may be sent in any 24 hours, counted at create (0: off).
+    # Off by default: a sensible cap depends on the product (one-time codes,
+    # alerts); README "Compliance and cost" suggests values.
+    "SMS_RECIPIENT_DAILY_LIMIT": 0,
     # Failed logins (per account, and per client address) that lock logins out.
     "LOGIN_MAX_FAILURES": 10,
     "LOGIN_LOCKOUT_SECONDS": 900,

@@ -50,6 +50,18 @@ class NotificationPriorityChoices(models.IntegerChoices):
     HIGH = 30, "High"
 
 
+class NotificationCategoryChoices(models.TextChoices):
+    """Why the message is sent: the law treats the two differently.
+
+    Quiet hours (47 CFR 64.1200(c)(1)) restrict telephone solicitations, not
+    receipts, codes and alerts, so only ``MARKETING`` is ever held for them
+    (``notification.guardrails.quiet_hours``).
+    """
+
+    TRANSACTIONAL = "transactional", "Transactional"
+    MARKETING = "marketing", "Marketing"
+
+
 class DeliveryStatusChoices(models.TextChoices):
     """Twilio's message statuses; blank until a create request succeeds."""
 
@@ -118,6 +130,13 @@ class Notification(models.Model):
     priority = models.PositiveSmallIntegerField(
         choices=NotificationPriorityChoices.choices, default=NotificationPriorityChoices.NORMAL
     )
+    category = models.CharField(
+        max_length=16,
+        choices=NotificationCategoryChoices.choices,
+        default=NotificationCategoryChoices.TRANSACTIONAL,
+        help_text="Marketing messages are held during the recipient's quiet hours "
+        "(SMS_QUIET_HOURS); transactional ones never are.",
+    )
     sent_datetime = models.DateTimeField(null=True, blank=True)
     created_datetime = models.DateTimeField(auto_now_add=True)
     updated_datetime = models.DateTimeField(auto_now=True)
@@ -160,6 +179,33 @@ class SmsNotification(models.Model):
     encoding = models.CharField(
         max_length=8, choices=EncodingChoices.choices, default=EncodingChoices.GSM7
     )
+    recipient_time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="IANA time zone of the recipient for quiet hours; empty: the zones of "
+        "the number (phonenumbers.timezone).",
+    )
+    estimated_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        help_text="What the message was expected to cost (segments x the price per "
+        "segment), set when a worker claims it; counts towards the spend limits.",
+    )
+    priced_datetime = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When estimated_price was counted: the spend period the message belongs to.",
+    )
+    price = models.DecimalField(
+        max_digits=12,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        help_text="The price Twilio reported (positive, in price_unit), once it is known.",
+    )
+    price_unit = models.CharField(max_length=8, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_datetime = models.DateTimeField(null=True, blank=True)
     claimed_datetime = models.DateTimeField(
@@ -187,6 +233,12 @@ class SmsNotification(models.Model):
                 name="sms_claimed_idx",
             ),
             models.Index(fields=["sender", "delivery_status"], name="sms_sender_status_idx"),
+            # The spend limits: one sum over the rows priced in the current period.
+            models.Index(
+                fields=["priced_datetime"],
+                condition=Q(priced_datetime__isnull=False),
+                name="sms_priced_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,13 @@ the change, which is already committed.
     ``InboundSmsEvent``), ``keyword`` (``"stop"``, ``"start"``, ``"help"`` or
     ``"none"``; opt-outs are already recorded and HELP already answered) and
     ``raw`` (the webhook's form as a dict).
+
+``sms_limit_reached``
+    ``sender`` is ``"notification"``. Sent once when a spend limit starts holding
+    messages in a period (``notification.guardrails.screen``). Arguments: ``limit``
+    (``"daily"`` or ``"monthly"``), ``value`` (the limit, a ``Decimal`` in the price
+    unit), ``spent`` (the estimated spend of the period so far), ``period_start``
+    and ``period_end`` (UTC datetimes; held messages go out from ``period_end``).
 """
 
 import logging
@@ -35,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 sms_status_changed = Signal()
 sms_received = Signal()
+sms_limit_reached = Signal()
 
 
 def _log_failures(signal_name: str, responses: list[tuple[Any, Any]]) -> None:
@@ -75,3 +83,9 @@ def send_received(event: InboundSmsEvent, keyword: str) -> None:
         sender=InboundSmsEvent, event=event, keyword=keyword, raw=dict(event.raw)
     )
     _log_failures("sms_received", responses)
+
+
+def send_limit_reached(**kwargs: Any) -> None:
+    """Send ``sms_limit_reached`` (see the module docstring for its arguments)."""
+    responses = sms_limit_reached.send_robust(sender="notification", **kwargs)
+    _log_failures("sms_limit_reached", responses)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from devstack.subprocesses import stop_process
+from notification.guardrails import pricing
 from twilio_emulator import EmulatorConfig, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +94,14 @@ class EmulatorHandle:
     def set_outcome(self, to: str, status: str, error_code: int | None = None) -> None:
         self.control("POST", "outcomes", {to: {"status": status, "error_code": error_code}})
 
+    def set_prices(self, table: dict[str, dict[str, str]]) -> None:
+        """Replace the Pricing API's table: ``{"US": {"local": "0.01"}}``."""
+        self.control("POST", "prices", table)
+
+    def price_requests(self) -> list[str]:
+        """ISO codes the Pricing API was asked for, in order."""
+        return self.control("GET", "prices")["requests"]
+
     def inbound(self, from_: str, to: str, body: str, url: str) -> dict[str, Any]:
         """Have the emulator post a signed incoming SMS to ``url``; returns status/body."""
         return self.control("POST", "inbound", {"from": from_, "to": to, "body": body, "url": url})
@@ -110,6 +119,7 @@ def twilio_emulator_server() -> Iterator[EmulatorServer]:
 @pytest.fixture
 def twilio_emulator(twilio_emulator_server: EmulatorServer, settings) -> EmulatorHandle:
     twilio_emulator_server.reset()
+    pricing.clear_cache()  # prices are cached per process: each test sees its emulator's
     handle = EmulatorHandle(base_url=twilio_emulator_server.base_url)
     settings.TWILIO_BASE_URL = handle.base_url
     settings.TWILIO_ACCOUNT_SID = handle.account_sid

@@ -123,6 +123,7 @@ def add_form(**overrides) -> dict[str, str]:
         "publish_datetime_0": "2030-01-01",
         "publish_datetime_1": "10:00:00",
         "priority": "20",
+        "category": "transactional",
         "sms-TOTAL_FORMS": "1",
         "sms-INITIAL_FORMS": "0",
         "sms-MIN_NUM_FORMS": "0",
@@ -189,6 +190,7 @@ def test_add_rejects_body_over_1600_characters(admin_client):
             "publish_datetime_0": "2030-01-01",
             "publish_datetime_1": "10:00:00",
             "priority": "20",
+            "category": "transactional",
             "sms-TOTAL_FORMS": "0",
             "sms-INITIAL_FORMS": "0",
             "sms-MIN_NUM_FORMS": "0",
@@ -242,6 +244,7 @@ def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
         "publish_datetime_0": notification.publish_datetime.strftime("%Y-%m-%d"),
         "publish_datetime_1": notification.publish_datetime.strftime("%H:%M:%S"),
         "priority": str(notification.priority),
+        "category": notification.category,
         "content_type": "",
         "object_id": "",
         "editing_status": "pending",
@@ -252,6 +255,7 @@ def change_form(sms: SmsNotification, **overrides) -> dict[str, str]:
         "sms-0-id": str(sms.pk),
         "sms-0-notification": str(notification.pk),
         "sms-0-to_phone_number": sms.to_phone_number,
+        "sms-0-recipient_time_zone": sms.recipient_time_zone,
         **overrides,
     }
 
@@ -335,3 +339,41 @@ def test_add_records_the_creator_and_the_list_shows_it(admin_client, admin_user)
     assert "created_by" in listing.context["cl"].list_display
     cell = listing.content.decode().split("field-created_by")[1].split("</td>")[0]
     assert cell.endswith(f">{admin_user.username}"), cell
+
+
+def test_admin_adds_marketing_with_a_time_zone_and_refuses_other_countries(admin_client):
+    """Issue 18: category and recipient time zone in the admin, and the allow-list."""
+    abroad = admin_client.post(ADD_URL, add_form(**{"sms-0-to_phone_number": "+998901234567"}))
+    assert abroad.status_code == 200
+    assert "SMS_ALLOWED_COUNTRIES allows only US" in abroad.content.decode()
+    bad_zone = admin_client.post(
+        ADD_URL,
+        add_form(
+            **{"sms-0-to_phone_number": "+14155550100", "sms-0-recipient_time_zone": "Mars/Base"}
+        ),
+    )
+    assert bad_zone.status_code == 200 and "IANA time zone" in bad_zone.content.decode()
+    assert Notification.objects.count() == 0
+
+    good = admin_client.post(
+        ADD_URL,
+        add_form(
+            category="marketing",
+            **{
+                "sms-0-to_phone_number": "+14155550100",
+                "sms-0-recipient_time_zone": "America/Chicago",
+            },
+        ),
+    )
+    assert good.status_code == 302
+    notification = Notification.objects.get()
+    assert notification.category == "marketing"
+    assert notification.sms.recipient_time_zone == "America/Chicago"
+    marketing = admin_client.get(NOTIFICATION_CHANGELIST, {"category__exact": "marketing"})
+    assert changelist_titles(marketing) == {"Hello"}
+    assert (
+        changelist_titles(
+            admin_client.get(NOTIFICATION_CHANGELIST, {"category__exact": "transactional"})
+        )
+        == set()
+    )

@@ -28,6 +28,6 @@ def test_contract_names_frontends_rely_on():
         "notifications(filters: NotificationFilter, order: [NotificationOrder!], "
         "pagination: OffsetPaginationInput)",
         "notification(id: ID!): Notification",
-        "smsSegments(body: String!): SmsSegments!",
+        "smsSegments(body: String!, toPhoneNumber: String = null): SmsSegments!",
     ]:
         assert name in sdl, name

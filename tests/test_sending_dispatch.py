@@ -144,5 +144,7 @@ def test_the_batch_log_line_carries_every_field(twilio_emulator, caplog):
         "recovered_pending": "0",
         "recovered_unknown": "0",
         "wait_reason": WAIT_BUDGET,
+        "held": "0",  # by a guardrail (quiet hours, spend limit): still pending
+        "refused": "0",  # by the country allow-list: failed, never sent
         "lost_claims": "0",
     }

@@ -218,7 +218,7 @@ def test_invalid_and_replayed_creates_use_no_quota(graphql, staff_user):
 
 
 @override_settings(SMS_USER_SEGMENTS_PER_HOUR=0, GRAPHQL_USER_RATE=0)
-def test_segment_quota_is_off_by_default(graphql, staff_user):
+def test_segment_quota_can_be_turned_off(graphql, staff_user):
     gql = graphql(staff_user)
     result = gql.data(CREATE_MANY, {"input": [item(THREE_SEGMENTS)] * 20})
     assert result["createSmsNotifications"]["errors"] == []

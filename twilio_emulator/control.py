@@ -98,6 +98,14 @@ def handle(
             case ("POST", "/_emulator/release"):
                 emulator.release_held()
                 return 200, {"released": True}
+            case ("GET", "/_emulator/prices"):
+                return 200, {"requests": list(state.price_requests)}
+            case ("POST", "/_emulator/prices"):
+                data = _json_object(body)
+                if not all(isinstance(v, dict) for v in data.values()):
+                    raise ControlError("prices: {ISO: {number_type: price}}")
+                state.set_prices(data)
+                return 200, {"countries": sorted(data)}
             case ("POST", "/_emulator/outcomes"):
                 outcomes = _parse_outcomes(_json_object(body))
                 state.set_outcomes(outcomes)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from twilio_emulator import control, errors
+from twilio_emulator import control, errors, pricing
 from twilio_emulator.callbacks import (
     CallbackSender,
     inbound_sms_params,
@@ -40,6 +40,7 @@ MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.
 MESSAGE_PATH = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages/(?P<sid>[^/]+)\.json$"
 )
+PRICING_PATH = re.compile(r"^/v1/Messaging/Countries/(?P<iso>[^/]+)$")
 DEFAULT_TIMEOUT_HOLD_MS = 60_000
 INBOUND_TIMEOUT_SECONDS = 15
 
@@ -312,6 +313,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if not self._authenticated():
                 raise errors.authentication_failed()
+            pricing_match = PRICING_PATH.match(path)
+            if pricing_match and self.command == "GET":
+                self._country_prices(pricing_match["iso"], path)
+                return
             match = messages_match or message_match
             if match is None or match["account"] != self.emulator.account_sid:
                 raise errors.not_found(path)
@@ -335,6 +340,13 @@ class _Handler(BaseHTTPRequestHandler):
             if is_create:
                 self._log_create(form, "rejected", error.status, error.code)
             self._send_error(error)
+
+    def _country_prices(self, iso: str, path: str) -> None:
+        entry = self.emulator.state.country_prices(iso)
+        if entry is None:
+            raise errors.not_found(path)
+        name, by_type = entry
+        self._send_json(200, pricing.country_resource(iso.upper(), name, by_type))
 
     def _log_create(
         self,

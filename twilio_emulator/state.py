@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from twilio_emulator import errors
+import phonenumbers
+
+from twilio_emulator import errors, pricing
 from twilio_emulator.validation import CreateRequest
 
 DEFAULT_MESSAGING_SERVICE_FROM = "+15005550006"
@@ -170,6 +172,9 @@ class EmulatorState:
         self.faults: list[Fault] = []
         self.outcomes: dict[str, Outcome] = {}
         self.sender_free_at: dict[str, float] = {}
+        self.prices: dict[str, tuple[str, dict[str, str]]] = dict(pricing.DEFAULT_PRICES)
+        #: ISO codes asked of the Pricing API, in order.
+        self.price_requests: list[str] = []
         self.generation = getattr(self, "generation", 0) + 1
 
     # --- control ---------------------------------------------------------------
@@ -197,6 +202,31 @@ class EmulatorState:
                         self.faults.remove(fault)
                     return replace(fault)
         return None
+
+    def set_prices(self, table: dict[str, dict[str, str]]) -> None:
+        """Replace the Pricing API's table: ``{iso: {number_type: price}}``."""
+        with self._lock:
+            self.prices = {iso.upper(): (iso.upper(), dict(types)) for iso, types in table.items()}
+
+    def country_prices(self, iso: str) -> tuple[str, dict[str, str]] | None:
+        with self._lock:
+            self.price_requests.append(iso.upper())
+            return self.prices.get(iso.upper())
+
+    def price_of(self, message: "Message") -> str:
+        """The (negative) price Twilio reports for a message: the dearer carrier's."""
+        try:
+            country = phonenumbers.region_code_for_number(phonenumbers.parse(message.to, None))
+        except phonenumbers.NumberParseException:
+            country = ""
+        entry = self.prices.get(country or "")
+        if entry is None:
+            return f"-{0.0079 * message.segments:.5f}"
+        sender = message.from_ or ""
+        number_type = "shortcode" if sender and not sender.startswith("+") else "local"
+        if number_type not in entry[1] and "mobile" in entry[1]:
+            number_type = "mobile"
+        return f"-{pricing.highest_price(entry[1], number_type) * message.segments:.5f}"
 
     def set_outcomes(self, outcomes: dict[str, Outcome]) -> None:
         with self._lock:
@@ -291,7 +321,7 @@ class EmulatorState:
             if message.from_ is None:
                 message.from_ = DEFAULT_MESSAGING_SERVICE_FROM
             if step.status != "failed" and message.price is None:
-                message.price = f"-{0.0079 * message.segments:.5f}"
+                message.price = self.price_of(message)
             return replace(message)
 
     def get_message(self, sid: str) -> Message | None:

@@ -17,6 +17,7 @@ ambiguous, because the message may have left.
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from notification.delivery.error_codes import OPT_OUT_CODE
@@ -93,6 +94,14 @@ class LookupUnavailable(Exception):
     """
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentPrice:
+    """What one outbound segment to a country costs (positive), in ``unit`` (ISO 4217)."""
+
+    amount: Decimal
+    unit: str
+
+
 class BaseSmsBackend:
     """Subclass and implement ``send``; ``missing_settings`` when the backend needs some.
 
@@ -126,3 +135,17 @@ class BaseSmsBackend:
         accepted, and resends it.
         """
         raise NotImplementedError
+
+    def segment_price(self, country: str) -> SegmentPrice | None:
+        """The provider's price of one outbound segment to ``country`` (ISO 3166 alpha-2).
+
+        ``None`` when the provider publishes none (the default): the spend limits
+        then need ``SMS_PRICE_TABLE``. May raise on a network error; the caller
+        (``notification.guardrails.pricing``) caches and tolerates it.
+        """
+        return None
+
+    def reported_price(self, provider_id: str) -> tuple[Decimal, str] | None:
+        """What the provider billed for a sent message (positive, and its currency), or
+        ``None`` while it has not said (the default: a provider with no such API)."""
+        return None

@@ -23,6 +23,7 @@ from strawberry_django.fields.filter_order import filter_field
 from notification import models
 from notification.graphql.enums import (
     DeliveryStatus,
+    NotificationCategory,
     NotificationPriority,
     NotificationStatus,
     NotificationType,
@@ -66,6 +67,7 @@ class NotificationFilter:
     status: BaseFilterLookup[NotificationStatus] | None
     type: BaseFilterLookup[NotificationType] | None
     priority: BaseFilterLookup[NotificationPriority] | None
+    category: BaseFilterLookup[NotificationCategory] | None
     user_id: BaseFilterLookup[strawberry.ID] | None
     created_by_id: BaseFilterLookup[strawberry.ID] | None
     title: TextFilterLookup | None

@@ -4,7 +4,7 @@ import datetime
 
 import strawberry
 
-from notification.graphql.enums import NotificationPriority
+from notification.graphql.enums import NotificationCategory, NotificationPriority
 from notification.operations import creation as services
 
 
@@ -44,6 +44,17 @@ class CreateSmsNotificationInput:
         "SMS_IDEMPOTENCY_TTL seconds (default one day).",
     )
 
+    category: NotificationCategory = strawberry.field(
+        default=NotificationCategory.TRANSACTIONAL,
+        description="MARKETING is held during the recipient's quiet hours (SMS_QUIET_HOURS, "
+        "in their local time); TRANSACTIONAL never is.",
+    )
+    recipient_time_zone: str | None = strawberry.field(
+        default=None,
+        description="The recipient's IANA time zone (e.g. America/New_York) for quiet "
+        "hours; default: every zone of the number (code invalid_time_zone if unknown).",
+    )
+
     def to_request(self) -> services.SmsNotificationRequest:
         return services.SmsNotificationRequest(
             title=self.title,
@@ -56,4 +67,6 @@ class CreateSmsNotificationInput:
             content_type=self.content_type,
             object_id=self.object_id,
             idempotency_key=self.idempotency_key,
+            category=self.category,
+            recipient_time_zone=self.recipient_time_zone,
         )

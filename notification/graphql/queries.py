@@ -2,6 +2,7 @@
 
 import strawberry
 import strawberry_django
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.types import Info
@@ -15,7 +16,9 @@ from notification.graphql.ordering import NotificationOrder
 from notification.graphql.permissions import login_required
 from notification.graphql.throttles import user_rate_limit
 from notification.graphql.types import Notification, SmsSegments, User
+from notification.guardrails.pricing import price_estimate
 from notification.ids import parse_database_id
+from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, count_segments
 
 
@@ -67,9 +70,10 @@ class Query:
         extensions=[login_required(), user_rate_limit()],
         description="Encoding and segment count for a message body, for a live counter. "
         f"Bodies over {MAX_BODY_CHARACTERS} characters (more than an SMS may carry) are "
-        "refused with an error (code max_length), not counted.",
+        "refused with an error (code max_length), not counted. With toPhoneNumber, also "
+        "the estimated price (segments x the price per segment to its country).",
     )
-    def sms_segments(self, body: str) -> SmsSegments:
+    def sms_segments(self, body: str, to_phone_number: str | None = None) -> SmsSegments:
         # Refused rather than counted: a longer body can never be sent, and an
         # unbounded input would let one request make the server count megabytes.
         if len(body) > MAX_BODY_CHARACTERS:
@@ -78,7 +82,18 @@ class Query:
                 f"{MAX_BODY_CHARACTERS}, so it is not counted.",
                 extensions={"code": "max_length", "field": "body"},
             )
-        return SmsSegments.from_info(count_segments(body))
+        info = count_segments(body)
+        price = None
+        if to_phone_number:
+            try:
+                number = normalize_phone_number(to_phone_number)
+            except ValidationError as exc:
+                raise GraphQLError(
+                    exc.messages[0],
+                    extensions={"code": exc.error_list[0].code, "field": "toPhoneNumber"},
+                ) from None
+            price = price_estimate(number, info.segments)
+        return SmsSegments.from_info(info, price)
 
     @strawberry_django.field(extensions=[login_required()], description="The logged-in user.")
     def me(self, info: Info) -> User:

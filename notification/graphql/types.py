@@ -1,6 +1,7 @@
 """GraphQL object types: notifications, their SMS, users, segment counts."""
 
 import datetime
+from decimal import Decimal
 
 import strawberry
 import strawberry_django
@@ -13,6 +14,7 @@ from strawberry.types import Info
 from notification import models
 from notification.graphql.enums import (
     DeliveryStatus,
+    NotificationCategory,
     NotificationPriority,
     NotificationStatus,
     NotificationType,
@@ -56,12 +58,35 @@ class SmsNotification:
     sender: auto = strawberry_django.field(
         description="The From number or Messaging Service SID it was sent with."
     )
+    recipient_time_zone: str = strawberry_django.field(
+        description="The IANA zone given at create for quiet hours; empty: the number's zones."
+    )
+    price_unit: str = strawberry_django.field(
+        description="The currency of price (ISO 4217), once Twilio reported it."
+    )
     attempts: auto
     # Public name kept from before the model's timestamps were all named ``_datetime``.
     next_attempt_at: auto = strawberry_django.field(field_name="next_attempt_datetime")
     sent_datetime: auto
     delivered_datetime: auto
     status_updated_datetime: auto
+
+    @strawberry_django.field(
+        only=["estimated_price"],
+        description="What sending was estimated to cost (decimal string, in the price "
+        "unit of SMS_PRICE_UNIT or Twilio's), recorded when a worker took it; counts "
+        "towards the spend limits.",
+    )
+    def estimated_price(self, root: models.SmsNotification) -> str | None:
+        return None if root.estimated_price is None else str(root.estimated_price)
+
+    @strawberry_django.field(
+        only=["price"],
+        description="The price Twilio reported (decimal string, positive, in priceUnit), "
+        "once known.",
+    )
+    def price(self, root: models.SmsNotification) -> str | None:
+        return None if root.price is None else str(root.price)
 
     @strawberry_django.field(
         annotate={
@@ -97,6 +122,7 @@ class Notification:
     status: NotificationStatus
     status_message: auto
     priority: NotificationPriority
+    category: NotificationCategory
     user_id: strawberry.ID | None = strawberry_django.field(
         only=["user_id"],
         description="The recipient user's id, if the notification is addressed to a user.",
@@ -139,12 +165,24 @@ class SmsSegments:
         description="Length in encoding units: septets (GSM7) or UTF-16 code units (UCS2)."
     )
     characters_per_segment: int
+    estimated_price: str | None = strawberry.field(
+        default=None,
+        description="segments x the price of one segment to toPhoneNumber's country "
+        "(decimal string); null without toPhoneNumber or when the price is unknown.",
+    )
+    price_unit: str | None = strawberry.field(
+        default=None, description="The currency of estimatedPrice (ISO 4217, e.g. USD)."
+    )
 
     @classmethod
-    def from_info(cls, info: SegmentInfo) -> "SmsSegments":
+    def from_info(
+        cls, info: SegmentInfo, price: tuple[Decimal, str] | None = None
+    ) -> "SmsSegments":
         return cls(
             encoding=models.EncodingChoices(info.encoding.value),
             segments=info.segments,
             characters=info.characters,
             characters_per_segment=info.characters_per_segment,
+            estimated_price=str(price[0]) if price else None,
+            price_unit=price[1] if price else None,
         )

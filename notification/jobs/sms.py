@@ -1,7 +1,8 @@
 """The RQ job rq-scheduler enqueues every ``TWILIO_SMS_INTERVAL`` seconds (and ``wake``
-enqueues when a HIGH notification is due): one locked, paced run. (The sweep of
-expired idempotency keys that used to follow it is its own scheduled job now:
-``notification.jobs.idempotency``.)
+enqueues when a HIGH notification is due): one locked, paced run, then the prices
+Twilio reported for recently finished messages (a few fetches, time-boxed). (The
+sweep of expired idempotency keys that used to follow it is its own scheduled job
+now: ``notification.jobs.idempotency``.)
 
 A run paces sends for up to one interval (``notification.sending.pacing``) and
 ends early enough that the next scheduled run never overlaps it: its deadline
@@ -16,7 +17,10 @@ import logging
 import time
 from typing import Any
 
+from django.utils import timezone
+
 from notification.conf import app_settings
+from notification.guardrails.reported import record_reported_prices
 from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
 from notification.sending.pacing import RunReport, run_paced
@@ -72,4 +76,11 @@ def send_sms_batch() -> dict[str, Any]:
         total = run if total is None else total.merge(run)
         if not signal.pending() or time.monotonic() >= deadline:
             break
-    return total.as_dict()
+    report = total.as_dict()
+    try:
+        # Within half the stop margin: the next scheduled run is not delayed by it.
+        seconds = stop_margin(float(app_settings.TWILIO_SMS_INTERVAL)) / 2
+        report["reported_prices"] = record_reported_prices(timezone.now(), seconds=seconds)
+    except Exception:  # never fail the run for a bookkeeping step
+        logger.exception("sms reported prices not recorded")
+    return report

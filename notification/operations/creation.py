@@ -21,6 +21,11 @@ Decisions a caller should know about:
   kind of thing rather than one row).
 * Creating for a number in ``SmsOptOut`` succeeds, and the result says so (``opted_out``):
   the send job, not creation, refuses to send it, so the record stays visible.
+* The guardrails that are about the request itself refuse it here: a number outside
+  ``SMS_ALLOWED_COUNTRIES`` (``country_not_allowed``), one more message than
+  ``SMS_RECIPIENT_DAILY_LIMIT`` allows (``recipient_limit_reached``, checked after
+  replays are known), an unknown ``recipient_time_zone`` (``invalid_time_zone``). The
+  send-time ones (quiet hours, spend limits) are ``notification.guardrails.screen``'s.
 * An item may carry an ``idempotency_key`` (scoped to ``caller_id``): a retry with the
   same key and input returns the first result (``replayed``) instead of creating again;
   see ``notification.idempotency``.
@@ -43,12 +48,14 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from notification.guardrails import countries, quiet_hours, recipients
 from notification.idempotency.checks import key_errors
 from notification.idempotency.claims import Claim, KeyConflict, create_once
 from notification.idempotency.fingerprint import fingerprint
 from notification.ids import MAX_DATABASE_ID, parse_database_id
 from notification.models import (
     Notification,
+    NotificationCategoryChoices,
     NotificationPriorityChoices,
     NotificationTypeChoices,
     SmsNotification,
@@ -85,6 +92,9 @@ class SmsNotificationRequest:
     content_type: str | None = None
     object_id: int | str | None = None
     idempotency_key: str | None = None
+    category: str = NotificationCategoryChoices.TRANSACTIONAL
+    #: IANA name overriding the number's zones for quiet hours (validated).
+    recipient_time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,8 @@ class _CleanSms:
     priority: int
     content_type: ContentType | None
     object_id: int | None
+    category: str
+    recipient_time_zone: str
 
 
 def create_sms_notification(
@@ -191,7 +203,7 @@ def create_sms_notifications(
         written = create_once(
             caller_id,
             claims,
-            insert=lambda indexes: _insert([cleaned[i] for i in indexes], caller_id),
+            insert=lambda indexes: _insert_within_caps(cleaned, indexes, caller_id),
         )
     except KeyConflict as exc:
         raise BulkValidationError(exc.errors) from None
@@ -258,6 +270,22 @@ def _clean_item(
         to_phone_number = normalize_phone_number(request.to_phone_number)
     except ValidationError as exc:
         errors["to_phone_number"].extend(exc.error_list)
+    else:
+        try:
+            countries.check_allowed(to_phone_number)
+        except ValidationError as exc:
+            errors["to_phone_number"].extend(exc.error_list)
+
+    category = request.category
+    if category not in NotificationCategoryChoices.values:
+        fail("category", "%(value)r is not a valid category.", "invalid_choice", value=category)
+
+    recipient_time_zone = ""
+    if request.recipient_time_zone:
+        try:
+            recipient_time_zone = quiet_hours.validate_time_zone(request.recipient_time_zone)
+        except ValidationError as exc:
+            errors["recipient_time_zone"].extend(exc.error_list)
 
     url = (request.url or "").strip()
     if problem := unstorable_text_problem(url):
@@ -314,6 +342,8 @@ def _clean_item(
             priority=priority,
             content_type=content_type,
             object_id=object_id,
+            category=str(category),
+            recipient_time_zone=recipient_time_zone,
         ),
         dict(errors),
     )
@@ -432,6 +462,21 @@ def _check_references(
 # --- writing --------------------------------------------------------------------
 
 
+def _insert_within_caps(
+    cleaned: list[_CleanSms], indexes: list[int], created_by_id: int | None
+) -> list[Notification]:
+    """Insert the items at ``indexes`` (those not replayed) unless one would pass
+    ``SMS_RECIPIENT_DAILY_LIMIT``: then ``BulkValidationError``, and the caller's
+    transaction writes nothing. Checked here, after replays are known, so a retry
+    of an already created message is never refused by the cap it is part of."""
+    over = recipients.cap_errors([(i, cleaned[i].to_phone_number) for i in indexes], timezone.now())
+    if over:
+        raise BulkValidationError(
+            {i: ValidationError({"to_phone_number": [error]}) for i, error in over.items()}
+        )
+    return _insert([cleaned[i] for i in indexes], created_by_id)
+
+
 def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notification]:
     now = timezone.now()
     notifications = [
@@ -446,6 +491,7 @@ def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notificat
             priority=int(item.priority),
             content_type=item.content_type,
             object_id=item.object_id,
+            category=item.category,
         )
         for item in items
     ]
@@ -458,6 +504,7 @@ def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notificat
                 SmsNotification(
                     notification=notification,
                     to_phone_number=item.to_phone_number,
+                    recipient_time_zone=item.recipient_time_zone,
                     **segment_fields(item.body),
                 )
             )

@@ -43,6 +43,9 @@ class BatchReport(ResultCounts):
     recovered_pending: int = 0
     recovered_unknown: int = 0
     wait_reason: str = ""
+    #: Rows the guardrails held back (still pending) or refused (failed, never sent).
+    held: int = 0
+    refused: int = 0
     #: Claimed rows released by recovery before we started them (a stalled worker).
     lost_claims: int = 0
     duration_ms: int = 0
@@ -141,11 +144,13 @@ def run_batch(
         recovered_pending=recovered.requeued,
         recovered_unknown=recovered.unknown,
         wait_reason=batch.wait_reason or "",
+        held=batch.held,
+        refused=batch.refused,
         lost_claims=len(batch.lost),
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     # A paced run polls every second or so: its empty polls are not worth a line each.
-    busy = report.claimed or recovered.requeued or recovered.unknown
+    busy = report.claimed or recovered.requeued or recovered.unknown or batch.held or batch.refused
     quiet = queue_target is not None and not busy
     logger.log(logging.DEBUG if quiet else logging.INFO, report.log_line())
     return report

@@ -10,7 +10,11 @@ Inside one transaction, per batch (a constant number of queries):
 3. Due rows are read in sending order; on PostgreSQL with
    ``SELECT ... FOR UPDATE SKIP LOCKED`` so rows another transaction holds are
    skipped, not waited for.
-4. The rows that fit the budget are claimed with a **conditional** UPDATE
+4. The compliance and cost guardrails (``notification.guardrails.screen``) refuse
+   or hold candidates (country, quiet hours) before the budget is applied, and
+   the spend limits hold, in sending order, what the budget took; their writes
+   are part of this transaction.
+5. The rows that fit the budget are claimed with a **conditional** UPDATE
    (still unclaimed, notification still pending) that stamps our random
    ``claim_token``; the notification goes to ``processing``. Only rows carrying
    our token are ever sent by us, which is what makes sending exactly-once
@@ -24,6 +28,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.db.models import Q
 
+from notification.guardrails import screen, spend
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.queue_estimate import estimate_queue
 from notification.sending.selection import (
@@ -51,6 +56,11 @@ class ClaimedBatch:
     wait_reason: str | None = None
     #: The segment cap of this claim (``paced_budget``).
     budget: int = 0
+    #: Rows the guardrails held back (still pending) or refused (failed, never sent).
+    held: int = 0
+    refused: int = 0
+    #: Estimated price of each row to send, by id (written with the claim).
+    estimates: dict = field(default_factory=dict)
 
     @property
     def claimed(self) -> int:
@@ -70,6 +80,44 @@ def _candidates(now: datetime, limit: int) -> list[SmsNotification]:
     return recount_segments(list(queryset[:limit]))
 
 
+#: Rounds of candidates one claim screens when the guardrails hold back all it read.
+MAX_SCREEN_ROUNDS = 10
+
+
+def _screened_take(
+    batch: ClaimedBatch, now: datetime, queue_limit: int, batch_segments: int
+) -> list[SmsNotification]:
+    """Candidates that pass the guardrails and fit the budget, in sending order.
+
+    Holds and refusals are written at once (same transaction), which takes those
+    rows out of the due set; when they were all the claim read, the next rows are
+    read, so held messages never stall the sendable ones behind them until the
+    next scheduled run.
+    """
+    for _ in range(MAX_SCREEN_ROUNDS):
+        # Each message is at least one segment, so ``budget`` rows is always
+        # enough to fill the budget (opted-out rows cost nothing and simply
+        # make this batch smaller).
+        candidates = _candidates(now, batch.budget)
+        screening = screen.screen(candidates, now)
+        decision = take_within_budget(
+            screening.allowed,
+            budget_cost,
+            batch_segments=batch.budget,
+            queue_capacity=queue_limit - batch.queue_estimate,
+        )
+        batch.wait_reason = budget_wait_reason(decision.wait_reason, batch.budget, batch_segments)
+        priced = screen.limit_spend(decision.taken, now)
+        held = [*screening.held, *priced.held]
+        screen.write(now=now, held=held, refused=screening.refused, periods=priced.periods)
+        batch.held += len(held)
+        batch.refused += len(screening.refused)
+        batch.estimates = priced.estimates
+        if priced.kept or not (held or screening.refused) or len(candidates) < batch.budget:
+            return priced.kept
+    return []
+
+
 def claim_batch(
     *,
     now: datetime,
@@ -84,25 +132,17 @@ def claim_batch(
     below it; ``None`` claims a full ``batch_segments`` (``send_sms_batch``).
     """
     batch = ClaimedBatch(token=uuid.uuid4().hex, sender=sender)
+    screen.prepare()  # network (prices) before the locks, never while holding them
     with transaction.atomic():
+        if spend.limits_on():
+            spend.lock_spend()  # before the sender's lock: one order, no deadlock
         _serialise_claims(sender)
         batch.queue_estimate = estimate_queue(sender, now)
         batch.budget = paced_budget(batch_segments, queue_target, batch.queue_estimate)
         if batch.budget <= 0:
             batch.wait_reason = WAIT_TARGET
             return batch
-        # Each message is at least one segment, so ``budget`` rows is always
-        # enough to fill the budget (opted-out rows cost nothing and simply
-        # make this batch smaller).
-        candidates = _candidates(now, batch.budget)
-        decision = take_within_budget(
-            candidates,
-            budget_cost,
-            batch_segments=batch.budget,
-            queue_capacity=queue_limit - batch.queue_estimate,
-        )
-        batch.wait_reason = budget_wait_reason(decision.wait_reason, batch.budget, batch_segments)
-        taken: list[SmsNotification] = decision.taken
+        taken = _screened_take(batch, now, queue_limit, batch_segments)
         if not taken:
             return batch
 
@@ -111,7 +151,12 @@ def claim_batch(
             Q(pk__in=ids),
             Q(claimed_datetime__isnull=True),
             notification__status=NotificationStatusChoices.PENDING,
-        ).update(claimed_datetime=now, claim_token=batch.token, sender=sender)
+        ).update(
+            claimed_datetime=now,
+            claim_token=batch.token,
+            sender=sender,
+            **screen.estimate_fields(batch.estimates, now),
+        )
         if claimed != len(ids):
             # Another worker got some rows between our read and our update
             # (possible only where SKIP LOCKED is unavailable): keep ours.

@@ -7,9 +7,10 @@ top-up (``pacing``), but nothing is claimed or locked.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from notification.conf import app_settings
+from notification.guardrails import screen
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.sending.dispatch import current_sender
 from notification.sending.pacing import queue_target_segments
@@ -38,6 +39,17 @@ class PlannedMessage:
 
 
 @dataclass
+class GuardedMessage:
+    """A message a guardrail would hold (until ``until``) or refuse (``until`` None)."""
+
+    notification_id: int
+    to: str
+    rule: str
+    reason: str
+    until: datetime | None = None
+
+
+@dataclass
 class BatchPlan:
     sender: str
     batch_segments: int
@@ -53,6 +65,10 @@ class BatchPlan:
     due: int = 0
     not_due_yet: int = 0
     in_backoff: int = 0
+    #: What the guardrails would hold or refuse among the rows this top-up reads.
+    guarded: list[GuardedMessage] = field(default_factory=list)
+    #: Rows already held by a guardrail (pending, waiting): (status message, count).
+    already_held: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def segments(self) -> int:
@@ -84,8 +100,9 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
         plan.wait_reason = WAIT_TARGET
     else:
         candidates = recount_segments(list(batch_candidates(now)[: plan.budget]))
+        screening = screen.screen(candidates, now)
         decision = take_within_budget(
-            candidates,
+            screening.allowed,
             budget_cost,
             batch_segments=plan.budget,
             queue_capacity=plan.queue_limit - plan.queue_estimate,
@@ -93,7 +110,15 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
         plan.wait_reason = budget_wait_reason(
             decision.wait_reason, plan.budget, plan.batch_segments
         )
-        taken = decision.taken
+        priced = screen.limit_spend(decision.taken, now)
+        taken = priced.kept
+        plan.guarded = [
+            GuardedMessage(h.sms.notification_id, h.sms.to_phone_number, h.rule, h.reason, h.until)
+            for h in [*screening.held, *priced.held]
+        ] + [
+            GuardedMessage(r.sms.notification_id, r.sms.to_phone_number, screen.COUNTRY, r.reason)
+            for r in screening.refused
+        ]
     plan.take = [
         PlannedMessage(
             sms.notification_id,
@@ -107,7 +132,15 @@ def plan_next_batch(now: datetime, batch_segments: int | None = None) -> BatchPl
     pending = SmsNotification.objects.filter(notification__status=NotificationStatusChoices.PENDING)
     plan.due = due_sms(now).count()
     plan.not_due_yet = pending.filter(notification__publish_datetime__gt=now).count()
-    plan.in_backoff = pending.filter(
+    waiting = pending.filter(
         Q(notification__publish_datetime__lte=now), Q(next_attempt_datetime__gt=now)
-    ).count()
+    )
+    plan.in_backoff = waiting.count()
+    plan.already_held = [
+        (row["notification__status_message"], row["n"])
+        for row in waiting.filter(notification__status_message__startswith=screen.HELD_PREFIX)
+        .values("notification__status_message")
+        .annotate(n=Count("id"))
+        .order_by("-n")[:10]
+    ]
     return plan

@@ -7,6 +7,7 @@ as normalised events). The rest of the app sees only ``TwilioBackend``.
 """
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
@@ -18,6 +19,7 @@ from notification.backends.base import (
     LookupUnavailable,
     OutgoingSms,
     ProviderMessage,
+    SegmentPrice,
     SendFailure,
 )
 from notification.backends.twilio.client import (
@@ -27,6 +29,12 @@ from notification.backends.twilio.client import (
 )
 from notification.backends.twilio.failures import classify_exception
 from notification.backends.twilio.overrides import with_connection_overrides
+from notification.backends.twilio.pricing import (
+    fetch_segment_price,
+    message_price,
+    sender_number_types,
+)
+from notification.conf import app_settings
 
 
 def segments_from(response_value: Any, ours: int) -> int:
@@ -127,3 +135,18 @@ class TwilioBackend(BaseSmsBackend):
             if (not by_service or message.messaging_service_sid == sender)
             and (message.date_sent is None or message.date_sent >= sent_after)
         ]
+
+    def segment_price(self, country: str) -> SegmentPrice | None:
+        """Twilio's Pricing API (``backends.twilio.pricing``); raises on a network error."""
+        return fetch_segment_price(
+            get_twilio_client(),
+            country,
+            sender_number_types(
+                app_settings.TWILIO_FROM_NUMBER, app_settings.TWILIO_MESSAGING_SERVICE_SID
+            ),
+        )
+
+    def reported_price(self, provider_id: str) -> tuple[Decimal, str] | None:
+        """``messages(sid).fetch()``: ``price`` is negative and often empty until the
+        message is final (https://www.twilio.com/docs/messaging/api/message-resource)."""
+        return message_price(get_twilio_client().messages(provider_id).fetch())

@@ -1,7 +1,8 @@
 """``manage.py send_sms_batch``: run one SMS batch now and print what it did.
 
 ``--dry-run`` prints the pacing decision of a run right now (queue estimate,
-target, what would be taken and what waits, and why), without claiming or
+target, what would be taken and what waits, and why) and what each compliance
+and cost guardrail would hold back or refuse, and why, without claiming or
 sending anything. The batch takes the same overlap lock as
 the scheduled job unless ``--no-lock`` (for running several workers at once on
 purpose: exactly-once comes from the row claims, not the lock).
@@ -80,6 +81,11 @@ class Command(BaseCommand):
             f"failed {report.failed}, retry later {report.retried}, unknown {report.unknown}, "
             f"skipped (opted out) {report.skipped_opt_out}."
         )
+        if report.held or report.refused:
+            self.stdout.write(
+                f"Guardrails: held {report.held} (pending, see their status message), "
+                f"refused {report.refused} (failed, never sent)."
+            )
         self.stdout.write(f"Twilio queue estimate before the batch: {report.queue_estimate}")
         if report.wait_reason:
             self.stdout.write(f"Batch shrunk: {report.wait_reason}.")
@@ -113,6 +119,17 @@ class Command(BaseCommand):
                 f"  notification {item.notification_id}  priority {item.priority}  "
                 f"to {item.to}  {item.segments} segment(s){note}"
             )
+        w("Guardrails (quiet hours, country allow-list, spend limits):")
+        if not plan.guarded:
+            w("  nothing in this batch is held back or refused")
+        for item in plan.guarded:
+            verdict = f"held until {item.until:%Y-%m-%d %H:%M} UTC" if item.until else "refused"
+            w(
+                f"  notification {item.notification_id}  to {item.to}  {verdict} "
+                f"({item.rule}): {item.reason}"
+            )
+        for message, count in plan.already_held:
+            w(f"  already waiting: {count} x {message}")
         w("Waiting:")
         reason = f" ({plan.wait_reason})" if plan.wait_reason else ""
         w(f"  due but not in this batch: {plan.left_waiting}{reason}")
