@@ -208,3 +208,10 @@ AUTHENTICATION_BACKENDS = [
 # Set per connection by the ASGI application only (config/statement_timeout.py):
 # RQ workers and management commands keep no limit.
 DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0, minimum=0)
+
+# --- Operations (README "Operations") ---------------------------------------------
+# /metrics is off until a token is set; Prometheus sends it as a bearer token.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_CACHE_SECONDS = env_float("METRICS_CACHE_SECONDS", 10.0, minimum=0)
+READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 1.0, minimum=0.05)
+READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0)

@@ -17,6 +17,7 @@ from typing import Any
 
 from notification.conf import app_settings
 from notification.idempotency.expiry import forget_expired_keys
+from notification.jobs.last_run import record_run_finished
 from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
 from notification.sending.pacing import RunReport, run_paced
@@ -69,6 +70,7 @@ def send_sms_batch() -> dict[str, Any]:
                 break
             run = run_paced(deadline=deadline, waiter=signal)
         logger.info(run.log_line())
+        record_run_finished(connection)
         total = run if total is None else total.merge(run)
         if not signal.pending() or time.monotonic() >= deadline:
             break
