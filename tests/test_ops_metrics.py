@@ -117,6 +117,8 @@ def test_database_gauges_count_rows_by_status_and_the_due_backlog():
     assert 1195 <= value(samples, "sms_oldest_unknown_age_seconds") <= 1300
     assert value(samples, "sms_metrics_source_up", source="database") == 1
     assert value(samples, "sms_send_interval_seconds") == 300
+    assert value(samples, "sms_ready", check="database") == 1
+    assert value(samples, "sms_ready", check="redis_queue") == 1
     # django-rq's collector, on the same endpoint.
     assert value(samples, "rq_jobs", queue="sms", status="queued") is not None
 

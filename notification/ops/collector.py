@@ -30,6 +30,7 @@ from notification.models import (
     NotificationStatusChoices,
     SmsNotification,
 )
+from notification.ops import probes
 from notification.ops.cache import TimedCache
 from notification.sending.selection import due_sms
 from notification.sending.wake import sms_connection
@@ -175,3 +176,23 @@ class StateCollector:
 def clear_cache() -> None:
     """Forget the cached reading (tests, and a scrape right after a change)."""
     _cache.clear()
+
+
+class ReadinessCollector:
+    """``sms_ready{check}``: what ``/readyz`` answers, for alerting without a probe exporter.
+
+    The same checks and the same cache as ``/readyz`` (``notification.ops.probes``).
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "sms_ready",
+            "1 when the readiness check passes (as /readyz answers), 0 when it fails.",
+            labels=["check"],
+        )
+        for name, result in probes.readiness().items():
+            family.add_metric([name], 1 if result.ok else 0)
+        yield family
+
+    def describe(self) -> list[Metric]:
+        return []

@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from notification.conf import app_settings
-from notification.ops.collector import StateCollector
+from notification.ops.collector import ReadinessCollector, StateCollector
 
 
 class _ThisProcess:
@@ -48,6 +48,7 @@ def scrape_registry() -> CollectorRegistry:
     else:
         registry.register(_ThisProcess())
     registry.register(StateCollector())
+    registry.register(ReadinessCollector())
     return registry
 
 

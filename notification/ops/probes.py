@@ -269,6 +269,11 @@ def clear_cache() -> None:
     _migrations_applied = False
 
 
+def readiness() -> dict[str, CheckResult]:
+    """Every check's result, computed at most once per ``READYZ_CACHE_SECONDS``."""
+    return _cache.get(run_checks, float(app_settings.READYZ_CACHE_SECONDS))
+
+
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -280,7 +285,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """``GET /readyz``: 200 when every dependency answers, else 503; JSON names each."""
-    results = _cache.get(run_checks, float(app_settings.READYZ_CACHE_SECONDS))
+    results = readiness()
     ready = all(result.ok for result in results.values())
     body = {
         "status": "ok" if ready else "error",
