@@ -215,3 +215,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_CACHE_SECONDS = env_float("METRICS_CACHE_SECONDS", 10.0, minimum=0)
 READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 1.0, minimum=0.05)
 READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0)
+# prometheus-client reads PROMETHEUS_MULTIPROC_DIR itself and opens files there as
+# metrics are defined (django-rq's admin defines one while apps load): a process
+# started before the directory exists must still start, so it is created here.
+if PROMETHEUS_MULTIPROC_DIR := env_str("PROMETHEUS_MULTIPROC_DIR"):
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)

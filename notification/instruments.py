@@ -22,6 +22,21 @@ from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
+
+def _ensure_multiproc_dir() -> None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` when it is set but missing.
+
+    prometheus-client opens its value files as metrics are defined (at import), and a
+    missing directory would crash the process before it did anything: a worker or a
+    command started before the directory exists must still start.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+_ensure_multiproc_dir()
+
 #: ``outcome`` label values of ``sms_twilio_requests_total``.
 ACCEPTED: Final = "accepted"
 REJECTED: Final = "rejected"  # Twilio answered with an error (``code`` is its error code)
