@@ -185,6 +185,13 @@ class SmsNotification(models.Model):
                 name="sms_claimed_idx",
             ),
             models.Index(fields=["sender", "delivery_status"], name="sms_sender_status_idx"),
+            # /metrics (notification.ops.collector): the few rows waiting for a retry,
+            # without reading the whole table.
+            models.Index(
+                fields=["next_attempt_datetime"],
+                condition=Q(next_attempt_datetime__isnull=False),
+                name="sms_retry_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:

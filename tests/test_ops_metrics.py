@@ -24,6 +24,7 @@ from notification.models import (
 )
 from notification.ops import collector
 from notification.sending.batch import run_batch
+from notification.sending.selection import due_sms
 from tests.sending_helpers import make_sms
 from tests.webhook_helpers import (
     STATUS_PATH,
@@ -113,7 +114,13 @@ def test_database_gauges_count_rows_by_status_and_the_due_backlog():
     assert value(samples, "sms_pending_messages", priority="normal") == 2
     assert value(samples, "sms_pending_messages", priority="high") == 1
     assert value(samples, "sms_pending_messages", priority="low") == 0
-    assert 595 <= value(samples, "sms_oldest_pending_age_seconds") <= 700
+    # The oldest published pending SMS is the one waiting for its retry (2 h).
+    assert 7195 <= value(samples, "sms_oldest_pending_age_seconds") <= 7300
+    assert value(samples, "sms_retry_waiting_messages") == 1
+    # The send job's own rule agrees.
+    assert sum(
+        value(samples, "sms_pending_messages", priority=p) for p in ("low", "normal", "high")
+    ) == due_sms(timezone.now()).count()
     assert 1195 <= value(samples, "sms_oldest_unknown_age_seconds") <= 1300
     assert value(samples, "sms_metrics_source_up", source="database") == 1
     assert value(samples, "sms_send_interval_seconds") == 300
