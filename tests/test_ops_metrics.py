@@ -118,9 +118,10 @@ def test_database_gauges_count_rows_by_status_and_the_due_backlog():
     assert 7195 <= value(samples, "sms_oldest_pending_age_seconds") <= 7300
     assert value(samples, "sms_retry_waiting_messages") == 1
     # The send job's own rule agrees.
-    assert sum(
-        value(samples, "sms_pending_messages", priority=p) for p in ("low", "normal", "high")
-    ) == due_sms(timezone.now()).count()
+    assert (
+        sum(value(samples, "sms_pending_messages", priority=p) for p in ("low", "normal", "high"))
+        == due_sms(timezone.now()).count()
+    )
     assert 1195 <= value(samples, "sms_oldest_unknown_age_seconds") <= 1300
     assert value(samples, "sms_metrics_source_up", source="database") == 1
     assert value(samples, "sms_send_interval_seconds") == 300
