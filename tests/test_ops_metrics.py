@@ -22,7 +22,7 @@ from notification.models import (
     NotificationStatusChoices,
     SmsNotification,
 )
-from notification.ops import collector
+from notification.ops import collector, probes
 from notification.sending.batch import run_batch
 from notification.sending.selection import due_sms
 from tests.sending_helpers import make_sms
@@ -47,6 +47,8 @@ def metrics_on(settings, redis):
     collector.clear_cache()
     yield settings
     collector.clear_cache()
+    probes.clear_cache()
+    probes.close_database_connection()  # sms_ready ran the readiness checks
 
 
 def scrape(client: Client | None = None) -> dict[tuple[str, tuple], float]:

@@ -25,6 +25,7 @@ def fresh_probe(settings, redis_url) -> Iterator[None]:
     probes.clear_cache()
     yield
     probes.clear_cache()
+    probes.close_database_connection()  # before the test database is flushed or dropped
 
 
 @pytest.fixture

@@ -262,6 +262,24 @@ def run_checks() -> dict[str, CheckResult]:
 _cache: TimedCache[dict[str, CheckResult]] = TimedCache()
 
 
+def close_database_connection(timeout: float = 10.0) -> None:
+    """Close the database check thread's connection (tests: before the test database
+    is dropped; it is otherwise kept, like any persistent connection, for CONN_MAX_AGE)."""
+    thread = _threads.get("database")
+    if thread is None:
+        return
+
+    def close() -> dict[str, CheckResult]:
+        from django.db import connection
+
+        connection.close()
+        return {}
+
+    future = thread.submit(close)
+    if future is not None:
+        future.result(timeout=timeout)
+
+
 def clear_cache() -> None:
     """Forget the cached answer and the migrations verdict (tests; settings changed)."""
     global _migrations_applied
