@@ -48,3 +48,8 @@ def test_a_host_project_migrates_merges_the_schema_creates_and_sends_through_loc
     assert result["outbox"] == [{"to": "+14155550100", "body": "Hello from the host"}]
     assert (result["status"], result["delivery_status"]) == ("sent", "sent")
     assert result["sid"].startswith("SM") and len(result["sid"]) == 34
+    # The probes work with the app's defaults; /metrics is off without METRICS_TOKEN.
+    assert result["healthz"] == 200
+    assert result["readyz"][0] == 200, result["readyz"]
+    assert result["readyz"][1]["checks"]["channel_layer"]["note"] == "no channel layer configured"
+    assert result["metrics"] == 404

@@ -115,6 +115,11 @@ def test_prometheus_scrapes_the_web_process_with_the_workers_counters(live_stack
 
         run_worker({**env, **shared}, sent=2)
 
+        # The probes, served by uvicorn (the load balancer's view).
+        assert httpx.get(f"{base_url}/healthz", timeout=10).json() == {"status": "ok"}
+        ready = httpx.get(f"{base_url}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+
         # The worker's counter, read at the web process (its own process never sent).
         scraped = httpx.get(
             f"{base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10

@@ -38,7 +38,11 @@ def main() -> dict:
     shop = client.post("/graphql/", {"query": "{ shopName }"}, content_type="application/json")
     report = run_batch()
     notification = Notification.objects.select_related("sms").get()
+    readyz = Client().get("/readyz")
     return {
+        "healthz": Client().get("/healthz").status_code,
+        "readyz": [readyz.status_code, readyz.json()],
+        "metrics": Client().get("/metrics").status_code,
         "created": created,
         "shop_name": shop.json()["data"]["shopName"],
         "sent": report.sent,
