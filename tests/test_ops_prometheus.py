@@ -126,6 +126,12 @@ def test_prometheus_scrapes_the_web_process_with_the_workers_counters(live_stack
         )
         assert scraped.status_code == 200
         assert 'sms_twilio_requests_total{code="",outcome="accepted"} 2.0' in scraped.text
+        # The exited worker's and job's files were folded into the archives by that scrape.
+        left = sorted(path.name for path in Path(multiproc.name).glob("*.db"))
+        assert "counter_archive.db" in left, left
+        for name in left:
+            pid = name[: -len(".db")].rsplit("_", 1)[-1]
+            assert not pid.isdigit() or Path(f"/proc/{pid}").exists(), left
 
         target = base_url.removeprefix("http://")
         with run_prometheus(target, Path(work.name)) as api:

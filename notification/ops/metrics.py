@@ -9,7 +9,8 @@ guessed byte by byte from response times.
 
 What is exposed: this process's counters (``notification.instruments``), or,
 with ``PROMETHEUS_MULTIPROC_DIR`` set, the sum over every process on this host
-that writes there (web processes, RQ workers and their job processes); plus the
+that writes there (web processes, RQ workers and their job processes; those that
+exited are folded into archives by ``notification.ops.multiproc``); plus the
 gauges read at scrape time (``notification.ops.collector``).
 """
 
@@ -25,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from notification.conf import app_settings
+from notification.ops import multiproc
 from notification.ops.collector import ReadinessCollector, StateCollector
 
 
@@ -71,4 +73,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return HttpResponse(encoder(scrape_registry()), content_type=content_type)
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return HttpResponse(encoder(scrape_registry()), content_type=content_type)
+    # Exited processes' files folded first, so the scrape reads few files
+    # (notification.ops.multiproc); the lock keeps other scrapers on this host out.
+    with multiproc.exclusive(directory):
+        multiproc.compact(directory)
+        body = encoder(scrape_registry())
+    return HttpResponse(body, content_type=content_type)
