@@ -161,6 +161,32 @@ def test_a_redis_outage_leaves_the_database_gauges_and_reports_the_source(settin
     assert value(samples, "sms_messages", delivery_status="queued") == 0
 
 
+def test_a_hung_redis_does_not_hold_the_scrape(settings):
+    """A port that accepts connections and never answers: the scrape still answers promptly."""
+    import socket
+
+    settings.READYZ_TIMEOUT = 0.5
+    probes.clear_cache()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    saved = {name: queue["URL"] for name, queue in settings.RQ_QUEUES.items()}
+    try:
+        for queue in settings.RQ_QUEUES.values():
+            queue["URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        started = time.monotonic()
+        samples = scrape()
+        elapsed = time.monotonic() - started
+    finally:
+        for name, url in saved.items():
+            settings.RQ_QUEUES[name]["URL"] = url
+        listener.close()
+    assert elapsed < 5, elapsed
+    assert value(samples, "sms_metrics_source_up", source="rq") == 0
+    assert value(samples, "sms_metrics_source_up", source="database") == 1
+    assert value(samples, "sms_ready", check="redis_queue") == 0
+
+
 def test_the_last_run_time_comes_from_the_run_itself(settings, redis, twilio_emulator):
     settings.TWILIO_SMS_INTERVAL = 2  # a paced run lasts one interval less a margin
     assert value(scrape(), "sms_last_run_timestamp_seconds") is None

@@ -186,7 +186,16 @@ def collect_state() -> list[Metric]:
         # django-rq's own collector: rq_workers, rq_jobs, rq_job_*_total...
         "rq": lambda: list(RQCollector().collect()),
     }
+    # A dependency the readiness checks (which have timeouts) just found failing is not
+    # read: a hung database or Redis would otherwise hold the scrape, and every scrape
+    # queued behind the cache's lock, for as long as the connection's own timeout
+    # (none, for django-rq's Redis by default).
+    ready = probes.readiness()
+    needs = {"database": "database", "redis": "redis_queue", "rq": "redis_queue"}
     for source, read in sources.items():
+        if not ready[needs[source]].ok:
+            up.add_metric([source], 0)
+            continue
         try:
             families.extend(read())
         except Exception as exc:
