@@ -19,9 +19,10 @@ carry hosts, ports, user names and sometimes URLs with passwords, and this
 endpoint needs no login.
 """
 
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -181,19 +182,37 @@ _REASONS = {
 
 
 class _CheckThread:
-    """One long-lived thread for one check; a check still running is never started again."""
+    """One long-lived daemon thread for one check; a check still running is never started again.
+
+    A daemon thread rather than a ``ThreadPoolExecutor``: the executor's threads are
+    joined at interpreter exit, so a check stuck on a hung database would keep the
+    web server from shutting down.
+    """
 
     def __init__(self, name: str) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"readyz-{name}")
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._running: Future | None = None
         self._lock = threading.Lock()
+        threading.Thread(target=self._work, name=f"readyz-{name}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            future, check = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(check())
+            except BaseException as exc:
+                future.set_exception(exc)
 
     def submit(self, check: Any) -> Future | None:
         with self._lock:
             if self._running is not None and not self._running.done():
                 return None  # stuck since an earlier probe
-            self._running = self._executor.submit(check)
-            return self._running
+            future: Future = Future()
+            self._jobs.put((future, check))
+            self._running = future
+            return future
 
 
 def _outcome(name: str, check: Any) -> CheckResult:
