@@ -14,7 +14,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 
 NOX := $(VENV)/bin/nox
 
-.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails manage vendor mutants
+.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -23,7 +23,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts + mypy"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails   print the benchmark figures"
+	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -86,6 +86,10 @@ bench-heal: install
 # Reconciliation benchmark: a pass's fetches and lists against the emulator, beside bare SDK calls (~4 min).
 bench-reconcile: install
 	$(PYTHON) bench/reconcile.py
+
+# Scrape cost: /metrics at 100,000 message rows, beside the floor of one count (~2 min).
+bench-metrics: install
+	$(PYTHON) bench/metrics_scrape.py
 
 # The browser files GraphiQL and the demo load (committed; only needed to upgrade them).
 vendor: install

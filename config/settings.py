@@ -158,11 +158,23 @@ if not STATIC_ROOT.is_dir():
     # Expected before the first collectstatic: the finders serve everything meanwhile.
     warnings.filterwarnings("ignore", message="No directory at: ")
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), with any `extra`
+# fields of the record, for log pipelines that join logs with metrics.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -249,3 +261,15 @@ AUTHENTICATION_BACKENDS = [
 # Set per connection by the ASGI application only (config/statement_timeout.py):
 # RQ workers and management commands keep no limit.
 DATABASE_STATEMENT_TIMEOUT = env_float("DATABASE_STATEMENT_TIMEOUT", 10.0, minimum=0)
+
+# --- Operations (README "Operations") ---------------------------------------------
+# /metrics is off until a token is set; Prometheus sends it as a bearer token.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_CACHE_SECONDS = env_float("METRICS_CACHE_SECONDS", 10.0, minimum=0)
+READYZ_TIMEOUT = env_float("READYZ_TIMEOUT", 1.0, minimum=0.05)
+READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0)
+# prometheus-client reads PROMETHEUS_MULTIPROC_DIR itself and opens files there as
+# metrics are defined (django-rq's admin defines one while apps load): a process
+# started before the directory exists must still start, so it is created here.
+if PROMETHEUS_MULTIPROC_DIR := env_str("PROMETHEUS_MULTIPROC_DIR"):
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)

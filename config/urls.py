@@ -1,4 +1,5 @@
-"""URL routes: GraphQL (with GraphiQL), Twilio webhooks, admin and the RQ dashboard."""
+"""URL routes: GraphQL (with GraphiQL), Twilio webhooks, admin, the RQ dashboard, probes
+and metrics."""
 
 import warnings
 
@@ -14,6 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
     path("", include("notification.urls")),
+    # /healthz, /readyz, /metrics (README "Operations").
+    path("", include("notification.ops.urls")),
 ]
 
 # Static files are WhiteNoise's (a middleware, config/settings.py), DEBUG on or off.

@@ -12,7 +12,10 @@ decides which of them this machine needs and what environment they share:
   same development credentials and ``TWILIO_BASE_URL`` pointing at it, so the
   real Twilio SDK talks to the emulator and can never reach Twilio.
 
-``DJANGO_DEBUG`` defaults to on. honcho puts each process in its own process
+``DJANGO_DEBUG`` defaults to on. ``METRICS_TOKEN`` defaults to a development
+token and ``PROMETHEUS_MULTIPROC_DIR`` to ``.prometheus-multiproc/`` (emptied at
+each start), shared by every process, so the worker's counters show at the web
+process's ``/metrics`` (README "Operations"). honcho puts each process in its own process
 group and stops them all on Ctrl-C, so nothing is left running.
 """
 
@@ -29,6 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = REPO_ROOT / "Procfile"
 GRAPHIQL_URL = "http://127.0.0.1:8000/graphql/"
 EMULATOR_PORT = 8001
+METRICS_URL = "http://127.0.0.1:8000/metrics"
+DEV_METRICS_TOKEN = "dev-metrics-token"
+MULTIPROC_DIR = REPO_ROOT / ".prometheus-multiproc"
 
 # The emulator's development credentials (one set, defined by the emulator).
 # +15005550006 is the "valid From" magic number of Twilio's test credentials.
@@ -50,6 +56,8 @@ def stack_environment(base: dict[str, str]) -> tuple[dict[str, str], set[str]]:
     if DEMO_ORIGIN not in origins:
         env["DJANGO_CORS_ALLOWED_ORIGINS"] = ",".join(filter(None, [*origins, DEMO_ORIGIN]))
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("METRICS_TOKEN", DEV_METRICS_TOKEN)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(MULTIPROC_DIR))
     # Procfile commands say "python"/"uvicorn": make them this virtualenv's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     skipped: set[str] = set()
@@ -60,6 +68,18 @@ def stack_environment(base: dict[str, str]) -> tuple[dict[str, str], set[str]]:
     else:
         env.update(DEV_TWILIO_ENV)
     return env, skipped
+
+
+def reset_multiproc_dir(directory: Path) -> None:
+    """Start every run with an empty metrics directory.
+
+    prometheus-client's multi-process files outlive their processes (counters must
+    not drop when one exits); the previous run's would otherwise add up with this one's.
+    """
+    if directory.is_dir():
+        for path in directory.glob("*.db"):
+            path.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
 
 
 def procfile_process_names(procfile: Path = PROCFILE) -> list[str]:
@@ -93,6 +113,7 @@ def main() -> None:
         sys.exit(run_management_command(sys.argv[2:]))
     env, skipped = stack_environment(dict(os.environ))
     processes = [name for name in procfile_process_names() if name not in skipped]
+    reset_multiproc_dir(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
 
     # Django's system checks run once, with migrate: every later command (here and
     # in the Procfile) skips them, so a check's warning is not printed six times.
@@ -103,6 +124,8 @@ def main() -> None:
     print(f"  GraphiQL:      {GRAPHIQL_URL}")
     print("  Admin:         http://127.0.0.1:8000/admin/")
     print("  RQ dashboard:  http://127.0.0.1:8000/django-rq/")
+    print("  Probes:        http://127.0.0.1:8000/healthz  http://127.0.0.1:8000/readyz")
+    print(f"  Metrics:       curl -H 'Authorization: Bearer {env['METRICS_TOKEN']}' {METRICS_URL}")
     print(f"  Demo frontend: {DEMO_ORIGIN}/   (another origin: CORS)")
     redis = "REDIS_URL from the environment" if "redis" in skipped else "embedded"
     twilio = (

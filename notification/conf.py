@@ -110,6 +110,13 @@ DEFAULTS: dict[str, Any] = {
     # Failed logins (per account, and per client address) that lock logins out.
     "LOGIN_MAX_FAILURES": 10,
     "LOGIN_LOCKOUT_SECONDS": 900,
+    # Operations (notification.ops): the bearer token /metrics requires (empty: /metrics
+    # is off), seconds its database gauges are cached, the readiness probe's per-check
+    # timeout and how long its answer is reused.
+    "METRICS_TOKEN": "",
+    "METRICS_CACHE_SECONDS": 10.0,
+    "READYZ_TIMEOUT": 1.0,
+    "READYZ_CACHE_SECONDS": 1.0,
 }
 
 

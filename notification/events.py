@@ -32,6 +32,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from notification import instruments
 from notification.delivery.payload import status_payloads
 from notification.signals import send_status_changed
 
@@ -151,6 +152,7 @@ class StatusListeners:
     async def listen(self, groups: Iterable[str]) -> AsyncIterator[asyncio.Queue]:
         queue: asyncio.Queue = asyncio.Queue()
         joined: list[str] = []
+        instruments.subscription_opened()
         try:
             async with self._lock:
                 if self.channel is None:
@@ -171,6 +173,7 @@ class StatusListeners:
                     ]
             yield queue
         finally:
+            instruments.subscription_closed()
             await asyncio.shield(self._leave(joined, queue))
 
     async def _leave(self, groups: list[str], queue: asyncio.Queue) -> None:

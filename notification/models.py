@@ -239,6 +239,13 @@ class SmsNotification(models.Model):
                 condition=Q(priced_datetime__isnull=False),
                 name="sms_priced_idx",
             ),
+            # /metrics (notification.ops.collector): the few rows waiting for a retry,
+            # without reading the whole table.
+            models.Index(
+                fields=["next_attempt_datetime"],
+                condition=Q(next_attempt_datetime__isnull=False),
+                name="sms_retry_waiting_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -79,3 +79,8 @@ def test_a_host_project_migrates_merges_the_schema_creates_sends_and_subscribes(
     assert (current["status"], current["deliveryStatus"]) == ("SENT", "SENT")
     assert (changed["status"], changed["deliveryStatus"]) == ("DELIVERED", "DELIVERED")
     assert changed["notification"] == {"id": notification_id, "status": "DELIVERED"}
+    # The probes work with the app's defaults; /metrics is off without METRICS_TOKEN.
+    assert result["healthz"] == 200
+    assert result["readyz"][0] == 200, result["readyz"]
+    assert result["readyz"][1]["checks"]["channel_layer"]["ok"] is True
+    assert result["metrics"] == 404

@@ -114,6 +114,9 @@ def test_dev_stack_runs_embedded_redis_and_emulator_by_default():
     assert env["TWILIO_BASE_URL"] == "http://127.0.0.1:8001"
     assert env["TWILIO_FROM_NUMBER"] == "+15005550006"
     assert len(env["TWILIO_ACCOUNT_SID"]) == 34 and env["TWILIO_ACCOUNT_SID"].startswith("AC")
+    # Metrics on, and every process writes its counters where the web process reads them.
+    assert env["METRICS_TOKEN"]
+    assert env["PROMETHEUS_MULTIPROC_DIR"].endswith(".prometheus-multiproc")
 
 
 def test_dev_stack_uses_configured_redis_and_real_twilio():

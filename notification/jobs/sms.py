@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from notification.conf import app_settings
 from notification.guardrails.reported import record_reported_prices
+from notification.jobs.last_run import record_run_finished
 from notification.jobs.scheduling import next_scheduled_run
 from notification.sending.lock import batch_lock
 from notification.sending.pacing import RunReport, run_paced
@@ -73,6 +74,7 @@ def send_sms_batch() -> dict[str, Any]:
                 break
             run = run_paced(deadline=deadline, waiter=signal)
         logger.info(run.log_line())
+        record_run_finished(connection)
         total = run if total is None else total.merge(run)
         if not signal.pending() or time.monotonic() >= deadline:
             break

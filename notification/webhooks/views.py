@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from notification import instruments
 from notification.backends.twilio.account import is_for_our_account
 from notification.backends.twilio.payloads import (
     MalformedWebhook,
@@ -35,6 +36,14 @@ from notification.tracking.status import ApplyResult, Outcome, record_status_eve
 from notification.webhooks.inbound import handle_inbound
 
 logger = logging.getLogger(__name__)
+
+#: ``sms_status_callbacks_total{result}`` for each outcome of applying a callback.
+_CALLBACK_RESULTS = {
+    Outcome.UPDATED: "applied",
+    Outcome.STALE: "ignored",
+    Outcome.UNKNOWN_STATUS: "ignored",
+    Outcome.UNKNOWN_SID: "unknown_message",
+}
 
 TWIML_CONTENT_TYPE = "text/xml; charset=utf-8"
 
@@ -84,17 +93,21 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
     pay for a new connection.
     """
     if not has_valid_signature(request):
+        instruments.status_callback("refused")
         return _forbidden(request)
     if refused := _refused_account(request):
+        instruments.status_callback("wrong_account")
         return refused
     # The signature covered the query string: this id is the one we sent Twilio.
     sms_id = parse_database_id(request.GET.get(STATUS_CALLBACK_SMS_PARAM))
     try:
         event = status_event_from_form(request.POST, sms_id)
     except MalformedWebhook as exc:
+        instruments.status_callback("malformed")
         logger.warning("Malformed status callback: %s", exc)
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
     result, payloads = await run_in_db_thread(_record, event)
+    instruments.status_callback(_CALLBACK_RESULTS[result.outcome])
     await publish_payloads(payloads)
     if payloads and sms_status_changed.has_listeners(Notification):
         await run_in_db_thread(send_status_changed, payloads, event)

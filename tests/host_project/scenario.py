@@ -146,12 +146,16 @@ def main() -> dict:
             notification.sms.twilio_sid,
         )
     )
+    readyz = Client().get("/readyz")
     import notification as app_package
 
     return {
         "django": django.get_version(),
         "app_installed_at": os.path.dirname(app_package.__file__),
         **watched,
+        "healthz": Client().get("/healthz").status_code,
+        "readyz": [readyz.status_code, readyz.json()],
+        "metrics": Client().get("/metrics").status_code,
         "created": created,
         "shop_name": shop.json()["data"]["shopName"],
         "sent": report.sent,

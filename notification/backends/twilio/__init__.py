@@ -6,12 +6,14 @@
 as normalised events). The rest of the app sees only ``TwilioBackend``.
 """
 
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
 
+from notification import instruments
 from notification.backends.base import (
     Accepted,
     BaseSmsBackend,
@@ -66,6 +68,15 @@ def _unavailable(exc: Exception) -> LookupUnavailable:
     return LookupUnavailable(f"Twilio did not answer the lookup: {type(exc).__name__}: {exc}")
 
 
+def _outcome(exc: Exception, failure: SendFailure) -> str:
+    """The ``sms_twilio_requests_total`` outcome of a failed request."""
+    if isinstance(exc, TwilioRestException):  # Twilio answered with an error
+        return instruments.REJECTED
+    if failure.kind is FailureKind.AMBIGUOUS:
+        return instruments.AMBIGUOUS
+    return instruments.TRANSPORT_ERROR
+
+
 class TwilioBackend(BaseSmsBackend):
     """One ``messages.create`` per message through the official SDK (one client per thread).
 
@@ -96,10 +107,16 @@ class TwilioBackend(BaseSmsBackend):
         }
         if message.status_callback:
             options["status_callback"] = with_connection_overrides(message.status_callback)
+        started = time.monotonic()
         try:
             created = client.messages.create(to=message.to, body=message.body, **options)
         except Exception as exc:  # one bad message never stops the batch
-            return classify_exception(exc)
+            failure = classify_exception(exc)
+            instruments.twilio_request(
+                _outcome(exc, failure), failure.code, time.monotonic() - started
+            )
+            return failure
+        instruments.twilio_request(instruments.ACCEPTED, None, time.monotonic() - started)
         return Accepted(
             sid=created.sid,
             status=str(created.status or "queued"),

@@ -1,0 +1,38 @@
+"""When the last scheduled send run finished: written by the run, read by ``/metrics``.
+
+Kept in the SMS queue's Redis (one key, no expiry) rather than in process
+memory, so ``sms_last_run_timestamp_seconds`` survives restarts of the worker
+and of the web process that reports it, and every web process on every host
+reports the same value. It is what the "sender stopped" alert watches: no run
+finished for two intervals while messages are due. Losing the write (Redis down)
+costs only freshness of that figure, never the run.
+"""
+
+import logging
+import time
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("notification.sending")
+
+LAST_RUN_KEY = "sms:last-run-finished"
+
+
+def record_run_finished(connection: Redis, at: float | None = None) -> None:
+    """Store ``at`` (Unix time, default now) as the last run's end; never raises."""
+    try:
+        connection.set(LAST_RUN_KEY, repr(time.time() if at is None else at))
+    except RedisError as exc:
+        logger.warning("sms_run could not record its end time: %s", type(exc).__name__)
+
+
+def last_run_finished(connection: Redis) -> float | None:
+    """The last run's end (Unix time), or ``None`` when no run has recorded one."""
+    raw = connection.get(LAST_RUN_KEY)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,274 @@
+"""``/metrics`` in one process: the token rule, the database gauges and their cache, and the
+counters recorded where things happen (real Twilio SDK against the emulator, signed
+callbacks, a real channel layer)."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from devstack.ports import free_port
+from notification.events import status_listeners
+from notification.jobs.last_run import LAST_RUN_KEY
+from notification.jobs.sms import send_sms_batch
+from notification.models import (
+    Notification,
+    NotificationPriorityChoices,
+    NotificationStatusChoices,
+    SmsNotification,
+)
+from notification.ops import collector, probes
+from notification.sending.batch import run_batch
+from notification.sending.selection import due_sms
+from tests.sending_helpers import make_sms
+from tests.webhook_helpers import (
+    STATUS_PATH,
+    post_signed,
+    queued_sms,
+    short_lived_db_connections,
+    status_form,
+    use_test_signing,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN = "test-metrics-token-1234567890"
+
+
+@pytest.fixture(autouse=True)
+def metrics_on(settings, redis):
+    settings.METRICS_TOKEN = TOKEN
+    settings.METRICS_CACHE_SECONDS = 0
+    collector.clear_cache()
+    yield settings
+    collector.clear_cache()
+    probes.clear_cache()
+    probes.close_database_connection()  # sms_ready ran the readiness checks
+
+
+def scrape(client: Client | None = None) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} from an authorised GET /metrics."""
+    response = (client or Client()).get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert response.status_code == 200, response.content[:200]
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def counter(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_metrics_are_off_without_a_token(settings):
+    settings.METRICS_TOKEN = ""
+    assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", TOKEN, "Bearer"],
+)
+def test_metrics_refuse_a_missing_or_wrong_token(authorization):
+    extra = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    response = Client().get("/metrics", **extra)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"sms_" not in response.content
+
+
+def test_database_gauges_count_rows_by_status_and_the_due_backlog():
+    now = timezone.now()
+    make_sms(publish=now - timedelta(minutes=10))  # due, normal: the oldest
+    make_sms(publish=now - timedelta(minutes=1))
+    make_sms(priority=NotificationPriorityChoices.HIGH, publish=now - timedelta(seconds=30))
+    make_sms(publish=now + timedelta(hours=1))  # not due yet
+    backoff = make_sms(publish=now - timedelta(hours=2))  # in retry backoff: not due
+    SmsNotification.objects.filter(pk=backoff.pk).update(
+        next_attempt_datetime=now + timedelta(minutes=5)
+    )
+    delivered = queued_sms("SM" + "d" * 32)
+    SmsNotification.objects.filter(pk=delivered.pk).update(delivery_status="delivered")
+    unknown = make_sms(publish=now - timedelta(hours=3))
+    Notification.objects.filter(pk=unknown.notification_id).update(
+        status=NotificationStatusChoices.UNKNOWN, updated_datetime=now - timedelta(minutes=20)
+    )
+
+    samples = scrape()
+
+    assert value(samples, "sms_messages", delivery_status="not_submitted") == 6
+    assert value(samples, "sms_messages", delivery_status="delivered") == 1
+    assert value(samples, "sms_messages", delivery_status="failed") == 0
+    assert value(samples, "sms_notifications", status="pending") == 5
+    assert value(samples, "sms_notifications", status="unknown") == 1
+    assert value(samples, "sms_notifications", status="sent") == 1
+    assert value(samples, "sms_pending_messages", priority="normal") == 2
+    assert value(samples, "sms_pending_messages", priority="high") == 1
+    assert value(samples, "sms_pending_messages", priority="low") == 0
+    # The oldest published pending SMS is the one waiting for its retry (2 h).
+    assert 7195 <= value(samples, "sms_oldest_pending_age_seconds") <= 7300
+    assert value(samples, "sms_retry_waiting_messages") == 1
+    # The send job's own rule agrees.
+    assert (
+        sum(value(samples, "sms_pending_messages", priority=p) for p in ("low", "normal", "high"))
+        == due_sms(timezone.now()).count()
+    )
+    assert 1195 <= value(samples, "sms_oldest_unknown_age_seconds") <= 1300
+    assert value(samples, "sms_metrics_source_up", source="database") == 1
+    assert value(samples, "sms_send_interval_seconds") == 300
+    assert value(samples, "sms_ready", check="database") == 1
+    assert value(samples, "sms_ready", check="redis_queue") == 1
+    # django-rq's collector, on the same endpoint.
+    assert value(samples, "rq_jobs", queue="sms", status="queued") is not None
+
+
+def test_database_gauges_are_cached_for_metrics_cache_seconds(settings, django_assert_num_queries):
+    settings.METRICS_CACHE_SECONDS = 60
+    make_sms()
+    assert value(scrape(), "sms_pending_messages", priority="normal") == 1
+    make_sms()
+    with django_assert_num_queries(0):
+        cached = scrape()
+    assert value(cached, "sms_pending_messages", priority="normal") == 1
+    collector.clear_cache()
+    assert value(scrape(), "sms_pending_messages", priority="normal") == 2
+
+
+def test_a_redis_outage_leaves_the_database_gauges_and_reports_the_source(settings):
+    port = free_port("127.0.0.1")
+    saved = {name: queue["URL"] for name, queue in settings.RQ_QUEUES.items()}
+    try:
+        for queue in settings.RQ_QUEUES.values():
+            queue["URL"] = f"redis://127.0.0.1:{port}/0"
+        samples = scrape()
+    finally:
+        for name, url in saved.items():
+            settings.RQ_QUEUES[name]["URL"] = url
+    assert value(samples, "sms_metrics_source_up", source="redis") == 0
+    assert value(samples, "sms_metrics_source_up", source="rq") == 0
+    assert value(samples, "sms_metrics_source_up", source="database") == 1
+    assert value(samples, "sms_messages", delivery_status="queued") == 0
+
+
+def test_a_hung_redis_does_not_hold_the_scrape(settings):
+    """A port that accepts connections and never answers: the scrape still answers promptly."""
+    import socket
+
+    settings.READYZ_TIMEOUT = 0.5
+    probes.clear_cache()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    saved = {name: queue["URL"] for name, queue in settings.RQ_QUEUES.items()}
+    try:
+        for queue in settings.RQ_QUEUES.values():
+            queue["URL"] = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        started = time.monotonic()
+        samples = scrape()
+        elapsed = time.monotonic() - started
+    finally:
+        for name, url in saved.items():
+            settings.RQ_QUEUES[name]["URL"] = url
+        listener.close()
+    assert elapsed < 5, elapsed
+    assert value(samples, "sms_metrics_source_up", source="rq") == 0
+    assert value(samples, "sms_metrics_source_up", source="database") == 1
+    assert value(samples, "sms_ready", check="redis_queue") == 0
+
+
+def test_the_last_run_time_comes_from_the_run_itself(settings, redis, twilio_emulator):
+    settings.TWILIO_SMS_INTERVAL = 2  # a paced run lasts one interval less a margin
+    assert value(scrape(), "sms_last_run_timestamp_seconds") is None
+    before = time.time()
+    send_sms_batch()
+    recorded = float(redis.get(LAST_RUN_KEY))
+    assert before <= recorded <= time.time()
+    assert value(scrape(), "sms_last_run_timestamp_seconds") == pytest.approx(recorded)
+
+
+@pytest.mark.usefixtures("no_status_callbacks")
+def test_twilio_requests_are_counted_by_outcome_and_code(twilio_emulator, settings):
+    twilio_emulator.inject_faults(
+        [
+            {"kind": "http_400", "error_code": 30004, "count": 1, "to": "+14155550101"},
+            {"kind": "drop", "count": 1, "to": "+14155550102"},
+        ]
+    )
+    before = {
+        "accepted": counter("sms_twilio_requests_total", outcome="accepted", code=""),
+        "rejected": counter("sms_twilio_requests_total", outcome="rejected", code="30004"),
+        "ambiguous": counter("sms_twilio_requests_total", outcome="ambiguous", code=""),
+        "transport": counter("sms_twilio_requests_total", outcome="transport_error", code=""),
+        "observed": counter("sms_twilio_request_duration_seconds_count"),
+    }
+    make_sms(to="+14155550100")
+    make_sms(to="+14155550101")
+    make_sms(to="+14155550102")
+    run_batch()
+    # Twilio unreachable (connection refused): nothing left, a transport error.
+    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    make_sms(to="+14155550103")
+    run_batch()
+
+    assert counter("sms_twilio_requests_total", outcome="accepted", code="") == (
+        before["accepted"] + 1
+    )
+    assert counter("sms_twilio_requests_total", outcome="rejected", code="30004") == (
+        before["rejected"] + 1
+    )
+    assert counter("sms_twilio_requests_total", outcome="ambiguous", code="") == (
+        before["ambiguous"] + 1
+    )
+    assert counter("sms_twilio_requests_total", outcome="transport_error", code="") == (
+        before["transport"] + 1
+    )
+    assert counter("sms_twilio_request_duration_seconds_count") == before["observed"] + 4
+    # And the exposition carries them.
+    assert value(scrape(), "sms_twilio_requests_total", outcome="rejected", code="30004") >= 1
+
+
+def test_status_callbacks_are_counted_by_result(settings):
+    use_test_signing(settings)
+    sid = "SM" + "c" * 32
+    queued_sms(sid)
+    results = ("applied", "ignored", "unknown_message", "refused")
+    before = {r: counter("sms_status_callbacks_total", result=r) for r in results}
+    client = Client()
+    with short_lived_db_connections():
+        assert post_signed(client, STATUS_PATH, status_form(sid, "delivered")).status_code == 200
+        assert post_signed(client, STATUS_PATH, status_form(sid, "delivered")).status_code == 200
+        post_signed(client, STATUS_PATH, status_form("SM" + "e" * 32, "sent"))
+        forged = post_signed(client, STATUS_PATH, status_form(sid, "sent"), signature="bad")
+        assert forged.status_code == 403
+    after = {r: counter("sms_status_callbacks_total", result=r) for r in results}
+    assert {r: after[r] - before[r] for r in results} == {
+        "applied": 1,
+        "ignored": 1,
+        "unknown_message": 1,
+        "refused": 1,
+    }
+
+
+def test_open_subscriptions_are_a_live_gauge(redis):
+    base = counter("sms_subscribers")
+
+    async def watch() -> tuple[float, float]:
+        listeners = status_listeners()
+        async with listeners.listen(["metrics-test-a"]), listeners.listen(["metrics-test-b"]):
+            during = counter("sms_subscribers")
+        return during, counter("sms_subscribers")
+
+    during, after = asyncio.run(watch())
+    assert during == base + 2
+    assert after == base
