@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notification', '0004_timestamps_named_datetime_sms_only'),
+        ('notification', '0005_i18_guardrails'),
     ]
 
     operations = [
