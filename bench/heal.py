@@ -153,7 +153,12 @@ def main() -> None:
             False,
             redis_restart,
         )
-        scenario("worker's DB connection cut", "one pause, 1 s", False, cut_database)
+        scenario(
+            "worker's DB connection cut",
+            "a reconnect; the next run if it ended the run",
+            False,
+            cut_database,
+        )
         scenario(
             f"Twilio unreachable for {TWILIO_DOWN_SECONDS} s",
             "retry backoff of refused rows, 15-30 s",

@@ -79,6 +79,7 @@ def test_a_redis_restart_mid_campaign_heals_without_a_person(
             # The processes rode it out: nobody restarted them.
             assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
             logs = stack.logs()
+            scheduler_log = (stack.log_dir / "scheduler.log").read_text()
         scheduled = {m.decode() for m in server.client().zrange(SCHEDULED_JOBS_KEY, 0, -1)}
 
     assert_each_sent_once(twilio_emulator, total)
@@ -89,6 +90,7 @@ def test_a_redis_restart_mid_campaign_heals_without_a_person(
     assert 1 <= logs.count("state=lost") <= 3, logs[-3000:]
     assert logs.count("state=recovered") >= 1, logs[-3000:]
     assert "found an unhandled exception" not in logs
+    assert scheduler_log.count("Registering birth") == 2  # at start, once after: not per retry
     if not keep_data:
         assert "sms_schedule healed=" in logs
 

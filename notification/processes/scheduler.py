@@ -95,7 +95,8 @@ class SmsScheduler(DjangoScheduler):
                     self._lock_acquired = False  # it expires by itself in Redis
                     if born:  # our registration, if Redis kept it, stays "alive"
                         self.name, born = uuid4().hex, False
-                    self.outage.backoff()
+                    # PING until it answers: quiet, unlike a birth attempt per retry.
+                    self.outage.wait_until_up(self.connection.ping, stop=lambda: False)
                     continue
                 elapsed = time.time() - started
                 if elapsed < self._interval:

@@ -19,8 +19,9 @@ batch (``run_batch``): claims, the dispatch log, recovery, the queue limit,
 opt-outs and retries apply unchanged, and a run is as backend-independent as
 one batch. A message larger than the room left may be taken alone (so it is
 never starved), so the queue can exceed the target by less than one message.
-A top-up that loses its database connection before sending is retried at the
-next pause on a fresh connection, so a cut connection stalls a run ~1 s.
+A top-up that loses its database connection before sending is retried at once
+on a fresh connection (then once per pause while the database stays away), so a
+cut connection does not end the run.
 """
 
 import logging
@@ -151,22 +152,27 @@ def run_paced(
     waiter = waiter or SleepWaiter()
     rate = float(app_settings.TWILIO_SMS_RATE)
     run = RunReport(queue_target=queue_target_segments())
+    lost_in_a_row = 0
     while True:
         waiter.clear()
         try:
             batch = run_batch(queue_target=run.queue_target)
         except CONNECTION_LOST as error:
             # Lost before anything left (the result write retries by itself): a
-            # fresh connection at the next top-up, not a dead run until the next one.
+            # fresh connection at once (a cut connection), then once per pause (a
+            # database that is down), not a dead run until the next scheduled one.
             drop_connection()
             run.db_errors += 1
+            lost_in_a_row += 1
             if run.db_errors == 1:
-                logger.warning('sms_run db=lost error="%s" (next top-up reconnects)', error)
+                logger.warning('sms_run db=lost error="%s" (reconnecting)', error)
             if clock() + MAX_PAUSE_SECONDS >= deadline:
                 run.ended = ENDED_DEADLINE
                 break
-            waiter.wait(MAX_PAUSE_SECONDS)
+            if lost_in_a_row > 1:
+                waiter.wait(MAX_PAUSE_SECONDS)
             continue
+        lost_in_a_row = 0
         run.add(batch)
         if batch.claimed == 0 and not batch.wait_reason:
             run.ended = ENDED_NOTHING_DUE

@@ -9,7 +9,6 @@ what cannot be survived in-process; run it under a supervisor (README,
 
 import django_rq
 from django.core.management.base import BaseCommand
-from rq_scheduler.utils import setup_loghandlers
 
 from notification.conf import app_settings
 from notification.processes.scheduler import SmsScheduler
@@ -28,8 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--burst", action="store_true", help="Poll once, then exit.")
 
     def handle(self, *args, interval: float, burst: bool, **options) -> None:
-        verbosity = options["verbosity"]
-        setup_loghandlers("DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO")
+        # Logs go through Django's LOGGING (rq-scheduler's own handler would print each twice).
         queue = django_rq.get_queue(app_settings.SMS_QUEUE_NAME)
         scheduler = SmsScheduler(queue=queue, connection=queue.connection, interval=interval)
         scheduler.run(burst=burst)
