@@ -1,9 +1,10 @@
 """Shared pytest configuration: fixture plugins and a safe environment.
 
-Run the suite with ``make test`` (SQLite, then a throwaway PostgreSQL) or
+Run the suite with ``make test`` (``tests/README.md``: every test on a throwaway
+PostgreSQL, the ``db_vendor`` ones on SQLite too, a slice on the newest Django) or
 ``.venv/bin/python -m tests.run [--database sqlite|postgres] [pytest args]``.
-A bare ``pytest`` works too (SQLite) once ``DJANGO_DEBUG=1`` or a
-``DJANGO_SECRET_KEY`` is set: pytest-django imports the settings before this file.
+A bare ``pytest`` works too (SQLite, with ``tests.settings``: pytest-django imports
+the settings before this file, so the test-only secret key is set there).
 """
 
 import os
