@@ -66,6 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,
     "GRAPHQL_MAX_TOKENS": 2000,
+    # Fields of a document once its fragments are expanded (what execution would visit).
+    "GRAPHQL_MAX_FIELDS": 500,
+    # Items in any one list of a request (variables or document); all lists
+    # together may hold twice as many. The bulk create's 1,000 items fit.
+    "GRAPHQL_MAX_ITEMS": 1000,
     # Schema introspection and the GraphiQL page (None: follow DEBUG).
     "GRAPHQL_INTROSPECTION": None,
     "GRAPHIQL": None,
