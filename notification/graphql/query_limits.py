@@ -137,7 +137,9 @@ def _cost_error(document: DocumentNode) -> GraphQLError | None:
     except RecursionError:
         # Only a document nested deeper than Python's stack gets here (the token
         # limit off): it is deeper than any depth limit.
-        return GraphQLError("This document is nested too deeply.", extensions={"code": "query_too_deep"})
+        return GraphQLError(
+            "This document is nested too deeply.", extensions={"code": "query_too_deep"}
+        )
     for operation, cost in costs:
         if max_depth and cost.depth > max_depth:
             name = operation.name.value if operation.name else "anonymous"

@@ -25,6 +25,7 @@ from notification.webhooks.keywords import HELP_KEYWORDS, START_KEYWORDS, STOP_K
 
 logger = logging.getLogger(__name__)
 
+
 class Keyword(enum.StrEnum):
     STOP = "stop"
     START = "start"
