@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_WS_MAX_SOCKETS_PER_USER": 20,
     # Operations in flight per socket (subscriptions, mostly).
     "GRAPHQL_WS_MAX_SUBSCRIPTIONS": 20,
+    # Seconds a new socket may take to send connection_init (both protocols).
+    "GRAPHQL_WS_INIT_TIMEOUT": 10,
+    # Messages per second one socket may send, pings included (bursts of 5 s of it).
+    "GRAPHQL_WS_MESSAGE_RATE": 10,
     # Seconds between re-checks of a socket's session and permissions (logout,
     # deactivation and permission changes are also pushed at once).
     "GRAPHQL_WS_AUTH_RECHECK_SECONDS": 60,
