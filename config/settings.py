@@ -206,6 +206,10 @@ SMS_HELP_TEXT = env_str(
 )
 
 # --- Abuse limits (README "Security"; 0 turns a numeric limit off) -----------------
+# The web server's own (notification.http_guard): request-head deadline, connections
+# per client address (set 0 behind a reverse proxy, whose address they all share).
+HTTP_HEAD_TIMEOUT = env_float("HTTP_HEAD_TIMEOUT", 10, minimum=0)
+HTTP_MAX_CONNECTIONS_PER_ADDRESS = env_int("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 256, minimum=0)
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15, minimum=0)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=0)

@@ -66,6 +66,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between re-checks of a socket's session and permissions (logout,
     # deactivation and permission changes are also pushed at once).
     "GRAPHQL_WS_AUTH_RECHECK_SECONDS": 60,
+    # The web server (notification.http_guard, uvicorn --http): seconds a connection
+    # has to send a whole request head, and connections per client address (0: off).
+    "HTTP_HEAD_TIMEOUT": 10.0,
+    "HTTP_MAX_CONNECTIONS_PER_ADDRESS": 256,
     # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,
