@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send bench-status bench-throttles bench-pacing manage vendor mutants
+.PHONY: help install test lint format schema run bench-send bench-status bench-throttles bench-idle-flood bench-pacing manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -19,7 +19,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts (lint-imports)"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / make bench-status / make bench-throttles / make bench-pacing   print the benchmark figures"
+	@echo "make bench-send / make bench-status / make bench-throttles / make bench-idle-flood / make bench-pacing   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -71,6 +71,10 @@ vendor: install
 # Throttles: a legitimate user's latency alone and while abusers are limited (~1 min).
 bench-throttles: install
 	$(PYTHON) bench/throttles.py
+
+# Idle-connection flood: a legitimate client while 4,000 idle sockets are held (~2 min).
+bench-idle-flood: install
+	$(PYTHON) bench/idle_flood.py
 
 # A manage.py command with the environment `make run` gives its processes
 # (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".

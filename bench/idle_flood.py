@@ -26,10 +26,10 @@ server CPU too, which is part of what is measured.
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import resource
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -44,41 +44,53 @@ LEGIT_TIMEOUT = 5.0
 
 
 class Attacker:
-    """Holds ``count`` idle connections from ``addresses`` in a thread of its own."""
+    """Holds ``count`` idle connections from ``addresses``, in a process of its own.
+
+    A process, not a thread: the attacker's event loop must not take the legitimate
+    client's GIL, or its latency would measure the attacker's client as well.
+    """
 
     def __init__(self, host: str, port: int, count: int, addresses: list[str]) -> None:
-        self.host, self.port, self.count, self.addresses = host, port, count, addresses
-        self.held = 0
-        self.opened = 0
-        self.loop = asyncio.new_event_loop()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self.run(),))
+        self.held = multiprocessing.Value("i", 0)
+        self.opened = multiprocessing.Value("i", 0)
+        self.stopping = multiprocessing.Event()
+        self.count = count
+        self.process = multiprocessing.Process(
+            target=_attack,
+            args=(host, port, count, addresses, self.held, self.opened, self.stopping),
+        )
 
-    async def run(self) -> None:
-        tasks = [
-            asyncio.create_task(self.hold(self.addresses[i % len(self.addresses)]))
-            for i in range(self.count)
-        ]
-        while not self.stopping:
-            await asyncio.sleep(0.1)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def __enter__(self) -> "Attacker":
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while self.opened.value < self.count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # let the server answer (or not) the last ones
+        return self
 
-    async def hold(self, source: str) -> None:
-        while not self.stopping:
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.process.join(60)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _attack(host, port, count, addresses, held, opened, stopping) -> None:
+    async def hold(source: str) -> None:
+        while not stopping.is_set():
             writer = None
             try:
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, local_addr=(source, 0)
-                )
-                self.opened += 1
-                self.held += 1
+                reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+                with opened.get_lock():
+                    opened.value += 1
+                with held.get_lock():
+                    held.value += 1
                 try:
                     while await reader.read(65536):
                         pass  # a 503 or 408 the server sent before closing
                 finally:
-                    self.held -= 1
+                    with held.get_lock():
+                        held.value -= 1
             except OSError:
                 pass
             finally:
@@ -86,31 +98,35 @@ class Attacker:
                     writer.close()
             await asyncio.sleep(1.0)
 
-    def __enter__(self) -> "Attacker":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while self.opened < self.count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)  # let the server answer (or not) the last ones
-        return self
+    async def run() -> None:
+        tasks = [asyncio.create_task(hold(addresses[i % len(addresses)])) for i in range(count)]
+        while not stopping.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stopping = True
-        self.thread.join(60)
+    asyncio.run(run())
 
 
-def legit_requests(base_url: str, count: int) -> tuple[int, list[float]]:
-    """``count`` POSTs, each on a fresh connection; successes and their latencies (s)."""
+def csrf_headers(base_url: str) -> dict[str, str]:
+    """What an anonymous browser page sends: the CSRF cookie and its header."""
     import httpx
 
     with httpx.Client(trust_env=False, timeout=LEGIT_TIMEOUT) as client:
         client.get(base_url + "/graphql/", headers={"Accept": "text/html"})
         token = client.cookies["csrftoken"]
-    headers = {
+    return {
         "Content-Type": "application/json",
         "Cookie": f"csrftoken={token}",
         "X-CSRFToken": token,
     }
+
+
+def legit_requests(base_url: str, count: int, headers: dict[str, str]) -> tuple[int, list[float]]:
+    """``count`` POSTs, each on a fresh connection; successes and their latencies (s)."""
+    import httpx
+
     ok, latencies = 0, []
     for _ in range(count):
         started = time.perf_counter()
@@ -191,14 +207,14 @@ def main() -> None:
         for label, http in servers:
             process, base_url = start_server(env, http)
             try:
-                token_client = legit_requests(base_url, 1)  # warm up, and a CSRF token
-                assert token_client[0] == 1, "the legitimate request does not succeed"
-                ok, latencies = legit_requests(base_url, args.requests)
+                headers = csrf_headers(base_url)
+                assert legit_requests(base_url, 1, headers)[0] == 1, "a legitimate request fails"
+                ok, latencies = legit_requests(base_url, args.requests, headers)
                 report(f"{label}, alone", args.requests, ok, latencies, 0)
                 host, port = base_url.removeprefix("http://").split(":")
                 with Attacker(host, int(port), args.idle, addresses) as attacker:
-                    held = attacker.held
-                    ok, latencies = legit_requests(base_url, args.requests)
+                    held = attacker.held.value
+                    ok, latencies = legit_requests(base_url, args.requests, headers)
                     report(f"{label}, flood", args.requests, ok, latencies, held)
             finally:
                 process.terminate()
