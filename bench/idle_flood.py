@@ -1,6 +1,6 @@
 """Idle-connection flood: a legitimate client's success rate and latency against held idle sockets.
 
-    .venv/bin/python bench/idle_flood.py [--idle 4000] [--requests 200]
+    .venv/bin/python bench/idle_flood.py [--idle 4000 4100] [--requests 200]
                                          [--attacker-addresses 1] [--skip-peer]
 
 Starts its own Redis and SQLite database and, in turn, two uvicorn processes with
@@ -14,7 +14,8 @@ the production flags (``devstack.subprocesses.SERVER_LIMITS``, so
 
 Against each: the legitimate client alone (``--requests`` anonymous ``{ __typename }``
 POSTs, each on a new connection, from 127.0.0.1), then the same while an attacker
-holds ``--idle`` connections that never send a byte, from
+holds ``--idle`` connections that never send a byte (4,000, then 4,100: just
+under and just over ``--limit-concurrency``), from
 ``--attacker-addresses`` loopback addresses (127.0.0.2, 127.0.0.3, …), opening a
 new one whenever the server closes one (after 1 s). Prints the success rate
 (HTTP 200 within 5 s), p50 and p99 of the legitimate requests, and how many idle
@@ -176,14 +177,14 @@ def report(label: str, requests: int, ok: int, latencies: list[float], held: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--idle", type=int, default=4000)
+    parser.add_argument("--idle", type=int, nargs="+", default=[4000, 4100])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--attacker-addresses", type=int, default=1)
     parser.add_argument("--skip-peer", action="store_true")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = args.idle + 1024
+    needed = max(args.idle) + 1024
     if soft < needed:
         if hard != resource.RLIM_INFINITY and hard < needed:
             sys.exit(f"ulimit -n is {hard}; {needed} file descriptors are needed")
@@ -199,7 +200,8 @@ def main() -> None:
         setup_django(env)
         load = os.getloadavg()[0]
         print(
-            f"{args.idle} idle connections from {len(addresses)} address(es), "
+            f"{' and '.join(map(str, args.idle))} idle connections from "
+            f"{len(addresses)} address(es), "
             f"{args.requests} legitimate requests per phase, load average {load:.1f}\n"
         )
         print("| server, phase | idle sockets held | legitimate 200s | p50 ms | p99 ms |")
@@ -212,10 +214,11 @@ def main() -> None:
                 ok, latencies = legit_requests(base_url, args.requests, headers)
                 report(f"{label}, alone", args.requests, ok, latencies, 0)
                 host, port = base_url.removeprefix("http://").split(":")
-                with Attacker(host, int(port), args.idle, addresses) as attacker:
-                    held = attacker.held.value
-                    ok, latencies = legit_requests(base_url, args.requests, headers)
-                    report(f"{label}, flood", args.requests, ok, latencies, held)
+                for idle in args.idle:
+                    with Attacker(host, int(port), idle, addresses) as attacker:
+                        held = attacker.held.value
+                        ok, latencies = legit_requests(base_url, args.requests, headers)
+                    report(f"{label}, {idle} idle", args.requests, ok, latencies, held)
             finally:
                 process.terminate()
                 process.wait(30)

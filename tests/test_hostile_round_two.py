@@ -7,6 +7,7 @@ names (7). The connection limits (2) are in ``test_server_head_limits.py`` and
 the websocket ones (8) in ``test_ws_abuse.py``.
 """
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -16,8 +17,10 @@ import time
 import pytest
 from django.test import override_settings
 
+from notification.graphql.ws_parsing import websocket_schema
 from notification.models import Notification, SmsOptOut
 from notification.webhooks.keywords import HELP_KEYWORDS, START_KEYWORDS, STOP_KEYWORDS
+from schema.schema import schema
 from tests.fixtures_services import REPO_ROOT
 from tests.webhook_helpers import (
     AUTH_TOKEN,
@@ -72,6 +75,22 @@ def test_a_fragment_chain_is_refused_as_fast_as_a_plain_document_of_its_size(gra
     bomb_seconds = fastest(lambda: anonymous.execute(bomb))
     plain_seconds = fastest(lambda: anonymous.execute(plain))
     assert bomb_seconds < 3 * plain_seconds, (bomb_seconds, plain_seconds)
+
+    # Any length: 200 levels (2**200 fields; past the token limit, turned off for this)
+    # is refused by the field count the same way, at the cost of its size.
+    with override_settings(GRAPHQL_MAX_TOKENS=0):
+        longest = anonymous.execute(fragment_chain(200, doubled=True))
+    assert [e["extensions"]["code"] for e in longest["errors"]] == ["query_too_complex"]
+
+
+def test_the_websocket_schema_refuses_the_chain_and_long_lists_too():
+    threaded = websocket_schema(schema)
+    result = asyncio.run(threaded.execute(fragment_chain(30, doubled=True)))
+    assert [e.extensions["code"] for e in result.errors] == ["query_too_complex"]
+    result = asyncio.run(threaded.execute(LIST, variable_values={"o": [{"id": "ASC"}] * 5_000}))
+    assert [e.extensions for e in result.errors] == [
+        {"code": "too_many_items", "field": "variables.o"}
+    ]
 
 
 def test_depth_and_aliases_count_what_fragments_expand_to(graphql, staff_user):
