@@ -7,12 +7,16 @@ The hostile connections come from 127.0.0.2 (any 127/8 address is this machine),
 so the test's own client at 127.0.0.1 shows what everyone else gets meanwhile.
 """
 
+import asyncio
 import socket
 import time
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from tests.live_support import serve_project
+from tests.test_subscriptions_ws import login, make_user
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,3 +128,41 @@ def test_one_address_cannot_take_more_than_its_share(server_address):
     finally:
         for hog in hogs:
             hog.close()
+
+
+def test_websockets_count_against_the_cap_until_they_close(server_address):
+    host, port = server_address
+    session = login(f"http://{host}:{port}", make_user("ann"))
+
+    async def scenario() -> None:
+        sockets = [
+            await ws_connect(
+                session.ws_url,
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                additional_headers={"Cookie": session.cookie_header},
+                local_addr=(ATTACKER, 0),
+                proxy=None,
+            )
+            for _ in range(PER_ADDRESS)
+        ]
+        try:
+            for ws in sockets:  # said hello: the init timeout leaves them open
+                await ws.send('{"type": "connection_init", "payload": {}}')
+                assert "connection_ack" in await asyncio.wait_for(ws.recv(), 10)
+            refused = await asyncio.to_thread(served, server_address, ATTACKER)
+            assert refused == b"HTTP/1.1 503 Service Unavailable"
+            await sockets.pop().close()
+            await asyncio.to_thread(
+                wait_until,
+                lambda: is_served(served(server_address, ATTACKER)),
+                10,
+                "the place of a closed websocket to be given back",
+            )
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        session.close()
