@@ -1,4 +1,4 @@
-"""What one GraphQL document may cost before it runs: strawberry's own limiters, per request.
+"""What one GraphQL request may cost before it runs, checked before anything is converted.
 
 ``QueryLimits`` (in ``parts.EXTENSIONS``) applies, from the settings of the moment:
 
@@ -26,7 +26,7 @@
 
 0 turns a numeric limit off. Each refusal is a GraphQL error with a stable code:
 ``too_many_tokens``, ``too_many_items`` (with the ``field`` it found, e.g.
-``variables.input.items``), ``query_too_deep``, ``too_many_aliases``,
+``variables.input``), ``query_too_deep``, ``too_many_aliases``,
 ``query_too_complex``, ``introspection_disabled``, ``operation_name_required``.
 """
 
