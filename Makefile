@@ -14,7 +14,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 
 NOX := $(VENV)/bin/nox
 
-.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics manage vendor mutants
+.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -23,7 +23,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts + mypy"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics   print the benchmark figures"
+	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics / bench-idle-flood   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -102,6 +102,10 @@ bench-throttles: install
 # Guardrails: queries and ms per send batch with each guardrail off and on (~1 min).
 bench-guardrails: install
 	$(PYTHON) bench/guardrails.py
+
+# Idle-connection flood: a legitimate client while 4,000 idle sockets are held (~2 min).
+bench-idle-flood: install
+	$(PYTHON) bench/idle_flood.py
 
 # A manage.py command with the environment `make run` gives its processes
 # (emulator credentials, DEBUG), e.g. make manage cmd="send_sms_batch".

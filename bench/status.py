@@ -370,6 +370,8 @@ def main() -> None:
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             # Every subscriber is the one bench user: no per-user socket cap here.
             "GRAPHQL_WS_MAX_SOCKETS_PER_USER": "0",
+            # ... and every socket comes from 127.0.0.1: no per-address cap either.
+            "HTTP_MAX_CONNECTIONS_PER_ADDRESS": "0",
         }
         setup_django(env)
         make_user()

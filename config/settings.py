@@ -41,6 +41,21 @@ if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # HSTS: browsers that saw the header refuse plain http for this host for that
+    # long (Django's SecurityMiddleware sends it on https responses). One year is the
+    # usual value; subdomains and the browsers' preload list are a site-wide decision
+    # that is hard to undo, so both stay off unless asked for.
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    # check --deploy asks for both (W005, W021); off is this project's deliberate
+    # default (other hosts of the domain may not serve https), not an oversight.
+    SILENCED_SYSTEM_CHECKS = [
+        *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+        *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+    ]
+    # Usually the proxy redirects http to https; this makes Django do it.
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -224,6 +239,8 @@ GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, m
 GRAPHQL_WS_MAX_SOCKETS_PER_USER = env_int("GRAPHQL_WS_MAX_SOCKETS_PER_USER", 20, minimum=0)
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = env_int("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 20, minimum=0)
 GRAPHQL_WS_AUTH_RECHECK_SECONDS = env_int("GRAPHQL_WS_AUTH_RECHECK_SECONDS", 60, minimum=0)
+GRAPHQL_WS_INIT_TIMEOUT = env_float("GRAPHQL_WS_INIT_TIMEOUT", 10, minimum=0.1)
+GRAPHQL_WS_MESSAGE_RATE = env_float("GRAPHQL_WS_MESSAGE_RATE", 10, minimum=0)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )
@@ -242,9 +259,15 @@ SMS_MONTHLY_SPEND_LIMIT = env_float("SMS_MONTHLY_SPEND_LIMIT", 0.0, minimum=0)
 SMS_RECIPIENT_DAILY_LIMIT = env_int("SMS_RECIPIENT_DAILY_LIMIT", 0, minimum=0)
 
 # --- Abuse limits (README "Security"; 0 turns a numeric limit off) -----------------
+# The web server's own (notification.http_guard): request-head deadline, connections
+# per client address (set 0 behind a reverse proxy, whose address they all share).
+HTTP_HEAD_TIMEOUT = env_float("HTTP_HEAD_TIMEOUT", 10, minimum=0)
+HTTP_MAX_CONNECTIONS_PER_ADDRESS = env_int("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 256, minimum=0)
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15, minimum=0)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=0)
+GRAPHQL_MAX_FIELDS = env_int("GRAPHQL_MAX_FIELDS", 500, minimum=0)
+GRAPHQL_MAX_ITEMS = env_int("GRAPHQL_MAX_ITEMS", 1000, minimum=0)
 # Introspection and the GraphiQL page follow DEBUG unless set to true/false.
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
 GRAPHIQL = env_bool("GRAPHIQL", DEBUG)

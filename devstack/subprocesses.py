@@ -27,7 +27,8 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
 #: websocket messages up to 64 KiB (``GRAPHQL_WS_MAX_MESSAGE_BYTES`` checks it again
 #: in the app), idle keep-alive connections closed after 5 s, 503 past 4,096
 #: connections, and request heads up to 16 KiB (a limit only the h11 parser has;
-#: httptools has none).
+#: httptools has none), through h11 with a request-head deadline and a
+#: per-address connection cap (``notification.http_guard``).
 SERVER_LIMITS: tuple[str, ...] = (
     "--ws-max-size",
     "65536",
@@ -36,7 +37,7 @@ SERVER_LIMITS: tuple[str, ...] = (
     "--limit-concurrency",
     "4096",
     "--http",
-    "h11",
+    "notification.http_guard:GuardedH11Protocol",
     "--h11-max-incomplete-event-size",
     "16384",
 )

@@ -72,13 +72,26 @@ DEFAULTS: dict[str, Any] = {
     "GRAPHQL_WS_MAX_SOCKETS_PER_USER": 20,
     # Operations in flight per socket (subscriptions, mostly).
     "GRAPHQL_WS_MAX_SUBSCRIPTIONS": 20,
+    # Seconds a new socket may take to send connection_init (both protocols).
+    "GRAPHQL_WS_INIT_TIMEOUT": 10,
+    # Messages per second one socket may send, pings included (bursts of 5 s of it).
+    "GRAPHQL_WS_MESSAGE_RATE": 10,
     # Seconds between re-checks of a socket's session and permissions (logout,
     # deactivation and permission changes are also pushed at once).
     "GRAPHQL_WS_AUTH_RECHECK_SECONDS": 60,
+    # The web server (notification.http_guard, uvicorn --http): seconds a connection
+    # has to send a whole request head, and connections per client address (0: off).
+    "HTTP_HEAD_TIMEOUT": 10.0,
+    "HTTP_MAX_CONNECTIONS_PER_ADDRESS": 256,
     # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,
     "GRAPHQL_MAX_TOKENS": 2000,
+    # Fields of a document once its fragments are expanded (what execution would visit).
+    "GRAPHQL_MAX_FIELDS": 500,
+    # Items in any one list of a request (variables or document); all lists
+    # together may hold twice as many. The bulk create's 1,000 items fit.
+    "GRAPHQL_MAX_ITEMS": 1000,
     # Schema introspection and the GraphiQL page (None: follow DEBUG).
     "GRAPHQL_INTROSPECTION": None,
     "GRAPHIQL": None,

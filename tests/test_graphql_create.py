@@ -1,6 +1,7 @@
 """createSmsNotification(s) over HTTP: the pair or nothing, field errors, opt-outs."""
 
 import pytest
+from django.test import override_settings
 
 from notification.models import Notification, SmsNotification, SmsOptOut
 from notification.operations.creation import MAX_BULK_NOTIFICATIONS
@@ -240,7 +241,18 @@ def test_bulk_is_all_or_nothing_with_errors_naming_index_and_field(graphql, staf
     assert_nothing_written()
 
 
-def test_bulk_over_the_limit_is_refused(graphql, staff_user):
+def test_bulk_over_the_limit_is_refused_before_its_items_are_converted(graphql, staff_user):
+    items = [valid_input()] * (MAX_BULK_NOTIFICATIONS + 1)
+    result = graphql(staff_user).execute(CREATE_MANY, {"input": items})
+    assert result["data"] is None
+    assert [e["extensions"] for e in result["errors"]] == [
+        {"code": "too_many_items", "field": "variables.input"}
+    ]
+    assert_nothing_written()
+
+
+@override_settings(GRAPHQL_MAX_ITEMS=0)
+def test_bulk_over_the_limit_is_refused_by_the_mutation_with_the_list_cap_off(graphql, staff_user):
     items = [valid_input()] * (MAX_BULK_NOTIFICATIONS + 1)
     payload = graphql(staff_user).data(CREATE_MANY, {"input": items})["createSmsNotifications"]
     assert [(e["field"], e["code"], e["index"]) for e in payload["errors"]] == [

@@ -67,6 +67,8 @@ def test_a_host_project_migrates_merges_the_schema_creates_sends_and_subscribes(
     assert payload["errors"] == []
     assert payload["notification"]["status"] == "PENDING"
     assert result["shop_name"] == "Acme"  # the host's own field, next to the app's
+    assert len(result["probe_errors"]) == 2
+    assert not [m for m in result["probe_errors"] if "Did you mean" in m], result["probe_errors"]
     assert result["sent"] == 1
     assert result["outbox"] == [{"to": "+14155550100", "body": "Hello from the host"}]
     assert (result["status"], result["delivery_status"]) == ("sent", "sent")

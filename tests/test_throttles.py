@@ -259,7 +259,9 @@ def test_a_10000_alias_segments_query_stops_at_the_token_limit(graphql, staff_us
     assert refusal(result)["code"] == "too_many_tokens"
 
 
-@override_settings(GRAPHQL_MAX_DEPTH=0, GRAPHQL_MAX_ALIASES=0, GRAPHQL_MAX_TOKENS=0)
+@override_settings(
+    GRAPHQL_MAX_DEPTH=0, GRAPHQL_MAX_ALIASES=0, GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0
+)
 def test_zero_turns_the_cost_limits_off(graphql, staff_user):
     gql = graphql(staff_user)
     fields = " ".join(f"a{i}: __typename" for i in range(2_000))

@@ -47,9 +47,9 @@ def test_the_document_size_cap_admits_this_document():
     assert len(QUERY.encode()) < 65_536
 
 
-# The token limit (GRAPHQL_MAX_TOKENS) would stop this document at parse time: off here,
+# The token and field limits (GRAPHQL_MAX_TOKENS, _FIELDS) would stop this document: off here,
 # so the test measures the worst a host with the cost limits turned off could see.
-@override_settings(GRAPHQL_MAX_TOKENS=0)
+@override_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
 def test_a_large_document_does_not_stall_the_loop():
     threaded = websocket_schema(schema)
     stall, total, result = asyncio.run(_longest_stall(lambda: threaded.execute(QUERY)))
@@ -58,7 +58,7 @@ def test_a_large_document_does_not_stall_the_loop():
     assert stall < total / 3, (stall, total)
 
 
-@override_settings(GRAPHQL_MAX_TOKENS=0)
+@override_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
 def test_the_same_document_parsed_on_the_loop_stalls_it():
     """The control: without the extension the whole parse is one stall."""
     stall, total, result = asyncio.run(_longest_stall(lambda: schema.execute(QUERY)))

@@ -1,35 +1,50 @@
-"""What one GraphQL document may cost before it runs: strawberry's own limiters, per request.
+"""What one GraphQL request may cost before it runs, checked before anything is converted.
 
 ``QueryLimits`` (in ``parts.EXTENSIONS``) applies, from the settings of the moment:
 
 * ``GRAPHQL_MAX_TOKENS``: the parser stops counting past it (a 120,000-alias
   document is refused after 2,000 tokens, not parsed whole);
-* ``GRAPHQL_MAX_DEPTH`` and ``GRAPHQL_MAX_ALIASES``: strawberry's
-  ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` rules, checked before the rest
-  of validation, so an oversized document costs one cheap pass;
+* ``GRAPHQL_MAX_ITEMS``: the length of every list in the raw variables and the
+  document's list literals (``list_caps``), before strawberry converts any
+  argument into input objects;
+* ``GRAPHQL_MAX_DEPTH``, ``GRAPHQL_MAX_ALIASES`` and ``GRAPHQL_MAX_FIELDS``: the
+  document's expanded depth, aliases and fields, from one walk that visits each
+  fragment once (``document_cost``), checked before the rest of validation, so
+  a document costs one pass in proportion to its size, however its fragments
+  multiply;
 * ``GRAPHQL_INTROSPECTION`` (default: ``DEBUG``): graphql-core's rule refusing
   ``__schema`` and ``__type``; ``schema.graphql`` (``make schema``) stays the
   frontend's source of the schema, since the export does not introspect over HTTP;
 * a document with several operations must name the one to run (``operationName``),
-  as the GraphQL spec says; strawberry would otherwise run the first.
+  as the GraphQL spec says; strawberry would otherwise run the first;
+* with introspection off, no error says "Did you mean …": graphql-core suggests
+  the names of fields, arguments, types and enum values close to a typo, which
+  hands the schema to anyone who probes it (strawberry's
+  ``disable_field_suggestions`` only covers fields, and only when a host's
+  schema sets it; this extension is in ``parts.EXTENSIONS``, so a host project
+  merging the app's parts gets it too).
 
 0 turns a numeric limit off. Each refusal is a GraphQL error with a stable code:
-``too_many_tokens``, ``query_too_deep``, ``too_many_aliases``,
-``introspection_disabled``, ``operation_name_required``.
+``too_many_tokens``, ``too_many_items`` (with the ``field`` it found, e.g.
+``variables.input``), ``query_too_deep``, ``too_many_aliases``,
+``query_too_complex``, ``introspection_disabled``, ``operation_name_required``.
 """
 
-import functools
+import re
 from collections.abc import Iterator
 
 from django.conf import settings
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, validate
-from graphql.language import OperationDefinitionNode
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, validate
+from graphql.language import DocumentNode, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import IgnoreContext
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 
 from notification.conf import app_settings
+from notification.graphql.document_cost import operation_costs
+from notification.graphql.list_caps import list_over_cap
+
+# graphql-core ends a message with its suggestions: " Did you mean 'x' or 'y'?",
+# " Did you mean the enum value 'X'?" (names never contain a question mark).
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def introspection_enabled() -> bool:
@@ -37,25 +52,13 @@ def introspection_enabled() -> bool:
     return settings.DEBUG if setting is None else bool(setting)
 
 
-def _is_introspection(ignore: IgnoreContext) -> bool:
-    # Introspection has its own switch; its nested ofType selections are not a cost.
-    return ignore.field_name.startswith("__")
-
-
-@functools.lru_cache(maxsize=8)
-def _depth_rule(max_depth: int) -> type[ASTValidationRule]:
-    return depth_rule(max_depth, _is_introspection)
-
-
-@functools.lru_cache(maxsize=8)
-def _aliases_rule(max_aliases: int) -> type[ASTValidationRule]:
-    return aliases_rule(max_aliases)
-
-
-def _coded(errors: list[GraphQLError], code: str) -> list[GraphQLError]:
+def without_suggestions(errors: list[GraphQLError] | None) -> None:
+    """Drop graphql-core's "Did you mean …" from ``errors`` unless introspection is on."""
+    if not errors or introspection_enabled():
+        return
     for error in errors:
-        error.extensions = {**(error.extensions or {}), "code": code}
-    return errors
+        if "Did you mean" in error.message:
+            error.message = _SUGGESTION.sub("", error.message)
 
 
 class QueryLimits(SchemaExtension):
@@ -68,7 +71,7 @@ class QueryLimits(SchemaExtension):
         # graphql-core's only way to say it stopped at the token limit is its message.
         for error in context.pre_execution_errors or []:
             if "tokens. Parsing aborted" in error.message:
-                _coded([error], "too_many_tokens")
+                error.extensions = {**(error.extensions or {}), "code": "too_many_tokens"}
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -81,6 +84,14 @@ class QueryLimits(SchemaExtension):
                 # Set before validation runs: strawberry then skips the full validation.
                 context.pre_execution_errors = errors
         yield
+        without_suggestions(context.pre_execution_errors)
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        # Variables are coerced at execution: a misspelt enum value or input field in
+        # them is suggested there.
+        result = self.execution_context.result
+        without_suggestions(getattr(result, "errors", None))
 
 
 def limit_errors(context) -> list[GraphQLError]:
@@ -94,16 +105,60 @@ def limit_errors(context) -> list[GraphQLError]:
                 extensions={"code": "operation_name_required"},
             )
         ]
-    schema = context.schema._schema
-    checks: list[tuple[type[ASTValidationRule], str]] = []
-    if app_settings.GRAPHQL_MAX_DEPTH:
-        checks.append((_depth_rule(app_settings.GRAPHQL_MAX_DEPTH), "query_too_deep"))
-    if app_settings.GRAPHQL_MAX_ALIASES:
-        checks.append((_aliases_rule(app_settings.GRAPHQL_MAX_ALIASES), "too_many_aliases"))
+    error = _items_error(document, context.variables) or _cost_error(document)
+    if error is not None:
+        return [error]
     if not introspection_enabled():
-        checks.append((NoSchemaIntrospectionCustomRule, "introspection_disabled"))
-    for rule, code in checks:
-        errors = validate(schema, document, [rule])
-        if errors:
-            return _coded(list(errors), code)
+        errors = validate(context.schema._schema, document, [NoSchemaIntrospectionCustomRule])
+        for error in errors:
+            error.extensions = {**(error.extensions or {}), "code": "introspection_disabled"}
+        return list(errors)
     return []
+
+
+def _items_error(document: DocumentNode, variables: object) -> GraphQLError | None:
+    cap = app_settings.GRAPHQL_MAX_ITEMS
+    found = list_over_cap(document, variables, cap) if cap else None
+    if found is None:
+        return None
+    if found.total:
+        message = f"This request's lists hold {found.items} items together; at most {2 * cap}."
+    else:
+        message = f"{found.where}: a list of {found.items} items; at most {cap}."
+    return GraphQLError(message, extensions={"code": "too_many_items", "field": found.where})
+
+
+def _cost_error(document: DocumentNode) -> GraphQLError | None:
+    max_depth = app_settings.GRAPHQL_MAX_DEPTH
+    max_aliases = app_settings.GRAPHQL_MAX_ALIASES
+    max_fields = app_settings.GRAPHQL_MAX_FIELDS
+    try:
+        costs = list(operation_costs(document))
+    except RecursionError:
+        # Only a document nested deeper than Python's stack gets here (the token
+        # limit off): it is deeper than any depth limit.
+        return GraphQLError(
+            "This document is nested too deeply.", extensions={"code": "query_too_deep"}
+        )
+    for operation, cost in costs:
+        if max_depth and cost.depth > max_depth:
+            name = operation.name.value if operation.name else "anonymous"
+            return GraphQLError(
+                f"'{name}' exceeds maximum operation depth of {max_depth}",
+                [operation],
+                extensions={"code": "query_too_deep"},
+            )
+    aliases = sum(cost.aliases for _, cost in costs)
+    if max_aliases and aliases > max_aliases:
+        return GraphQLError(
+            f"{aliases} aliases found. Allowed: {max_aliases}",
+            extensions={"code": "too_many_aliases"},
+        )
+    fields = sum(cost.fields for _, cost in costs)
+    if max_fields and fields > max_fields:
+        return GraphQLError(
+            f"This document selects {fields} fields once its fragments are expanded; "
+            f"at most {max_fields} are allowed.",
+            extensions={"code": "query_too_complex"},
+        )
+    return None

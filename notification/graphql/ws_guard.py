@@ -12,6 +12,9 @@
   closes the socket with 1009 (message too big) before it is decoded or
   parsed. The server should refuse it earlier still (uvicorn's
   ``--ws-max-size``, README "Security"); this check holds whatever the server;
+* a message rate (``GRAPHQL_WS_MESSAGE_RATE``, pings included) and a wait for
+  ``connection_init`` (``GRAPHQL_WS_INIT_TIMEOUT``) in both protocols
+  (``ws_pace``): past them the socket is closed with 4429 or 4408;
 * the socket's authority (``ws_authority``): re-checked before each operation
   a client sends, every ``GRAPHQL_WS_AUTH_RECHECK_SECONDS`` and when a logout,
   a user change or a permission change is announced. A socket whose session
@@ -26,6 +29,7 @@ otherwise reach the socket under any name).
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 from collections import Counter
@@ -46,6 +50,12 @@ from notification.graphql.ws_authority import (
     session_group,
     session_key,
     socket_user_group,
+)
+from notification.graphql.ws_pace import (
+    CLOSE_INIT_TIMEOUT,
+    CLOSE_TOO_MANY_MESSAGES,
+    MessageBucket,
+    is_connection_init,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,7 +86,12 @@ class SocketGuardMixin:
         kwargs["max_subscriptions_per_connection"] = _limit(
             app_settings.GRAPHQL_WS_MAX_SUBSCRIPTIONS
         )
+        init_timeout = app_settings.GRAPHQL_WS_INIT_TIMEOUT
+        kwargs["connection_init_wait_timeout"] = datetime.timedelta(seconds=init_timeout)
         super().__init__(*args, **kwargs)
+        self._bucket = MessageBucket(app_settings.GRAPHQL_WS_MESSAGE_RATE)
+        self._init_received = False
+        self._init_task: asyncio.Task | None = None
         self._counted_user: Any = None
         self._authority: Authority | None = None
         self._groups: list[str] = []
@@ -94,11 +109,13 @@ class SocketGuardMixin:
             _open_sockets[user.pk] += 1
             self._counted_user = user.pk
         await super().connect()  # type: ignore[misc]
+        self._init_task = asyncio.create_task(self._close_unless_initialised())
         await self._start_watching(user)
 
     async def disconnect(self, code: int) -> None:
-        if self._recheck_task is not None:
-            self._recheck_task.cancel()
+        for task in (self._recheck_task, self._init_task):
+            if task is not None:
+                task.cancel()
         await self._leave_groups()
         if self._counted_user is not None:
             _open_sockets[self._counted_user] -= 1
@@ -110,10 +127,16 @@ class SocketGuardMixin:
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing:
             return
+        if not self._bucket.allow():
+            logger.warning("Websocket over GRAPHQL_WS_MESSAGE_RATE: socket closed")
+            await self._close(CLOSE_TOO_MANY_MESSAGES, "Too many messages")
+            return
         if _too_big(text_data, bytes_data):
             logger.warning("Websocket message over GRAPHQL_WS_MAX_MESSAGE_BYTES: socket closed")
             await self._close(CLOSE_TOO_BIG, "Message too big")
             return
+        if not self._init_received and text_data and is_connection_init(text_data):
+            self._init_received = True
         if text_data and _starts_an_operation(text_data) and not await self._recheck():
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data)  # type: ignore[misc]
@@ -126,6 +149,17 @@ class SocketGuardMixin:
             await self._recheck()
         else:
             await super().dispatch(message)  # type: ignore[misc]
+
+    async def _close_unless_initialised(self) -> None:
+        """Both protocols: no ``connection_init`` in time, the socket is closed (4408).
+
+        strawberry does this for graphql-transport-ws only; the legacy protocol
+        waited for ever. Whichever closes first, the other finds the socket closing.
+        """
+        await asyncio.sleep(app_settings.GRAPHQL_WS_INIT_TIMEOUT)
+        if not self._init_received:
+            logger.info("Websocket closed: no connection_init within GRAPHQL_WS_INIT_TIMEOUT")
+            await self._close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
 
     # --- authority -----------------------------------------------------------------
 

@@ -1,11 +1,8 @@
-"""Inbound SMS keywords: STOP, START and HELP, as Twilio defines them for long codes.
+"""Inbound SMS keywords: STOP, START and HELP (the words are in ``keywords``).
 
 Twilio itself blocks sends after STOP (error 21610), but STOP does not cancel
 what we already queued, so the opt-out is recorded on our side and the send job
-skips the number. The keyword must be the whole message, in any case; spaces
-and punctuation around it do not count ("Stop.", "STOP!", "stop "), as
-carriers and Twilio's own opt-out handling treat them
-(https://help.twilio.com/articles/223134027).
+skips the number.
 
 Opt-outs are recorded for phone numbers only: we send to E.164 numbers and
 nothing else, so a STOP from a short code or a channel address
@@ -14,7 +11,6 @@ nothing else, so a STOP from a short code or a channel address
 
 import enum
 import logging
-import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -25,12 +21,9 @@ from notification.delivery.reports import InboundSmsEvent
 from notification.models import OptOutSourceChoices, SmsOptOut
 from notification.phone import normalize_phone_number
 from notification.signals import send_received
+from notification.webhooks.keywords import HELP_KEYWORDS, START_KEYWORDS, STOP_KEYWORDS, keyword_of
 
 logger = logging.getLogger(__name__)
-
-STOP_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-START_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
-HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 
 
 class Keyword(enum.StrEnum):
@@ -40,22 +33,8 @@ class Keyword(enum.StrEnum):
     NONE = "none"
 
 
-def _bare_word(body: str) -> str:
-    """``body`` without the spaces and punctuation around it, upper case."""
-    start, end = 0, len(body)
-    while start < end and _is_padding(body[start]):
-        start += 1
-    while end > start and _is_padding(body[end - 1]):
-        end -= 1
-    return body[start:end].upper()
-
-
-def _is_padding(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char)[0] in "PZC"
-
-
 def classify(body: str) -> Keyword:
-    word = _bare_word(body)
+    word = keyword_of(body)
     if word in STOP_KEYWORDS:
         return Keyword.STOP
     if word in START_KEYWORDS:

@@ -137,6 +137,12 @@ def main() -> dict:
         "/graphql/", {"query": query, "variables": variables}, content_type="application/json"
     ).json()
     shop = client.post("/graphql/", {"query": "{ shopName }"}, content_type="application/json")
+    # Typos next to the host's own field and the app's: with introspection off (DEBUG
+    # is off here) no answer may suggest the names it was close to.
+    probes = [
+        client.post("/graphql/", {"query": q}, content_type="application/json").json()
+        for q in ("{ shopNam }", "{ notificatons { totalCount } }")
+    ]
     report = run_batch()
     notification = Notification.objects.select_related("sms").get()
     watched = asyncio.run(
@@ -158,6 +164,7 @@ def main() -> dict:
         "metrics": Client().get("/metrics").status_code,
         "created": created,
         "shop_name": shop.json()["data"]["shopName"],
+        "probe_errors": [e["message"] for probe in probes for e in probe["errors"]],
         "sent": report.sent,
         "outbox": [{"to": m.to, "body": m.body} for m in locmem.outbox],
         "status": notification.status,
