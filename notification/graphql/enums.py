@@ -37,8 +37,9 @@ strawberry.enum(
     name="SmsEncoding",
     description="GSM7 fits 160 characters in one segment (153 when split), UCS2 70 (67).",
 )
-NotificationCategory = strawberry.enum(
-    models.NotificationCategoryChoices,
+NotificationCategory: TypeAlias = models.NotificationCategoryChoices
+strawberry.enum(
+    NotificationCategory,
     name="NotificationCategory",
     description="TRANSACTIONAL (receipts, codes, alerts) is never held by quiet hours; "
     "MARKETING waits for the recipient's quiet hours (SMS_QUIET_HOURS) to end.",

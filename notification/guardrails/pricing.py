@@ -71,7 +71,7 @@ def segment_price(country: str) -> SegmentPrice | None:
     country = (country or "").upper()
     table = _table()
     if country in table or "*" in table:
-        amount = table.get(country, table.get("*"))
+        amount = table[country] if country in table else table["*"]
         return SegmentPrice(amount=amount, unit=str(app_settings.SMS_PRICE_UNIT).upper())
     if not country:
         return None

@@ -50,6 +50,8 @@ def record_reported_prices(now: datetime, *, limit: int = 50, seconds: float = 1
     for sms in rows:
         if time.monotonic() > deadline:
             break
+        if not sms.twilio_sid:
+            continue
         try:
             reported = backend.reported_price(sms.twilio_sid)
         except Exception as exc:  # the provider is unreachable: try next run

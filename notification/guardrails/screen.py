@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Case, DateTimeField, DecimalField, F, TextField, Value, When
@@ -262,7 +263,8 @@ def _announce_limits(held: Sequence[Held], periods: Sequence[spend.Period], now:
             sum(1 for h in held if h.rule == period.name),
         )
         transaction.on_commit(
-            lambda period=period: send_limit_reached(
+            partial(
+                send_limit_reached,
                 limit=period.name,
                 value=period.limit,
                 spent=period.spent,

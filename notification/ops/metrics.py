@@ -34,7 +34,7 @@ class _ThisProcess:
     """The default registry (this process's metrics) as one collector of a scrape's registry."""
 
     def collect(self) -> Iterator[Metric]:
-        return REGISTRY.collect()
+        yield from REGISTRY.collect()
 
     def describe(self) -> list[Metric]:
         return []

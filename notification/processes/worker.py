@@ -61,13 +61,14 @@ class SmsWorker(Worker):
         if not any(isinstance(f, RetryLogFilter) for f in self.log.filters):
             self.log.addFilter(RetryLogFilter(self.outage))
 
-    def work(self, burst: bool = False, **kwargs: Any) -> bool:
+    def work(self, *args: Any, **kwargs: Any) -> bool:
         """rq's work loop, entered again after each Redis outage until stopped."""
+        burst = bool(args[0] if args else kwargs.get("burst", False))
         worked = False
         while True:
             self.redis_lost = False
             try:
-                worked = super().work(burst=burst, **kwargs) or worked
+                worked = super().work(*args, **kwargs) or worked
             except REDIS_DOWN as error:  # during start-up (birth, subscribe)
                 self.outage.lost(error)
                 self.redis_lost = True

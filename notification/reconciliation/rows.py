@@ -83,7 +83,10 @@ def tracked_rows(now: datetime) -> list[TrackedRow]:
             "pk", "notification_id", "twilio_sid", "notification__status", "delivery_status"
         )[:MAX_ROWS]
     )
-    return [TrackedRow(*row) for row in rows]
+    return [
+        TrackedRow(sms_id, notification_id, sid or "", notification_status, delivery_status)
+        for sms_id, notification_id, sid, notification_status, delivery_status in rows
+    ]
 
 
 def unsent_rows(now: datetime) -> list[UnsentRow]:

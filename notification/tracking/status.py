@@ -162,7 +162,8 @@ def settle_unknown_callbacks(sms_ids: list[int]) -> set[int]:
                     early.keep(event)
                     continue
                 result = adopted
-                notify_status_changed([adopted.notification_id])
+                if adopted.notification_id is not None:
+                    notify_status_changed([adopted.notification_id])
             if result.outcome is Outcome.UPDATED and result.notification_id is not None:
                 changed.add(result.notification_id)
     return changed

@@ -122,11 +122,12 @@ class Command(BaseCommand):
         w("Guardrails (quiet hours, country allow-list, spend limits):")
         if not plan.guarded:
             w("  nothing in this batch is held back or refused")
-        for item in plan.guarded:
-            verdict = f"held until {item.until:%Y-%m-%d %H:%M} UTC" if item.until else "refused"
+        for guarded in plan.guarded:
+            until = guarded.until
+            verdict = f"held until {until:%Y-%m-%d %H:%M} UTC" if until else "refused"
             w(
-                f"  notification {item.notification_id}  to {item.to}  {verdict} "
-                f"({item.rule}): {item.reason}"
+                f"  notification {guarded.notification_id}  to {guarded.to}  {verdict} "
+                f"({guarded.rule}): {guarded.reason}"
             )
         for message, count in plan.already_held:
             w(f"  already waiting: {count} x {message}")

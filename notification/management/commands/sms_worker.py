@@ -10,6 +10,8 @@ outages by itself. It exits non-zero when its loop ends any other way than a
 stop signal (or an empty queue with ``--burst``), so a supervisor restarts it.
 """
 
+from typing import cast
+
 from django.core.management.base import BaseCommand, CommandError
 from django_rq.utils import reset_db_connections
 from django_rq.workers import get_worker
@@ -49,7 +51,7 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
         setup_loghandlers(level)
-        worker = get_worker(app_settings.SMS_QUEUE_NAME, worker_class=SmsWorker)
+        worker = cast(SmsWorker, get_worker(app_settings.SMS_QUEUE_NAME, worker_class=SmsWorker))
         reset_db_connections()  # the work horse is forked: no shared connection
         worker.work(burst=burst, logging_level=level)
         if worker.unexpected_end:
