@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from jobs.schedule import SCHEDULE
+from notification.jobs.reconcile import RECONCILE_JOB_ID
 from notification.jobs.schedule import (
     DEFAULT_SCHEDULE,
     FORGET_KEYS_ID,
@@ -37,7 +38,7 @@ def scheduled(redis) -> dict[str, float]:
 def test_the_project_declares_the_apps_default_schedule():
     assert declared_schedule() == tuple(SCHEDULE)
     assert tuple(SCHEDULE) == DEFAULT_SCHEDULE  # a host project without jobs/ gets the same
-    assert {entry.id for entry in SCHEDULE} == {SEND_RUN_ID, FORGET_KEYS_ID}
+    assert {entry.id for entry in SCHEDULE} == {SEND_RUN_ID, FORGET_KEYS_ID, RECONCILE_JOB_ID}
 
 
 def test_without_the_setting_the_apps_default_applies(settings):
@@ -57,11 +58,15 @@ def test_an_interval_named_by_a_setting_follows_it(settings, redis):
     settings.TWILIO_SMS_INTERVAL = 42
     sync_schedule()
     intervals = {job.id: job.meta["interval"] for job in get_scheduler().get_jobs()}
-    assert intervals == {SEND_RUN_ID: 42, FORGET_KEYS_ID: 3600}
+    assert intervals == {SEND_RUN_ID: 42, FORGET_KEYS_ID: 3600, RECONCILE_JOB_ID: 900}
 
 
 def test_a_healthy_schedule_keeps_its_timing_and_a_missing_entry_comes_back(redis):
-    assert {e.id for e in sync_schedule(replace=True)} == {SEND_RUN_ID, FORGET_KEYS_ID}
+    assert {e.id for e in sync_schedule(replace=True)} == {
+        SEND_RUN_ID,
+        FORGET_KEYS_ID,
+        RECONCILE_JOB_ID,
+    }
     redis.zadd("rq:scheduler:scheduled_jobs", {SEND_RUN_ID: 4_000_000_000})  # far ahead
     redis.zrem("rq:scheduler:scheduled_jobs", FORGET_KEYS_ID)  # lost
 
@@ -89,12 +94,12 @@ def keep_signal_handlers():
 def test_the_scheduler_heals_an_emptied_redis_within_one_poll(redis, caplog):
     scheduler = SmsScheduler(queue=get_scheduler()._queue, connection=redis, interval=1)
     scheduler.run(burst=True)  # start-up: registers, then enqueues what is due
-    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID}
+    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID, RECONCILE_JOB_ID}
 
     redis.flushall()  # Redis came back empty
     scheduler.run(burst=True)  # the next poll
 
-    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID}
+    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID, RECONCILE_JOB_ID}
     assert "sms_schedule healed=" in caplog.text
     queued = {job.id for job in get_scheduler()._queue.get_jobs()}
     assert SEND_RUN_ID in queued  # due at once: enqueued in that same poll
@@ -103,7 +108,7 @@ def test_the_scheduler_heals_an_emptied_redis_within_one_poll(redis, caplog):
 def test_schedule_sms_registers_every_entry_once(redis, capsys):
     call_command("schedule_sms")
     call_command("schedule_sms")
-    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID}
+    assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID, RECONCILE_JOB_ID}
     assert len(list(get_scheduler().get_jobs())) == 2
 
 

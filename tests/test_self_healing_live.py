@@ -73,8 +73,6 @@ def test_a_redis_restart_mid_campaign_heals_without_a_person(
             time.sleep(2)  # the outage itself
             server.start()
             back = time.time()
-            if not keep_data:
-                assert server.client().zcard(SCHEDULED_JOBS_KEY) == 0
             wait_until(settled, 90, "sending to resume and finish by itself")
             # The processes rode it out: nobody restarted them.
             assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
@@ -118,6 +116,7 @@ def test_a_cut_database_connection_keeps_twilios_answers(twilio_emulator, subpro
     assert set(SmsNotification.objects.values_list("twilio_sid", flat=True)) == sids
 
 
+@pytest.mark.serial  # stops the cluster every test worker shares: never beside another
 def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
     twilio_emulator, subprocess_env, redis
 ):
