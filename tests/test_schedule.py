@@ -109,7 +109,7 @@ def test_schedule_sms_registers_every_entry_once(redis, capsys):
     call_command("schedule_sms")
     call_command("schedule_sms")
     assert set(scheduled(redis)) == {SEND_RUN_ID, FORGET_KEYS_ID, RECONCILE_JOB_ID}
-    assert len(list(get_scheduler().get_jobs())) == 2
+    assert len(list(get_scheduler().get_jobs())) == len(DEFAULT_SCHEDULE)
 
 
 def test_an_id_declared_twice_is_refused(settings):
