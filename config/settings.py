@@ -184,6 +184,8 @@ GRAPHQL_WS_MAX_MESSAGE_BYTES = env_int("GRAPHQL_WS_MAX_MESSAGE_BYTES", 65_536, m
 GRAPHQL_WS_MAX_SOCKETS_PER_USER = env_int("GRAPHQL_WS_MAX_SOCKETS_PER_USER", 20, minimum=0)
 GRAPHQL_WS_MAX_SUBSCRIPTIONS = env_int("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 20, minimum=0)
 GRAPHQL_WS_AUTH_RECHECK_SECONDS = env_int("GRAPHQL_WS_AUTH_RECHECK_SECONDS", 60, minimum=0)
+# Changes one subscription may have waiting; past it the subscription is ended.
+GRAPHQL_WS_MAX_QUEUED_EVENTS = env_int("GRAPHQL_WS_MAX_QUEUED_EVENTS", 1000, minimum=1)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )

@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between re-checks of a socket's session and permissions (logout,
     # deactivation and permission changes are also pushed at once).
     "GRAPHQL_WS_AUTH_RECHECK_SECONDS": 60,
+    # Changes one subscription may have waiting to be sent; a subscriber that does
+    # not read that many is dropped (an error ends its subscription), not buffered.
+    "GRAPHQL_WS_MAX_QUEUED_EVENTS": 1000,
     # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,
