@@ -11,7 +11,7 @@ PYTHON := $(VENV)/bin/python
 # Reinstall only when the dependencies change: `make test` stays quick.
 INSTALL_STAMP := $(VENV)/.install-stamp
 
-.PHONY: help install test lint format schema run bench-send bench-status bench-throttles bench-pacing manage vendor mutants
+.PHONY: help install test lint format schema run bench-send bench-status bench-throttles bench-pacing bench-api manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -19,7 +19,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts (lint-imports)"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / make bench-status / make bench-throttles / make bench-pacing   print the benchmark figures"
+	@echo "make bench-send / make bench-status / make bench-throttles / make bench-pacing / make bench-api   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -63,6 +63,10 @@ bench-status: install
 # Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top (~2 min).
 bench-pacing: install
 	$(PYTHON) bench/pacing.py
+
+# API latency: single create and list-100 over HTTP beside a plain-Django floor (~1 min).
+bench-api: install
+	$(PYTHON) bench/api.py
 
 # The browser files GraphiQL and the demo load (committed; only needed to upgrade them).
 vendor: install
