@@ -359,8 +359,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    # Each subscriber is a socket in this process and one in uvicorn (which inherits
+    # the limit): 10,000 subscribers need more than 10,000 descriptors in each process.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    wanted = max(args.subscribers or [0]) + 1024
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        print(f"ulimit -n allows {hard} open files, {wanted} wanted: larger runs may fail")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, max(8192, wanted))), hard))
 
     from devstack.subprocesses import stop_process
 
