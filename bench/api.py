@@ -1,7 +1,7 @@
 """API latency benchmark: single create and list-100 over HTTP, beside their floor.
 
     .venv/bin/python bench/api.py [--requests 300] [--database sqlite|postgres]
-                                  [--profile create|list]
+                                  [--nodelay on|off]
 
 Starts its own Redis and a temporary SQLite database (or a throwaway PostgreSQL
 cluster) and one uvicorn process, as a user would run it: DEBUG off, the
@@ -15,14 +15,15 @@ cookie and CSRF header, keep-alive) sends, one request at a time:
   floor: a plain view reading the same 100 rows and the count as JSON.
 
 GraphQL and floor requests alternate, so machine noise hits both alike. Prints
-p50 and p99 of each, and the ratio of the p50s. ``--profile`` runs the server
-under pyinstrument for that GraphQL request only and prints where the time
-went. The load average is printed: on a shared machine absolute figures move,
-the ratios much less.
+p50 and p99 of each, and the ratio of the p50s. The client sets TCP_NODELAY
+(``--nodelay off`` to compare) so that no Nagle/delayed-ACK stall can hide the
+server's own time. The load average is printed: on a shared machine absolute
+figures move with it (a runnable process waits for a core), the ratios much less.
 """
 
 import argparse
 import os
+import socket
 import statistics
 import sys
 import time
@@ -64,6 +65,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--nodelay", choices=["on", "off"], default="on", help="the client's TCP_NODELAY"
+    )
     args = parser.parse_args()
 
     import httpx
@@ -90,7 +94,16 @@ def main() -> None:
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         server, base_url = start_uvicorn({**os.environ, **env, "PYTHONPATH": python_path})
         stack.callback(stop_process, server)
-        client = stack.enter_context(httpx.Client(base_url=base_url, trust_env=False, timeout=30))
+        # TCP_NODELAY: httpcore may write a request's head and body separately; with
+        # Nagle's algorithm a second write can wait for the server's delayed ACK.
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            if args.nodelay == "on"
+            else []
+        )
+        client = stack.enter_context(
+            httpx.Client(base_url=base_url, trust_env=False, timeout=30, transport=transport)
+        )
         client.get("/graphql/", headers={"Accept": "text/html"})
         login = client.post(
             "/graphql/",
