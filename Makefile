@@ -60,9 +60,11 @@ bench-send: install
 bench-status: install
 	$(PYTHON) bench/status.py
 
-# Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top (~2 min).
+# Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top, with
+# Twilio's status callbacks off and then on (~4 min).
 bench-pacing: install
 	$(PYTHON) bench/pacing.py
+	$(PYTHON) bench/pacing.py --callbacks on
 
 # API latency: single create and list-100 over HTTP beside a plain-Django floor (~1 min).
 bench-api: install
