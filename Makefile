@@ -14,7 +14,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 
 NOX := $(VENV)/bin/nox
 
-.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood manage vendor mutants
+.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood bench-api manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -23,7 +23,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts + mypy"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics / bench-idle-flood   print the benchmark figures"
+	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics / bench-idle-flood / bench-api   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -75,9 +75,15 @@ bench-send: install
 bench-status: install
 	$(PYTHON) bench/status.py
 
-# Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top (~2 min).
+# Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top, with
+# Twilio's status callbacks off and then on (~4 min).
 bench-pacing: install
 	$(PYTHON) bench/pacing.py
+	$(PYTHON) bench/pacing.py --callbacks on
+
+# API latency: single create and list-100 over HTTP beside a plain-Django floor (~1 min).
+bench-api: install
+	$(PYTHON) bench/api.py
 
 # Self-healing benchmark: stall after Redis restarts, a cut DB connection, a Twilio outage (~3 min).
 bench-heal: install

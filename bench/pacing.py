@@ -4,7 +4,9 @@ Run: ``make bench-pacing`` or ``.venv/bin/python bench/pacing.py`` (about 2 minu
 
 It starts everything it needs and removes it afterwards: a throwaway PostgreSQL
 cluster, a throwaway Redis, the emulator as a separate process draining each
-sender at 50 segments/s (callbacks off: the estimate runs on its own), and real
+sender at 50 segments/s (``--rate``; callbacks off, the estimate runs on its own, or
+``--callbacks on``: each message's callbacks go to a uvicorn serving the webhook, as
+Twilio's would), and real
 ``sms_worker`` and ``sms_scheduler --interval 1`` processes with
 ``TWILIO_SMS_INTERVAL=10`` and ``TWILIO_SMS_QUEUE_TARGET=2``.
 
@@ -61,7 +63,16 @@ def previous_design_seconds(segments: int, rate: float, interval: float, batch: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--rate", type=int, default=RATE, help="segments/s the emulator drains")
+    parser.add_argument(
+        "--callbacks",
+        choices=["off", "on"],
+        default="off",
+        help='on: the emulator sends each message\'s status callbacks ("sent" when it '
+        "leaves the queue) to a uvicorn serving the webhook, so the estimate sees them",
+    )
     args = parser.parse_args()
+    rate = args.rate
 
     with ExitStack() as stack:
         from devstack.postgres_cluster import PostgresCluster
@@ -71,12 +82,20 @@ def main() -> None:
         redis_url = stack.enter_context(RedisServer()).url
         env = {
             **bench_environment(database_url, redis_url),
-            "TWILIO_SMS_RATE": str(RATE),
+            "TWILIO_SMS_RATE": str(rate),
             "TWILIO_SMS_INTERVAL": str(INTERVAL),
             "TWILIO_SMS_QUEUE_TARGET": str(TARGET_SECONDS),
             "TWILIO_SMS_BATCH_SIZE": str(BATCH),
         }
-        emulator = migrate_and_start_emulator(stack, env, drain_rate=RATE)
+        emulator = migrate_and_start_emulator(
+            stack, env, drain_rate=rate, callbacks=args.callbacks == "on"
+        )
+        if args.callbacks == "on":
+            from bench.status import start_uvicorn
+            from devstack.subprocesses import stop_process
+
+            server, env["PUBLIC_BASE_URL"] = start_uvicorn(env)
+            stack.callback(stop_process, server)
 
         import django
 
@@ -96,7 +115,8 @@ def main() -> None:
             ).exists()
 
         print(
-            f"emulator {RATE} segments/s (separate process), TWILIO_SMS_INTERVAL={INTERVAL}, "
+            f"emulator {rate} segments/s (separate process), callbacks {args.callbacks}, "
+            f"TWILIO_SMS_INTERVAL={INTERVAL}, "
             f"TWILIO_SMS_QUEUE_TARGET={TARGET_SECONDS}, TWILIO_SMS_BATCH_SIZE={BATCH}; "
             "sms_worker + sms_scheduler --interval 1"
         )
@@ -119,7 +139,7 @@ def main() -> None:
         requests = emulator.requests()
         campaign = [m for m in messages if m["body"].startswith("message ")]
         by_body = {m["body"]: m for m in messages}
-        physical = args.messages / RATE
+        physical = args.messages / rate
         finished = max(m["leaves_queue_at"] for m in campaign) - started
         startup = min(m["queued_at"] for m in campaign) - started
         received = {r["body"]: r["received_ts"] for r in requests if r["body"] in highs}
@@ -139,7 +159,17 @@ def main() -> None:
         print(f"  HIGH wait in the emulator's queue: {spread(queue_wait)}")
         print(f"  21611/30001 answers: {len(refused)}; duplicates: {duplicates}")
 
-        previous = previous_design_seconds(args.messages, RATE, INTERVAL, BATCH)
+        deepest = max(m["leaves_queue_at"] - m["queued_at"] for m in campaign)
+        print(
+            f"  deepest queue a campaign message joined: {deepest:.2f} s "
+            f"(target {TARGET_SECONDS} s; ratio {deepest / TARGET_SECONDS:.2f})"
+        )
+        if args.callbacks == "on":
+            delivered = Notification.objects.filter(
+                status=NotificationStatusChoices.DELIVERED
+            ).count()
+            print(f"  callbacks applied: {delivered} notifications delivered")
+        previous = previous_design_seconds(args.messages, rate, INTERVAL, BATCH)
         print("\nPrevious design (one batch per interval), same campaign, computed")
         print(f"  campaign time: {previous:.0f} s ({previous / physical:.1f} x the physical limit)")
 

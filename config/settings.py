@@ -241,6 +241,8 @@ GRAPHQL_WS_MAX_SUBSCRIPTIONS = env_int("GRAPHQL_WS_MAX_SUBSCRIPTIONS", 20, minim
 GRAPHQL_WS_AUTH_RECHECK_SECONDS = env_int("GRAPHQL_WS_AUTH_RECHECK_SECONDS", 60, minimum=0)
 GRAPHQL_WS_INIT_TIMEOUT = env_float("GRAPHQL_WS_INIT_TIMEOUT", 10, minimum=0.1)
 GRAPHQL_WS_MESSAGE_RATE = env_float("GRAPHQL_WS_MESSAGE_RATE", 10, minimum=0)
+# Changes one subscription may have waiting; past it the subscription is ended.
+GRAPHQL_WS_MAX_QUEUED_EVENTS = env_int("GRAPHQL_WS_MAX_QUEUED_EVENTS", 1000, minimum=1)
 SMS_HELP_TEXT = env_str(
     "SMS_HELP_TEXT", "Reply STOP to stop receiving messages, START to receive them again."
 )

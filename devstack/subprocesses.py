@@ -17,6 +17,13 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # uvicorn wraps an inherited ``--fd`` as a Unix socket (``socket.fromfd(fd,
+    # AF_UNIX, ...)``), so asyncio never sets TCP_NODELAY on the connections it
+    # accepts, as it does for ``--host/--port``: each response's body then waited for
+    # the client's delayed ACK of its head (~40 ms per HTTP request, and on websocket
+    # frames sent back to back). Linux copies TCP_NODELAY from the listening socket to
+    # the accepted ones, so set it here.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, 0))
     sock.set_inheritable(True)
     return sock

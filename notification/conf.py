@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     # has to send a whole request head, and connections per client address (0: off).
     "HTTP_HEAD_TIMEOUT": 10.0,
     "HTTP_MAX_CONNECTIONS_PER_ADDRESS": 256,
+    # Changes one subscription may have waiting to be sent; a subscriber that does
+    # not read that many is dropped (an error ends its subscription), not buffered.
+    "GRAPHQL_WS_MAX_QUEUED_EVENTS": 1000,
     # Cost limits of one GraphQL document (0 turns a limit off); README "Security".
     "GRAPHQL_MAX_DEPTH": 10,
     "GRAPHQL_MAX_ALIASES": 15,

@@ -29,10 +29,11 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.db import transaction
 
 from notification import instruments
+from notification.conf import app_settings
 from notification.delivery.payload import status_payloads
 from notification.signals import send_status_changed
 
@@ -129,28 +130,85 @@ RECEIVE_RETRY_SECONDS = 1.0
 GROUP_REFRESH_SECONDS = 3600.0
 
 
+class ListenerDropped(Exception):
+    """The listener fell ``GRAPHQL_WS_MAX_QUEUED_EVENTS`` messages behind and was dropped."""
+
+
+_DROPPED = object()
+
+
+class Listener:
+    """One subscription's messages: a bounded queue that ``StatusListeners`` fills.
+
+    Bounded because a subscriber whose client stops reading would otherwise
+    make the server buffer every later change for it, without limit. Past the
+    bound the listener is dropped: it receives nothing more, and ``get`` raises
+    ``ListenerDropped`` (after the messages already queued), so the subscription
+    ends with an error and the client can resubscribe (which sends the current
+    status first: nothing is silently lost).
+    """
+
+    __slots__ = ("_queue", "dropped")
+
+    def __init__(self, bound: int) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=bound + 1)  # +1: the drop marker
+        self.dropped = False
+
+    def put(self, message: dict[str, Any]) -> bool:
+        """Queue a message; False (and dropped from now on) once the bound is reached."""
+        if self.dropped:
+            return False
+        if self._queue.qsize() >= self._queue.maxsize - 1:
+            self.dropped = True
+            self._queue.put_nowait(_DROPPED)
+            return False
+        self._queue.put_nowait(message)
+        return True
+
+    async def get(self) -> dict[str, Any]:
+        message = await self._queue.get()
+        if message is _DROPPED:
+            raise ListenerDropped
+        return message
+
+
 class StatusListeners:
-    """The status messages of this process's subscriptions, through one layer channel.
+    """The group messages of this process's subscriptions and sockets, through one channel.
 
     One per event loop (``status_listeners()``). ``listen(groups)`` joins the
     groups this process does not watch yet (before returning, so a change
-    committed afterwards cannot be missed) and gives a queue that receives
-    every message sent to them; leaving discards groups nobody watches any more.
-    The same message object goes to every queue: listeners must not modify it.
-    Memberships are renewed every ``GROUP_REFRESH_SECONDS``: channels_redis'
-    core layer forgets a group member after a day (``group_expiry``).
+    committed afterwards cannot be missed) and gives a ``Listener`` that
+    receives every message sent to them; leaving discards groups nobody watches
+    any more. The same message object goes to every listener: listeners must not
+    modify it. Memberships are renewed every ``GROUP_REFRESH_SECONDS``:
+    channels_redis' core layer forgets a group member after a day (``group_expiry``).
+
+    Receiving uses a layer instance of its own (``_receiving_layer``), so its
+    channel's messages are popped only by ``_receive``, a task that is never
+    cancelled. channels_redis pops a process's messages for all of that
+    instance's channels in whichever ``receive`` call holds its receive lock,
+    with ``BZPOPMIN`` then a second command that backs the message up: a
+    ``receive`` cancelled in between (every websocket consumer's receive is
+    cancelled when its socket closes) loses a message that may belong to
+    another channel. Sharing the default instance with the consumers is how a
+    subscriber missed DELIVERED while others, or the same subscriber a moment
+    earlier, got their changes (issue 16). Websocket consumers therefore join no
+    groups and receive nothing from the layer themselves (``ws_guard``): their
+    session and user messages come through here too, and a connect storm adds
+    each distinct group once, one at a time, instead of opening one Redis
+    connection per socket (issue 21's ``MaxConnectionsError``).
     """
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
         self.channel: str | None = None
-        self._queues: defaultdict[str, set[asyncio.Queue]] = defaultdict(set)
+        self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
     @contextlib.asynccontextmanager
-    async def listen(self, groups: Iterable[str]) -> AsyncIterator[asyncio.Queue]:
-        queue: asyncio.Queue = asyncio.Queue()
+    async def listen(self, groups: Iterable[str]) -> AsyncIterator[Listener]:
+        listener = Listener(app_settings.GRAPHQL_WS_MAX_QUEUED_EVENTS)
         joined: list[str] = []
         instruments.subscription_opened()
         try:
@@ -160,9 +218,9 @@ class StatusListeners:
                     # process-specific channel from one key per prefix.
                     self.channel = await self.layer.new_channel()
                 for group in dict.fromkeys(groups):
-                    if not self._queues.get(group):
+                    if not self._listeners.get(group):
                         await self.layer.group_add(group, self.channel)
-                    self._queues[group].add(queue)
+                    self._listeners[group].add(listener)
                     joined.append(group)
                 if not self._tasks or any(task.done() for task in self._tasks):
                     for task in self._tasks:
@@ -171,20 +229,24 @@ class StatusListeners:
                         asyncio.create_task(self._receive()),
                         asyncio.create_task(self._refresh_memberships()),
                     ]
-            yield queue
+            yield listener
         finally:
             instruments.subscription_closed()
-            await asyncio.shield(self._leave(joined, queue))
+            await asyncio.shield(self._leave(joined, listener))
 
-    async def _leave(self, groups: list[str], queue: asyncio.Queue) -> None:
+    def listener_count(self) -> int:
+        """Distinct listeners now registered (for tests and diagnostics)."""
+        return len(set().union(*self._listeners.values())) if self._listeners else 0
+
+    async def _leave(self, groups: list[str], listener: Listener) -> None:
         async with self._lock:
             for group in groups:
-                listeners = self._queues.get(group)
+                listeners = self._listeners.get(group)
                 if listeners is None:
                     continue
-                listeners.discard(queue)
+                listeners.discard(listener)
                 if not listeners:
-                    del self._queues[group]
+                    del self._listeners[group]
                     try:
                         await self.layer.group_discard(group, self.channel)
                     except Exception:
@@ -194,7 +256,7 @@ class StatusListeners:
         while True:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
             async with self._lock:
-                for group in list(self._queues):
+                for group in list(self._listeners):
                     try:
                         await self.layer.group_add(group, self.channel)
                     except Exception:
@@ -210,11 +272,42 @@ class StatusListeners:
                 logger.exception("Status listener could not receive; retrying")
                 await asyncio.sleep(RECEIVE_RETRY_SECONDS)
                 continue
-            for queue in tuple(self._queues.get(message.get("group"), ())):
-                queue.put_nowait(message)
+            self.deliver(message)
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Hand a message to every listener of its group; drop listeners that fell behind."""
+        group = message.get("group")
+        listeners = self._listeners.get(group)  # type: ignore[arg-type]
+        if not listeners:
+            return
+        behind = [listener for listener in tuple(listeners) if not listener.put(message)]
+        for listener in behind:
+            for members in self._listeners.values():
+                members.discard(listener)
+        if behind:
+            logger.warning(
+                "Dropped %d listener(s) of %s: over GRAPHQL_WS_MAX_QUEUED_EVENTS unread",
+                len(behind),
+                group,
+            )
 
 
 _listeners: dict[asyncio.AbstractEventLoop, StatusListeners] = {}
+
+
+def _receiving_layer() -> Any:
+    """A channel layer instance for ``StatusListeners`` alone (see its docstring).
+
+    A Redis layer gets an instance of its own (same configuration, its own
+    process channel prefix and connection pool); any other layer (in-memory,
+    which lives in one instance) is used as it is.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("Live status needs a channel layer (CHANNEL_LAYERS)")
+    if hasattr(layer, "client_prefix"):
+        return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    return layer
 
 
 def status_listeners() -> StatusListeners:
@@ -224,8 +317,5 @@ def status_listeners() -> StatusListeners:
     if listeners is None:
         for stale in [other for other in _listeners if other.is_closed()]:
             del _listeners[stale]
-        layer = get_channel_layer()
-        if layer is None:
-            raise RuntimeError("Live status needs a channel layer (CHANNEL_LAYERS)")
-        listeners = _listeners[loop] = StatusListeners(layer)
+        listeners = _listeners[loop] = StatusListeners(_receiving_layer())
     return listeners

@@ -14,7 +14,7 @@ from notification.models import (
     SmsOptOut,
 )
 from notification.sending.batch import run_batch
-from notification.sending.queue_estimate import estimate_queue, fluid_backlog
+from notification.sending.queue_estimate import combine, estimate_queue, fluid_backlog
 from notification.sending.selection import WAIT_BUDGET, WAIT_QUEUE
 from tests.sending_helpers import gsm_body, make_sms, reload
 
@@ -285,3 +285,39 @@ def test_result_write_never_moves_a_raced_status_callback_back(twilio_emulator):
     assert updated == 2
     assert (reload(raced).delivery_status, reload(raced).twilio_sid) == ("delivered", "SM1")
     assert (reload(fresh).delivery_status, reload(fresh).twilio_sid) == ("queued", "SM2")
+
+
+def test_rows_that_left_still_count_in_the_fluid_formula(twilio_emulator, settings):
+    """FIFO: the messages that left used the drain; the rest have not drained with them."""
+    settings.TWILIO_SMS_RATE = 2.0
+    for i in range(4):
+        make_sms(body=gsm_body(2, f"m{i}"))
+    assert run_batch(batch_segments=100).segments == 8
+    from notification.models import SmsNotification
+
+    first_two = SmsNotification.objects.order_by("sent_datetime", "pk")[:2]
+    SmsNotification.objects.filter(pk__in=[sms.pk for sms in first_two]).update(
+        delivery_status="sent"
+    )  # their callbacks: they left Twilio's queue
+    two_seconds_on = timezone.now() + timedelta(seconds=2)
+    # 8 handed off, 4 drained in 2 s at 2/s: 4 wait, as the callbacks also say. Feeding
+    # only the still-queued rows to the formula said 0 (4 segments, 2 s, 2/s).
+    assert estimate_queue(twilio_emulator.from_number, two_seconds_on) == 4
+
+
+def test_the_estimate_is_the_smaller_bound_and_never_below_what_is_in_flight():
+    t0 = timezone.now()
+    one_second_on = t0 + timedelta(seconds=1)
+    left = [(t0, 1, "sent")] * 20
+    queued = [(t0, 1, "queued")] * 20
+    # Callbacks on, 40 handed off at 20/s, 20 reported gone after 1 s: 20 wait.
+    assert combine(left + queued, one_second_on, 20.0) == 20
+    # Callbacks off: every row still looks queued; the formula bounds it.
+    assert combine(queued + queued, one_second_on, 20.0) == 20
+    # Callbacks faster than the formula (a quicker drain than configured): they win.
+    assert combine([(t0, 1, "sent")] * 30 + [(t0, 1, "queued")] * 10, t0, 20.0) == 10
+    # Callbacks slower: the formula wins.
+    assert combine(queued + queued, t0 + timedelta(seconds=1.5), 20.0) == 10
+    # Claims in flight are entering the queue whatever the formula says about their age.
+    assert combine([(t0 - timedelta(seconds=10), 5, "")], t0, 20.0) == 5
+    assert combine([], t0, 20.0) == 0

@@ -42,7 +42,13 @@ from strawberry.types import Info
 from notification.db_threads import run_in_db_thread
 from notification.delivery.payload import status_payloads
 from notification.delivery.statuses import is_behind
-from notification.events import notification_group, status_listeners, user_group
+from notification.events import (
+    Listener,
+    ListenerDropped,
+    notification_group,
+    status_listeners,
+    user_group,
+)
 from notification.graphql import types as graphql_types
 from notification.graphql.enums import DeliveryStatus, NotificationStatus
 from notification.graphql.permissions import LOGIN_REQUIRED_MESSAGE, visible_to
@@ -198,6 +204,18 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     return is_behind(message["delivery_status"], than=last["delivery_status"])
 
 
+async def _next_message(listener: Listener) -> dict[str, Any]:
+    """The listener's next change; a coded error once it was dropped for not keeping up."""
+    try:
+        return await listener.get()
+    except ListenerDropped:
+        raise GraphQLError(
+            "This subscription fell too far behind (GRAPHQL_WS_MAX_QUEUED_EVENTS unsent "
+            "changes) and was ended; subscribe again to get the current status.",
+            extensions={"code": "too_slow"},
+        ) from None
+
+
 def _invalid_ids(message: str) -> GraphQLError:
     """Bad ``notificationIds``: the client's error, with a code (logged as one line)."""
     return GraphQLError(message, extensions={"code": "invalid", "field": "notificationIds"})
@@ -268,7 +286,7 @@ class Subscription:
                 last[payload["notification_id"]] = payload
                 yield SmsStatusEvent.from_payload(payload)
             while True:
-                message = await messages.get()
+                message = await _next_message(messages)
                 notification_id = str(message["notification_id"])
                 if notification_id not in wanted:
                     continue
@@ -289,7 +307,7 @@ class Subscription:
         last: dict[str, dict[str, Any]] = {}
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             while True:
-                message = await messages.get()
+                message = await _next_message(messages)
                 if user.pk not in (message.get("user_id"), message.get("created_by_id")):
                     continue
                 notification_id = str(message["notification_id"])

@@ -98,7 +98,7 @@ def _announce(group: str, message_type: str) -> None:
         try:
             layer = get_channel_layer()
             if layer is not None:
-                async_to_sync(layer.group_send)(group, {"type": message_type})
+                async_to_sync(layer.group_send)(group, {"type": message_type, "group": group})
         except Exception:
             logger.exception("Could not tell websockets of group %s (%s)", group, message_type)
 

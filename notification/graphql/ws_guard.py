@@ -22,6 +22,14 @@
   running subscriptions stop and it runs nothing more. A client reconnects and
   resubscribes with what it may still do.
 
+The pushed logout and user-change messages reach a socket through the
+process's ``StatusListeners`` (one layer channel per process, each distinct
+group joined once), not through a layer channel per socket: the consumer has
+no channel layer at all (``NO_CHANNEL_LAYER``). Per-socket joins opened one
+Redis connection per socket in a connect storm (``MaxConnectionsError`` at
+1,000 sockets), and each consumer's cancelled ``receive`` at disconnect could
+lose another channel's message (``notification.events.StatusListeners``).
+
 ``AllowedHostsMiddleware`` refuses handshakes whose Host header is not in
 ``ALLOWED_HOSTS``, as Django refuses such HTTP requests (DNS rebinding would
 otherwise reach the socket under any name).
@@ -40,6 +48,7 @@ from django.http.request import split_domain_port, validate_host
 
 from notification.conf import app_settings
 from notification.db_threads import run_in_db_thread
+from notification.events import ListenerDropped, status_listeners
 from notification.graphql.ws_authority import (
     SESSION_ENDED,
     USER_CHANGED,
@@ -66,6 +75,9 @@ CLOSE_FORBIDDEN = 4403
 #: Client messages that start an operation (graphql-transport-ws, legacy graphql-ws).
 _OPERATION_TYPES = frozenset({"subscribe", "start"})
 
+#: The consumer's ``channel_layer_alias``: no layer (see the module docstring).
+NO_CHANNEL_LAYER = "notification-ws-sockets-use-no-layer"
+
 _open_sockets: Counter = Counter()
 
 
@@ -78,8 +90,7 @@ class SocketGuardMixin:
     """Caps and authority re-checks for a strawberry ``GraphQLWSConsumer`` (see the module)."""
 
     scope: dict[str, Any]
-    channel_layer: Any
-    channel_name: str
+    channel_layer_alias = NO_CHANNEL_LAYER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Read per socket, so a changed setting applies to the next socket.
@@ -94,7 +105,7 @@ class SocketGuardMixin:
         self._init_task: asyncio.Task | None = None
         self._counted_user: Any = None
         self._authority: Authority | None = None
-        self._groups: list[str] = []
+        self._watch_task: asyncio.Task | None = None
         self._recheck_task: asyncio.Task | None = None
         self._closing = False
 
@@ -113,10 +124,12 @@ class SocketGuardMixin:
         await self._start_watching(user)
 
     async def disconnect(self, code: int) -> None:
-        for task in (self._recheck_task, self._init_task):
+        for task in (self._recheck_task, self._init_task, self._watch_task):
             if task is not None:
                 task.cancel()
-        await self._leave_groups()
+        if self._watch_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task  # leaves its groups
         if self._counted_user is not None:
             _open_sockets[self._counted_user] -= 1
             if _open_sockets[self._counted_user] <= 0:
@@ -141,14 +154,12 @@ class SocketGuardMixin:
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data)  # type: ignore[misc]
 
-    async def dispatch(self, message: Any) -> None:
+    async def _on_pushed(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == SESSION_ENDED:
             await self._close(CLOSE_FORBIDDEN, "Session ended")
         elif kind == USER_CHANGED:
             await self._recheck()
-        else:
-            await super().dispatch(message)  # type: ignore[misc]
 
     async def _close_unless_initialised(self) -> None:
         """Both protocols: no ``connection_init`` in time, the socket is closed (4408).
@@ -168,13 +179,32 @@ class SocketGuardMixin:
             return
         key = session_key(self.scope)
         self._authority = await run_in_db_thread(authority_of, user)
-        if self.channel_layer is not None and key:
-            for group in (session_group(key), socket_user_group(user.pk)):
-                await self.channel_layer.group_add(group, self.channel_name)
-                self._groups.append(group)
+        if key:
+            joined = asyncio.Event()
+            groups = [session_group(key), socket_user_group(user.pk)]
+            self._watch_task = asyncio.create_task(self._watch_pushes(groups, joined))
+            # Joined before the socket is used: a logout from now on is pushed.
+            waiter = asyncio.create_task(joined.wait())
+            await asyncio.wait([waiter, self._watch_task], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
         interval = app_settings.GRAPHQL_WS_AUTH_RECHECK_SECONDS
         if interval > 0:
             self._recheck_task = asyncio.create_task(self._recheck_every(interval))
+
+    async def _watch_pushes(self, groups: list[str], joined: asyncio.Event) -> None:
+        """Apply the session's and user's pushed messages until the socket closes."""
+        while not self._closing:
+            try:
+                async with status_listeners().listen(groups) as listener:
+                    joined.set()
+                    while not self._closing:
+                        await self._on_pushed(await listener.get())
+            except ListenerDropped:
+                await self._recheck()  # a flood of pushes: what they say, from the source
+            except Exception:  # Redis down: the periodic re-check still applies
+                joined.set()
+                logger.exception("Could not watch a websocket's session for pushed changes")
+                return
 
     async def _recheck_every(self, interval: float) -> None:
         while not self._closing:
@@ -204,12 +234,6 @@ class SocketGuardMixin:
             return
         self._closing = True
         await self.close(code=code, reason=reason)  # type: ignore[attr-defined]
-
-    async def _leave_groups(self) -> None:
-        groups, self._groups = self._groups, []
-        for group in groups:
-            with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(group, self.channel_name)
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
