@@ -390,6 +390,13 @@ def main() -> None:
         if args.settings:
             server_env["DJANGO_SETTINGS_MODULE"] = args.settings
         uvicorn_args = ["--ws-per-message-deflate", "false"] if args.ws_compression == "off" else []
+        most = max(args.subscribers or [0])
+        if most + 256 > 4096:
+            # uvicorn's --limit-concurrency (4,096 in the Procfile) counts open
+            # websockets: past it every HTTP request, the status callbacks included,
+            # is answered 503. A process that holds more subscribers needs a higher one.
+            uvicorn_args += ["--limit-concurrency", str(most + 4096)]
+            print(f"uvicorn --limit-concurrency {most + 4096} (the Procfile's 4096 < subscribers)")
         server, base_url = start_uvicorn(server_env, *uvicorn_args)
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         print(
