@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notification', '0005_i18_guardrails'),
+        ('notification', '0005_guardrails'),
     ]
 
     operations = [
