@@ -4,6 +4,7 @@ their processes (workers, the emulator, ``manage.py`` commands) run with."""
 import os
 import subprocess
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -11,6 +12,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_SID = "AC" + "be7c4be7" * 4
 AUTH_TOKEN = "be7c4be7" * 4
 FROM_NUMBER = "+15005550006"
+
+
+def start_database_and_redis(stack: ExitStack, database: str) -> tuple[str, str]:
+    """A throwaway database (``postgres``: its own cluster; ``sqlite``: a file in a
+    temporary folder) and Redis server, stopped when ``stack`` closes: (database URL,
+    Redis URL)."""
+    from devstack.redis_server import RedisServer
+
+    if database == "postgres":
+        from devstack.postgres_cluster import PostgresCluster
+
+        database_url = stack.enter_context(PostgresCluster()).url
+    else:
+        directory = stack.enter_context(tempfile.TemporaryDirectory())
+        database_url = f"sqlite:///{directory}/bench.sqlite3"
+    return database_url, stack.enter_context(RedisServer()).url
 
 
 def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ cases take turns (one batch each per round) so the machine's load affects all al
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import bench_environment, migrate_and_start_emulator  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_environment,
+    migrate_and_start_emulator,
+    start_database_and_redis,
+)
 
 ZONES = ("Asia/Tokyo", "Europe/Paris", "America/New_York", "America/Los_Angeles")
 BATCH = 100
@@ -119,16 +122,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        if args.database == "postgres":
-            from devstack.postgres_cluster import PostgresCluster
-
-            database_url = stack.enter_context(PostgresCluster()).url
-        else:
-            directory = stack.enter_context(tempfile.TemporaryDirectory())
-            database_url = f"sqlite:///{directory}/bench.sqlite3"
-        from devstack.redis_server import RedisServer
-
-        redis_url = stack.enter_context(RedisServer()).url
+        database_url, redis_url = start_database_and_redis(stack, args.database)
         env = {**bench_environment(database_url, redis_url), "TWILIO_SMS_CONCURRENCY": "8"}
         emulator = migrate_and_start_emulator(stack, env, drain_rate=1_000_000)
 

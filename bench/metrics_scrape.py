@@ -22,7 +22,6 @@ Target: an uncached scrape well under 100 ms at 100,000 rows on the 2-core machi
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, start_database_and_redis  # noqa: E402
 
 TOKEN = "bench-metrics-token"
 
@@ -103,16 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        if args.database == "postgres":
-            from devstack.postgres_cluster import PostgresCluster
-
-            database_url = stack.enter_context(PostgresCluster()).url
-        else:
-            directory = stack.enter_context(tempfile.TemporaryDirectory())
-            database_url = f"sqlite:///{directory}/bench.sqlite3"
-        from devstack.redis_server import RedisServer
-
-        redis_url = stack.enter_context(RedisServer()).url
+        database_url, redis_url = start_database_and_redis(stack, args.database)
         import os
 
         os.environ.update({**bench_environment(database_url, redis_url), "METRICS_TOKEN": TOKEN})

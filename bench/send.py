@@ -25,7 +25,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -33,7 +32,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import bench_environment, migrate_and_start_emulator  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_environment,
+    migrate_and_start_emulator,
+    start_database_and_redis,
+)
 
 # --- worker mode (a child process) ---------------------------------------------
 
@@ -126,16 +129,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        if args.database == "postgres":
-            from devstack.postgres_cluster import PostgresCluster
-
-            database_url = stack.enter_context(PostgresCluster()).url
-        else:
-            directory = stack.enter_context(tempfile.TemporaryDirectory())
-            database_url = f"sqlite:///{directory}/bench.sqlite3"
-        from devstack.redis_server import RedisServer
-
-        redis_url = stack.enter_context(RedisServer()).url
+        database_url, redis_url = start_database_and_redis(stack, args.database)
         env = {
             **bench_environment(database_url, redis_url),
             "TWILIO_SMS_BATCH_SIZE": "100",
