@@ -265,3 +265,41 @@ def test_fetch_and_the_filtered_list_through_the_sdk(twilio_emulator):
     assert queued.sid not in {m.sid for m in listed}
     assert queued.sid in {m.sid for m in client.messages.list(to="+14155550101")}
     assert client.messages.list(to="+14155550101", date_sent_before=start.replace(year=2000)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crashed_batchs_kept_callbacks_settle_its_row_when_recovery_makes_it_unknown(
+    client, signed
+):
+    """The worker died after its request left; Twilio's callbacks came while the row
+    was still claimed (kept as early). Recovery makes the row unknown and applies
+    them at once: it does not wait for the next reconciliation pass."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notification.sending.claiming import claim_batch, mark_send_started
+    from notification.sending.dispatch import current_sender
+    from notification.sending.dispatch_log import DispatchLog
+    from notification.sending.recovery import recover_stale_claims
+    from tests.sending_helpers import make_sms
+
+    sms = make_sms(body="m")
+    batch = claim_batch(
+        now=timezone.now(), sender=current_sender(), batch_segments=100, queue_limit=36_000
+    )
+    log = DispatchLog(batch.token)
+    log.open()
+    mark_send_started(batch, timezone.now())
+    log.record_start(sms.pk)  # ...and the worker was SIGKILLed waiting for the answer
+    assert callback(client, sms.pk, "sent").content == b"unknown_sid"  # kept
+    assert callback(client, sms.pk, "delivered").content == b"unknown_sid"
+    SmsNotification.objects.filter(pk=sms.pk).update(
+        claimed_datetime=timezone.now() - timedelta(hours=1)
+    )
+
+    assert recover_stale_claims(timezone.now(), claim_timeout_seconds=60).unknown == 1
+
+    sms = reload(sms)
+    assert sms.twilio_sid == SID
+    assert (sms.delivery_status, sms.notification.status) == ("delivered", Status.DELIVERED)

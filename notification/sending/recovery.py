@@ -10,7 +10,9 @@ belongs to a worker that is gone (a batch takes seconds, the timeout minutes):
   the set, so a stalled worker can no longer send any of its rows. Set present
   and the id absent: the request never left → ``pending``. Id present, or the
   set missing (expired, Redis lost or unreachable): it may be at Twilio →
-  ``unknown``, never resent automatically (at most once wins).
+  ``unknown``, never resent blindly (at most once wins): status callbacks kept
+  for it (its ``?sms=`` callback URL names it) settle it at once, and the
+  reconciliation pass asks Twilio about the rest (``notification.reconciliation``).
 """
 
 import logging
@@ -24,17 +26,20 @@ from notification.events import notify_status_changed
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.dispatch_log import StartedIds
 from notification.sending.dispatch_log import settle as settle_dispatch_logs
+from notification.tracking.status import settle_unknown_callbacks
 
 logger = logging.getLogger("notification.sending")
 
 UNKNOWN_AFTER_CRASH = (
     "The worker sending this message stopped after its request to Twilio started; "
-    "it may or may not have been sent. It will not be resent automatically."
+    "it may or may not have been sent. It is never resent blindly: Twilio's status "
+    "callbacks or the reconciliation pass settle it from Twilio's own record."
 )
 UNKNOWN_DB_UNREACHABLE = (
     "Twilio was asked to send this message, but the database was unreachable while "
     "the worker wrote Twilio's answer (for longer than SMS_RESULT_WRITE_TIMEOUT); "
-    "it may or may not have been sent. It will not be resent automatically."
+    "it may or may not have been sent. It is never resent blindly: Twilio's status "
+    "callbacks or the reconciliation pass settle it from Twilio's own record."
 )
 
 
@@ -92,8 +97,21 @@ def recover_stale_claims(now: datetime, claim_timeout_seconds: int) -> RecoveryC
         )
         counts.requeued, counts.unknown = len(requeue), len(unknown) + len(unwritten)
         ids = [nid for _, nid, *_ in rows]
-        transaction.on_commit(lambda: notify_status_changed(ids))
+        now_unknown = [pk for pk, _ in unknown + unwritten]
+        transaction.on_commit(lambda: _announce(ids, now_unknown))
     return counts
+
+
+def _announce(notification_ids: list[int], unknown_sms_ids: list[int]) -> None:
+    """After commit: apply the callbacks kept for rows that became unknown, then publish.
+
+    A crashed batch's callbacks arrive while its rows are still claimed, under
+    sids we never stored; they are kept (``tracking.early``) and adopt their
+    row here, so a message Twilio accepted leaves ``unknown`` now rather than at
+    the next reconciliation pass. Those already published their newer status.
+    """
+    settled = settle_unknown_callbacks(unknown_sms_ids) if unknown_sms_ids else set()
+    notify_status_changed(id_ for id_ in notification_ids if id_ not in settled)
 
 
 def _started_ids(tokens: set[str]) -> dict[str, StartedIds]:
