@@ -48,6 +48,7 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from notification.exceptions import SmsNotificationError
 from notification.guardrails import countries, quiet_hours, recipients
 from notification.idempotency.checks import key_errors
 from notification.idempotency.claims import Claim, KeyConflict, create_once
@@ -108,7 +109,7 @@ class CreatedSmsNotification:
     replayed: bool = False
 
 
-class BulkValidationError(Exception):
+class BulkValidationError(SmsNotificationError):
     """Some items of a bulk request are invalid; nothing was written.
 
     ``errors`` maps each invalid item's index in the request to its ``ValidationError``

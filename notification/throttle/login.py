@@ -23,10 +23,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from notification.conf import app_settings
+from notification.exceptions import SmsNotificationError
 from notification.throttle import counters
 
 
-class LoginLockedOut(PermissionDenied):
+class LoginLockedOut(SmsNotificationError, PermissionDenied):
     """Logins for this account or from this address are locked for ``retry_after`` s."""
 
     def __init__(self, retry_after: int):
