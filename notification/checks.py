@@ -23,9 +23,9 @@ from notification.backends.base import BaseSmsBackend
 from notification.conf import DEFAULTS, app_settings
 from notification.guardrails import countries, pricing, quiet_hours
 from notification.jobs.schedule import declared_schedule
-from notification.throttle.login import LoginLockoutBackend
+from notification.throttle.login import LOCKOUT_BACKEND_PATH
 
-LOCKOUT_BACKEND = f"{LoginLockoutBackend.__module__}.{LoginLockoutBackend.__qualname__}"
+LOCKOUT_BACKEND = LOCKOUT_BACKEND_PATH
 
 # Settings that must be above zero (an interval, a size, a timeout of 0 would
 # stall or spin the loop that reads it) ...

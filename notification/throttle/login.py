@@ -86,6 +86,10 @@ class LoginLockoutBackend:
     # without the method Django's test client and ``login()`` pass over it.
 
 
+#: The dotted path a host puts first in ``AUTHENTICATION_BACKENDS`` (system check E002/W001).
+LOCKOUT_BACKEND_PATH = f"{__name__}.{LoginLockoutBackend.__qualname__}"
+
+
 def record_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
