@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -62,6 +61,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
     max_length,
+    validate_web_url,
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
@@ -73,7 +73,6 @@ MAX_BULK_NOTIFICATIONS = 1000
 
 _TITLE_MAX_LENGTH = max_length(Notification, "title")
 _URL_MAX_LENGTH = max_length(Notification, "url")
-_url_validator = URLValidator(schemes=["http", "https"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,9 +300,9 @@ def _clean_item(
             )
         else:
             try:
-                _url_validator(url)
-            except ValidationError:
-                fail("url", "Enter a valid http or https URL.", "invalid")
+                validate_web_url(url)  # the model field's own rule
+            except ValidationError as exc:
+                errors["url"].extend(exc.error_list)
 
     user_id = _parse_id(request.user_id, "user_id", errors)
     object_id = _parse_id(request.object_id, "object_id", errors)
