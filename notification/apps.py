@@ -7,6 +7,9 @@ class NotificationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # The system checks register themselves on import (notification/checks.py).
+        from notification import checks  # noqa: F401
+
         # Open websockets hear about logouts and user changes (ws_authority).
         from notification.graphql.ws_authority import connect_signals
 

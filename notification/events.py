@@ -35,6 +35,7 @@ from django.db import transaction
 from notification import instruments
 from notification.conf import app_settings
 from notification.delivery.payload import status_payloads
+from notification.exceptions import SmsNotificationError
 from notification.signals import send_status_changed
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ RECEIVE_RETRY_SECONDS = 1.0
 GROUP_REFRESH_SECONDS = 3600.0
 
 
-class ListenerDropped(Exception):
+class ListenerDropped(SmsNotificationError):
     """The listener fell ``GRAPHQL_WS_MAX_QUEUED_EVENTS`` messages behind and was dropped."""
 
 

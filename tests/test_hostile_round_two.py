@@ -239,6 +239,8 @@ PRODUCTION = {
     "DJANGO_HTTPS": "true",
     "DJANGO_SSL_REDIRECT": "true",
     "DJANGO_ALLOWED_HOSTS": "sms.example.com",
+    # README "Deploying on several machines": the public https:// address Twilio calls.
+    "PUBLIC_BASE_URL": "https://sms.example.com",
 }
 
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from notification.delivery.error_codes import OPT_OUT_CODE
+from notification.exceptions import SmsNotificationError
 
 
 class FailureKind(StrEnum):
@@ -87,7 +88,7 @@ class ProviderMessage:
     error_message: str = ""
 
 
-class LookupUnavailable(Exception):
+class LookupUnavailable(SmsNotificationError):
     """The provider could not answer a fetch or list now (unreachable, 5xx, throttled).
 
     Nothing may be concluded from it: reconciliation leaves the row for its next pass.

@@ -43,6 +43,11 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def price_table() -> dict[str, Decimal]:
+    """``SMS_PRICE_TABLE`` parsed (the system check calls it; ``ValueError`` when malformed)."""
+    return _table()
+
+
 def _table() -> dict[str, Decimal]:
     raw = app_settings.SMS_PRICE_TABLE
     items = raw.items() if isinstance(raw, dict) else _pairs(str(raw or ""))

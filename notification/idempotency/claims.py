@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from notification.exceptions import SmsNotificationError
 from notification.idempotency.expiry import expiry_cutoff
 from notification.models import IdempotencyKey, Notification
 
@@ -41,7 +42,7 @@ class Claim:
     fingerprint: str
 
 
-class KeyConflict(Exception):
+class KeyConflict(SmsNotificationError):
     """Keys already used with other input; nothing was written.
 
     ``errors`` maps each such item's index to a ``ValidationError`` on ``idempotency_key``

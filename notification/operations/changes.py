@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from notification.events import notify_status_changed
+from notification.exceptions import SmsNotificationError
 from notification.ids import parse_database_id
 from notification.models import (
     Notification,
@@ -36,7 +37,7 @@ HIGH = NotificationPriorityChoices.HIGH
 RESENDABLE_STATUSES = (NotificationStatusChoices.UNKNOWN, NotificationStatusChoices.FAILED)
 
 
-class NotificationNotCancelable(ValidationError):
+class NotificationNotCancelable(SmsNotificationError, ValidationError):
     """The notification has left ``pending`` (a worker claimed it, or it is finished)."""
 
     def __init__(self, notification: Notification):
@@ -85,7 +86,7 @@ def cancel_notification(
     return notification
 
 
-class ResendError(ValueError):
+class ResendError(SmsNotificationError, ValueError):
     """The notification cannot be resent; the message says why (safe to show staff)."""
 
 

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from notification.exceptions import SmsNotificationError
 from notification.guardrails import countries, quiet_hours, recipients
 from notification.idempotency.checks import key_errors
 from notification.idempotency.claims import Claim, KeyConflict, create_once
@@ -61,6 +61,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
     max_length,
+    validate_web_url,
 )
 from notification.phone import normalize_phone_number
 from notification.segments import MAX_BODY_CHARACTERS, segment_fields
@@ -72,7 +73,6 @@ MAX_BULK_NOTIFICATIONS = 1000
 
 _TITLE_MAX_LENGTH = max_length(Notification, "title")
 _URL_MAX_LENGTH = max_length(Notification, "url")
-_url_validator = URLValidator(schemes=["http", "https"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ class CreatedSmsNotification:
     replayed: bool = False
 
 
-class BulkValidationError(Exception):
+class BulkValidationError(SmsNotificationError):
     """Some items of a bulk request are invalid; nothing was written.
 
     ``errors`` maps each invalid item's index in the request to its ``ValidationError``
@@ -300,9 +300,9 @@ def _clean_item(
             )
         else:
             try:
-                _url_validator(url)
-            except ValidationError:
-                fail("url", "Enter a valid http or https URL.", "invalid")
+                validate_web_url(url)  # the model field's own rule
+            except ValidationError as exc:
+                errors["url"].extend(exc.error_list)
 
     user_id = _parse_id(request.user_id, "user_id", errors)
     object_id = _parse_id(request.object_id, "object_id", errors)

@@ -35,6 +35,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from notification.conf import app_settings
+from notification.exceptions import SmsNotificationError
 from notification.ops.cache import TimedCache
 
 
@@ -57,7 +58,7 @@ class CheckResult:
 OK = CheckResult(True)
 
 
-class CheckFailed(Exception):
+class CheckFailed(SmsNotificationError):
     """A check's own verdict (not an exception from the dependency)."""
 
     def __init__(self, error: str, reason: str) -> None:

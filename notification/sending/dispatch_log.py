@@ -33,6 +33,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from notification.conf import app_settings
+from notification.exceptions import SmsNotificationError
 
 KEY_PREFIX = "sms:dispatch:"
 OPEN_MEMBER = "#open"
@@ -57,7 +58,7 @@ return redis.call('SMEMBERS', KEYS[1])
 """
 
 
-class DispatchLogError(RuntimeError):
+class DispatchLogError(SmsNotificationError, RuntimeError):
     """The start of a request could not be recorded: the request must not leave."""
 
 

@@ -23,6 +23,8 @@ from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
+from notification.exceptions import SmsNotificationError
+
 logger = logging.getLogger("notification.sending")
 
 T = TypeVar("T")
@@ -33,7 +35,7 @@ FIRST_PAUSE_SECONDS = 0.1
 MAX_PAUSE_SECONDS = 2.0
 
 
-class ResultsNotWritten(RuntimeError):
+class ResultsNotWritten(SmsNotificationError, RuntimeError):
     """The database stayed unreachable for the whole write timeout."""
 
 

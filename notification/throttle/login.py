@@ -23,10 +23,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from notification.conf import app_settings
+from notification.exceptions import SmsNotificationError
 from notification.throttle import counters
 
 
-class LoginLockedOut(PermissionDenied):
+class LoginLockedOut(SmsNotificationError, PermissionDenied):
     """Logins for this account or from this address are locked for ``retry_after`` s."""
 
     def __init__(self, retry_after: int):
@@ -83,6 +84,10 @@ class LoginLockoutBackend:
 
     # No ``get_user``: sessions never name this backend (it authenticates nobody), and
     # without the method Django's test client and ``login()`` pass over it.
+
+
+#: The dotted path a host puts first in ``AUTHENTICATION_BACKENDS`` (system check E002/W001).
+LOCKOUT_BACKEND_PATH = f"{__name__}.{LoginLockoutBackend.__qualname__}"
 
 
 def record_failed_login(

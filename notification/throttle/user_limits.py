@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from notification.conf import app_settings
+from notification.exceptions import SmsNotificationError
 from notification.throttle import counters
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ RATE_WINDOW_SECONDS = 60
 SEGMENT_WINDOW_SECONDS = 3600
 
 
-class LimitExceeded(Exception):
+class LimitExceeded(SmsNotificationError):
     """A user limit refused the request; nothing was done. ``code`` is stable for clients."""
 
     def __init__(self, message: str, *, code: str, retry_after: int):

@@ -89,7 +89,7 @@ class Socket:
 
 async def watch_until_delivered(notification_id: str, session_cookie: str, sid: str) -> dict:
     """Subscribe over the app's websocket consumer, then make the status change."""
-    from notification.graphql.websocket import graphql_ws_application
+    from notification.api import graphql_ws_application
     from tests.host_project.schema import schema
 
     socket = Socket(

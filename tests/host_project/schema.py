@@ -1,9 +1,9 @@
-"""The host's own strawberry schema, with the app's GraphQL parts merged in."""
+"""The host's own strawberry schema, with the app's GraphQL parts (notification.api) merged in."""
 
 import strawberry
 from strawberry.tools import merge_types
 
-from notification.graphql import parts
+from notification import api
 
 
 @strawberry.type
@@ -13,14 +13,14 @@ class HostQuery:
         return "Acme"
 
 
-Query = merge_types("Query", (HostQuery, *parts.QUERY_TYPES))
-Mutation = merge_types("Mutation", parts.MUTATION_TYPES)
-Subscription = merge_types("Subscription", parts.SUBSCRIPTION_TYPES)
+Query = merge_types("Query", (HostQuery, *api.QUERY_TYPES))
+Mutation = merge_types("Mutation", api.MUTATION_TYPES)
+Subscription = merge_types("Subscription", api.SUBSCRIPTION_TYPES)
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=parts.EXTENSIONS,
-    execution_context_class=parts.EXECUTION_CONTEXT_CLASS,
+    extensions=api.EXTENSIONS,
+    execution_context_class=api.EXECUTION_CONTEXT_CLASS,
 )

@@ -40,6 +40,13 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [os.environ["HOST_REDIS_URL"]]},
     }
 }
+# The login lockout asks first (README: the lockout backend goes first).
+AUTHENTICATION_BACKENDS = [
+    "notification.throttle.login.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# How Twilio reaches the site (https: ``check --deploy`` warns otherwise).
+PUBLIC_BASE_URL = "https://sms.example.com"
 # A CSRF failure on the GraphQL view answers a GraphQL error (README "Frontends").
 CSRF_FAILURE_VIEW = "notification.csrf.csrf_failure"
 

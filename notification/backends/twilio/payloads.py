@@ -18,9 +18,10 @@ from notification.backends.twilio.form_fields import (
     clean_text,
 )
 from notification.delivery.reports import InboundSmsEvent, SmsStatusEvent
+from notification.exceptions import SmsNotificationError
 
 
-class MalformedWebhook(ValueError):
+class MalformedWebhook(SmsNotificationError, ValueError):
     """A correctly signed form without the fields the event needs."""
 
 

@@ -1,0 +1,16 @@
+"""The one base class of every exception the app raises on purpose.
+
+A host project catches ``SmsNotificationError`` to handle anything the app
+refuses or reports (a resend of a delivered message, a limit reached, a
+malformed webhook), without listing thirteen classes in nine modules and
+without catching unrelated bugs as a bare ``except Exception`` would.
+
+Each class keeps its module and its other base (``ValueError``,
+``ValidationError``, ``PermissionDenied``, ``RuntimeError``...), so code that
+caught it by those before still does: the base is added, nothing is taken away.
+``tests/test_exceptions.py`` asserts every public exception class derives from it.
+"""
+
+
+class SmsNotificationError(Exception):
+    """Base of every public exception of the ``notification`` app."""
