@@ -2,7 +2,7 @@
 
 The emulator sends each message's "sent" callback when it leaves the sender's
 queue, as Twilio does, to a real uvicorn serving the webhook; ``sms_worker`` and
-``rqscheduler`` run as processes on PostgreSQL and Redis. With callbacks the
+``sms_scheduler`` run as processes on PostgreSQL and Redis. With callbacks the
 queue estimate must not get shallower than the queue (issue 21: it did, and a
 HIGH message mid-campaign waited about 2.5x the target at Twilio): HIGH's wait
 in the emulator's queue stays within the target plus one second, at 20 and at 50
