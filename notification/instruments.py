@@ -60,6 +60,13 @@ STATUS_CALLBACKS = Counter(
     "status), unknown_message, refused (bad or missing signature), wrong_account, malformed.",
     ["result"],
 )
+RECONCILE_DECISIONS = Counter(
+    "sms_reconcile_decisions",
+    "Decisions of reconciliation passes (not dry runs), one per row asked about: updated, "
+    "unchanged, adopted, resent, failed, waiting, not_found, unavailable (Twilio could not "
+    "answer; asked again next pass).",
+    ["decision"],
+)
 # livesum: the sum over this host's live web processes (multi-process mode).
 SUBSCRIBERS = Gauge(
     "sms_subscribers",
@@ -77,6 +84,11 @@ def twilio_request(outcome: str, code: int | None, seconds: float) -> None:
 def status_callback(result: str) -> None:
     """Count one status callback by what became of it."""
     STATUS_CALLBACKS.labels(result=result).inc()
+
+
+def reconcile_decision(decision: str, rows: int = 1) -> None:
+    """Count what a reconciliation pass decided for ``rows`` rows."""
+    RECONCILE_DECISIONS.labels(decision=decision).inc(rows)
 
 
 def subscription_opened() -> None:

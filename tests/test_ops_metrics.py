@@ -14,18 +14,23 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.ports import free_port
 from notification.events import status_listeners
-from notification.jobs.last_run import LAST_RUN_KEY
+from notification.guardrails import spend
+from notification.jobs.last_run import LAST_RECONCILE_KEY, LAST_RUN_KEY
+from notification.jobs.reconcile import reconcile_sms
 from notification.jobs.sms import send_sms_batch
 from notification.models import (
     Notification,
+    NotificationCategoryChoices,
     NotificationPriorityChoices,
     NotificationStatusChoices,
     SmsNotification,
 )
 from notification.ops import collector, probes
+from notification.reconciliation.passes import reconcile
 from notification.sending.batch import run_batch
 from notification.sending.selection import due_sms
-from tests.sending_helpers import make_sms
+from tests.sending_helpers import make_sms, reload
+from tests.waiting import wait_until
 from tests.webhook_helpers import (
     STATUS_PATH,
     post_signed,
@@ -38,6 +43,7 @@ from tests.webhook_helpers import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "test-metrics-token-1234567890"
+DECISIONS = ("updated", "adopted", "unchanged", "unavailable")
 
 
 @pytest.fixture(autouse=True)
@@ -272,3 +278,121 @@ def test_open_subscriptions_are_a_live_gauge(redis):
     during, after = asyncio.run(watch())
     assert during == base + 2
     assert after == base
+
+
+# --- guardrails and reconciliation (issue 23's last bullet) -------------------------
+
+
+def _window_around_now() -> str:
+    """A quiet-hours window (UTC) from an hour ago to two hours ahead: ``now`` is inside."""
+    now = timezone.now()
+    start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+@pytest.mark.usefixtures("no_status_callbacks")
+def test_held_messages_by_reason_and_the_spend_of_the_day_and_month(settings):
+    settings.SMS_QUIET_HOURS = _window_around_now()
+    settings.SMS_PRICE_TABLE = "*=0.05"
+    settings.SMS_DAILY_SPEND_LIMIT = "0.08"  # the first 0.05 fits, the second does not
+    quiet = make_sms(to="+14155550101", body="Sale!")
+    Notification.objects.filter(pk=quiet.notification_id).update(
+        category=NotificationCategoryChoices.MARKETING
+    )
+    SmsNotification.objects.filter(pk=quiet.pk).update(recipient_time_zone="UTC")
+    make_sms(to="+14155550102", body="receipt one")
+    make_sms(to="+14155550103", body="receipt two")
+
+    report = run_batch()
+    assert (report.sent, report.held) == (1, 2)
+    # The monthly limit now stops the next one (the daily one is off).
+    settings.SMS_DAILY_SPEND_LIMIT = 0
+    settings.SMS_MONTHLY_SPEND_LIMIT = "0.09"
+    make_sms(to="+14155550104", body="receipt three")
+    report = run_batch()
+    assert (report.sent, report.held) == (0, 1)
+    samples = scrape()
+
+    assert value(samples, "sms_held_messages", reason="quiet_hours") == 1
+    assert value(samples, "sms_held_messages", reason="daily_spend_limit") == 1
+    assert value(samples, "sms_held_messages", reason="monthly_spend_limit") == 1
+    assert value(samples, "sms_held_messages", reason="price_unknown") == 0
+    # Held rows wait like a retry: in the backoff figure, not in the due backlog.
+    assert value(samples, "sms_retry_waiting_messages") == 3
+    assert value(samples, "sms_pending_messages", priority="normal") == 0
+    assert value(samples, "sms_spend", period="day", unit="USD") == pytest.approx(0.05)
+    assert value(samples, "sms_spend", period="month", unit="USD") == pytest.approx(0.05)
+    assert value(samples, "sms_spend_limit", period="day") == 0
+    assert value(samples, "sms_spend_limit", period="month") == pytest.approx(0.09)
+    # The same figure the claim's limit check reads.
+    periods = spend.current_periods(timezone.now())
+    assert [(p.name, float(p.spent)) for p in periods] == [("monthly", pytest.approx(0.05))]
+
+
+def test_spend_counts_only_what_reached_or_may_reach_twilio(settings):
+    """Priced rows that went back to pending never left: not spent (spend.counted_spend)."""
+    now = timezone.now()
+    sent = queued_sms("SM" + "e" * 32)
+    returned = make_sms()
+    last_month = queued_sms("SM" + "f" * 32)
+    SmsNotification.objects.filter(pk=sent.pk).update(estimated_price="0.25", priced_datetime=now)
+    SmsNotification.objects.filter(pk=returned.pk).update(
+        estimated_price="0.50", priced_datetime=now
+    )
+    SmsNotification.objects.filter(pk=last_month.pk).update(
+        estimated_price="1.00", priced_datetime=now - timedelta(days=40)
+    )
+    settings.SMS_PRICE_UNIT = "EUR"
+
+    samples = scrape()
+
+    assert value(samples, "sms_spend", period="day", unit="EUR") == pytest.approx(0.25)
+    assert value(samples, "sms_spend", period="month", unit="EUR") == pytest.approx(0.25)
+    assert value(samples, "sms_spend_limit", period="day") == 0  # off
+
+
+def test_reconciliation_decisions_and_the_last_pass_are_counted(
+    no_status_callbacks, settings, redis
+):
+    emulator = no_status_callbacks
+    settings.SMS_RECONCILE_AFTER = 0
+    final = make_sms(to="+14155550111", body="receipt")
+    lost = make_sms(to="+14155550112", body="answered, then lost")
+    assert run_batch().sent == 2
+    wait_until(lambda: all(m["status"] == "delivered" for m in emulator.messages()) or None, 15)
+    Notification.objects.filter(pk=lost.notification_id).update(
+        status=NotificationStatusChoices.UNKNOWN
+    )
+    before = {d: counter("sms_reconcile_decisions_total", decision=d) for d in DECISIONS}
+    assert value(scrape(), "sms_reconcile_last_pass_timestamp_seconds") is None
+
+    reconcile(dry_run=True)  # decides nothing: not counted
+    started = time.time()
+    result = reconcile_sms()
+
+    assert (result["updated"], result["adopted"]) == (1, 1)
+    after = {d: counter("sms_reconcile_decisions_total", decision=d) for d in DECISIONS}
+    assert {d: after[d] - before[d] for d in DECISIONS} == {
+        "updated": 1,
+        "adopted": 1,
+        "unchanged": 0,
+        "unavailable": 0,
+    }
+    assert reload(final).delivery_status == "delivered"
+    recorded = float(redis.get(LAST_RECONCILE_KEY))
+    assert started <= recorded <= time.time()
+    assert value(scrape(), "sms_reconcile_last_pass_timestamp_seconds") == pytest.approx(recorded)
+
+
+def test_a_pass_twilio_cannot_answer_counts_its_rows_unavailable(no_status_callbacks, settings):
+    sms = make_sms(to="+14155550113", body="answered, then lost")
+    assert run_batch().sent == 1
+    Notification.objects.filter(pk=sms.notification_id).update(
+        status=NotificationStatusChoices.UNKNOWN
+    )
+    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    before = counter("sms_reconcile_decisions_total", decision="unavailable")
+
+    assert reconcile(now=timezone.now() + timedelta(hours=1)).unavailable == 1
+
+    assert counter("sms_reconcile_decisions_total", decision="unavailable") == before + 1

@@ -32,6 +32,8 @@ from notification.conf import app_settings
 
 _WINDOW = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 UNKNOWN_ZONE = "Etc/Unknown"
+#: Every quiet-hours hold's status message starts with it (``sms_held_messages`` counts by it).
+HELD_TEXT = "Held: quiet hours"
 #: How often a message with no allowed time at all is looked at again.
 NEVER_RECHECK = timedelta(hours=24)
 
@@ -191,7 +193,7 @@ def hold_for(now: datetime, e164: str, override: str = "") -> QuietHold | None:
     if not zones:
         return QuietHold(
             now + NEVER_RECHECK,
-            f"Held: quiet hours apply but the time zone of {e164} is unknown; "
+            f"{HELD_TEXT} apply but the time zone of {e164} is unknown; "
             "give recipientTimeZone to send it.",
         )
     names = ", ".join(str(w) for w in windows)
@@ -209,13 +211,13 @@ def hold_for(now: datetime, e164: str, override: str = "") -> QuietHold | None:
                 return None
             return QuietHold(
                 moment,
-                f"Held: quiet hours ({names}) in the recipient's time zone "
+                f"{HELD_TEXT} ({names}) in the recipient's time zone "
                 f"({_zone_text(zones)}); sent after {moment:%Y-%m-%d %H:%M} UTC.",
             )
         moment = max(ends)
     return QuietHold(
         now + NEVER_RECHECK,
-        f"Held: quiet hours ({names}) leave no hour allowed in all of the number's "
+        f"{HELD_TEXT} ({names}) leave no hour allowed in all of the number's "
         f"{len(zones)} time zones; give recipientTimeZone to send it.",
     )
 

@@ -27,7 +27,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
-from django.db.models import Case, DateTimeField, DecimalField, F, TextField, Value, When
+from django.db.models import Case, DateTimeField, DecimalField, F, Q, TextField, Value, When
 
 from notification.events import notify_status_changed
 from notification.guardrails import countries, pricing, quiet_hours, spend
@@ -49,6 +49,39 @@ HELD_PREFIX = "Held: "
 QUIET = "quiet hours"
 COUNTRY = "country not allowed"
 PRICE_UNKNOWN = "price unknown"
+#: How a spend hold's and an unknown-price hold's status messages start.
+SPEND_HELD_TEXT = f"{HELD_PREFIX}sending it"
+PRICE_UNKNOWN_TEXT = f"{HELD_PREFIX}a spend limit is on and the price"
+
+
+def held_reason(status_message: str = "notification__status_message") -> Case:
+    """Which guardrail holds a row, from its status message, as a SQL expression.
+
+    ``sms_held_messages{reason}`` groups by it (``quiet_hours``, ``daily_spend_limit``,
+    ``monthly_spend_limit``, ``price_unknown``; ``None``: not held by a guardrail, e.g.
+    a retry backoff). The texts are the ones ``screen``/``limit_spend`` write; a hold
+    over both spend limits names the monthly one last and is counted as monthly, as
+    its ``Held.rule`` is.
+    """
+
+    def text(prefix: str, contains: str = "") -> Q:
+        q = Q(**{f"{status_message}__startswith": prefix})
+        return q & Q(**{f"{status_message}__contains": contains}) if contains else q
+
+    return Case(
+        When(text(quiet_hours.HELD_TEXT), then=Value("quiet_hours")),
+        When(text(PRICE_UNKNOWN_TEXT), then=Value("price_unknown")),
+        When(
+            text(SPEND_HELD_TEXT, f"{spend.MONTHLY} spend limit ("),
+            then=Value("monthly_spend_limit"),
+        ),
+        When(
+            text(SPEND_HELD_TEXT, f"{spend.DAILY} spend limit ("), then=Value("daily_spend_limit")
+        ),
+        When(text(HELD_PREFIX), then=Value("other")),
+        default=None,
+        output_field=TextField(),
+    )
 
 
 def prepare() -> None:
@@ -137,7 +170,7 @@ def limit_spend(taken: Sequence[SmsNotification], now: datetime) -> SpendDecisio
                 Held(
                     sms,
                     now + UNKNOWN_PRICE_RECHECK,
-                    f"Held: a spend limit is on and the price of SMS to "
+                    f"{PRICE_UNKNOWN_TEXT} of SMS to "
                     f"{countries.country_of(sms.to_phone_number) or sms.to_phone_number} "
                     "is unknown (Pricing API unavailable, or add it to SMS_PRICE_TABLE).",
                     PRICE_UNKNOWN,
@@ -155,7 +188,7 @@ def limit_spend(taken: Sequence[SmsNotification], now: datetime) -> SpendDecisio
                 Held(
                     sms,
                     until,
-                    f"Held: sending it (estimated {estimate}) would pass the {names}; "
+                    f"{SPEND_HELD_TEXT} (estimated {estimate}) would pass the {names}; "
                     f"sent from {until:%Y-%m-%d %H:%M} UTC.",
                     over[-1].name,
                 )

@@ -88,28 +88,38 @@ def lock_spend() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["sms-spend"])
 
 
-def current_periods(now: datetime) -> list[Period]:
-    """The periods whose limit is on, with their spend so far: one query for both."""
-    wanted = [
-        (name, limit, bounds(now))
-        for name, limit, bounds in (
-            (DAILY, _limit(DAILY), day_bounds),
-            (MONTHLY, _limit(MONTHLY), month_bounds),
-        )
-        if limit
-    ]
-    if not wanted:
-        return []
-    earliest = min(start for _, _, (start, _) in wanted)
+PERIODS = ((DAILY, day_bounds), (MONTHLY, month_bounds))
+
+
+def period_spend(now: datetime, names: tuple[str, ...] = (DAILY, MONTHLY)) -> dict[str, Decimal]:
+    """The estimated spend of ``now``'s period for each name, as the limits count it: one query.
+
+    The one rule for "spent" (``counted_spend`` rows priced since the period's
+    start): the claim's limit check and the ``sms_spend`` gauge both read it.
+    """
+    starts = {name: bounds(now)[0] for name, bounds in PERIODS if name in names}
+    if not starts:
+        return {}
     sums = SmsNotification.objects.filter(
-        counted_spend(), priced_datetime__gte=earliest, estimated_price__isnull=False
+        counted_spend(), priced_datetime__gte=min(starts.values()), estimated_price__isnull=False
     ).aggregate(
         **{
             name: Sum("estimated_price", filter=Q(priced_datetime__gte=start))
-            for name, _, (start, _) in wanted
+            for name, start in starts.items()
         }
     )
-    return [
-        Period(name, limit, start, end, Decimal(sums[name] or 0))
-        for name, limit, (start, end) in wanted
-    ]
+    return {name: Decimal(sums[name] or 0) for name in starts}
+
+
+def current_periods(now: datetime) -> list[Period]:
+    """The periods whose limit is on, with their spend so far: one query for both."""
+    wanted = [(name, _limit(name), bounds(now)) for name, bounds in PERIODS if _limit(name)]
+    if not wanted:
+        return []
+    spent = period_spend(now, tuple(name for name, _, _ in wanted))
+    return [Period(name, limit, start, end, spent[name]) for name, limit, (start, end) in wanted]
+
+
+def limit_of(name: str) -> Decimal:
+    """A period's limit (0: off)."""
+    return _limit(name)

@@ -17,19 +17,31 @@ from redis.exceptions import RedisError
 logger = logging.getLogger("notification.sending")
 
 LAST_RUN_KEY = "sms:last-run-finished"
+#: The last scheduled reconciliation pass's end (``sms_reconcile_last_pass_timestamp_seconds``).
+LAST_RECONCILE_KEY = "sms:last-reconcile-finished"
 
 
-def record_run_finished(connection: Redis, at: float | None = None) -> None:
+def record_run_finished(
+    connection: Redis, at: float | None = None, key: str = LAST_RUN_KEY
+) -> None:
     """Store ``at`` (Unix time, default now) as the last run's end; never raises."""
     try:
-        connection.set(LAST_RUN_KEY, repr(time.time() if at is None else at))
+        connection.set(key, repr(time.time() if at is None else at))
     except RedisError as exc:
-        logger.warning("sms_run could not record its end time: %s", type(exc).__name__)
+        logger.warning("%s could not be recorded: %s", key, type(exc).__name__)
 
 
-def last_run_finished(connection: Redis) -> float | None:
+def last_run_finished(connection: Redis, key: str = LAST_RUN_KEY) -> float | None:
     """The last run's end (Unix time), or ``None`` when no run has recorded one."""
-    raw = connection.get(LAST_RUN_KEY)
+    return _as_time(connection.get(key))
+
+
+def last_runs_finished(connection: Redis, *keys: str) -> dict[str, float | None]:
+    """Several keys' times in one round trip (``/metrics``)."""
+    return dict(zip(keys, map(_as_time, connection.mget(keys)), strict=True))
+
+
+def _as_time(raw: bytes | str | None) -> float | None:
     if raw is None:
         return None
     try:

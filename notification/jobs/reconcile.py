@@ -12,7 +12,9 @@ two passes at once decide the same and apply it once.
 from typing import Any
 
 from notification.conf import app_settings
+from notification.jobs.last_run import LAST_RECONCILE_KEY, record_run_finished
 from notification.reconciliation.passes import reconcile
+from notification.sending.wake import sms_connection
 
 RECONCILE_JOB_ID = "sms-reconcile"
 RECONCILE_FUNC = "notification.jobs.reconcile.reconcile_sms"
@@ -29,6 +31,9 @@ def reconcile_sms() -> dict[str, Any]:
     The decisions are in the log (one ``sms_reconcile_decision`` line each) and on
     the notifications, not in the result: a pass may make hundreds.
     """
-    report = reconcile().as_dict()
-    report.pop("decisions")
-    return report
+    report = reconcile()
+    if not report.skipped:  # what the "reconciliation stopped" alert watches
+        record_run_finished(sms_connection(), key=LAST_RECONCILE_KEY)
+    result = report.as_dict()
+    result.pop("decisions")
+    return result

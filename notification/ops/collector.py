@@ -23,7 +23,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from notification.conf import app_settings
-from notification.jobs.last_run import last_run_finished
+from notification.guardrails import screen, spend
+from notification.jobs.last_run import LAST_RECONCILE_KEY, LAST_RUN_KEY, last_runs_finished
 from notification.models import (
     DeliveryStatusChoices,
     Notification,
@@ -39,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: ``delivery_status`` label of rows Twilio has not accepted yet (stored as "").
 NOT_SUBMITTED = "not_submitted"
+#: ``reason`` labels of ``sms_held_messages`` (always present, 0 when none is held).
+HELD_REASONS = ("quiet_hours", "daily_spend_limit", "monthly_spend_limit", "price_unknown")
+#: ``period`` label of ``sms_spend``/``sms_spend_limit`` for each spend limit.
+SPEND_PERIODS = {spend.DAILY: "day", spend.MONTHLY: "month"}
 
 
 def _delivery_statuses() -> Iterator[Metric]:
@@ -115,6 +120,8 @@ def _pending(now: float) -> Iterator[Metric]:
         counts[name] = counts.get(name, 0) + n
         if first is not None and (oldest is None or first < oldest):
             oldest = first
+    # The same few rows, grouped also by the guardrail holding them (from the status
+    # message the guardrail wrote: ``screen.held_reason``), in the same query.
     waiting = (
         SmsNotification.objects.filter(
             next_attempt_datetime__gt=published,
@@ -122,14 +129,18 @@ def _pending(now: float) -> Iterator[Metric]:
             notification__publish_datetime__lte=published,
         )
         .order_by()
-        .values_list("notification__priority")
+        .annotate(held=screen.held_reason())
+        .values_list("notification__priority", "held")
         .annotate(n=Count("*"))
     )
     retrying = 0
-    for priority, n in waiting:
+    held = dict.fromkeys(HELD_REASONS, 0)
+    for priority, reason, n in waiting:
         name = names.get(priority, str(priority))
         counts[name] = counts.get(name, 0) - n
         retrying += n
+        if reason is not None:
+            held[reason] = held.get(reason, 0) + n
     family = GaugeMetricFamily(
         "sms_pending_messages",
         "SMS due for sending (published, past any retry backoff) and not yet handed to Twilio.",
@@ -143,6 +154,16 @@ def _pending(now: float) -> Iterator[Metric]:
         "Published SMS waiting for their retry backoff to end before they are due again.",
         value=retrying,
     )
+    held_family = GaugeMetricFamily(
+        "sms_held_messages",
+        "Published pending SMS a guardrail holds back now, by reason (quiet_hours, "
+        "daily_spend_limit, monthly_spend_limit, price_unknown); also in "
+        "sms_retry_waiting_messages.",
+        labels=["reason"],
+    )
+    for reason, n in held.items():
+        held_family.add_metric([reason], n)
+    yield held_family
     yield GaugeMetricFamily(
         "sms_oldest_pending_age_seconds",
         "Seconds since the publish time of the oldest published pending SMS, whether due "
@@ -151,13 +172,41 @@ def _pending(now: float) -> Iterator[Metric]:
     )
 
 
+def _spend() -> Iterator[Metric]:
+    """The current UTC day's and month's estimated spend, as the spend limits count it
+    (``guardrails.spend.period_spend``: one aggregate over the rows priced this month)."""
+    spent = spend.period_spend(timezone.now())
+    unit = str(app_settings.SMS_PRICE_UNIT)
+    family = GaugeMetricFamily(
+        "sms_spend",
+        "Estimated SMS spend of the current UTC day and month (what the spend limits count).",
+        labels=["period", "unit"],
+    )
+    limits = GaugeMetricFamily(
+        "sms_spend_limit",
+        "SMS_DAILY_SPEND_LIMIT and SMS_MONTHLY_SPEND_LIMIT (0: off), in SMS_PRICE_UNIT.",
+        labels=["period"],
+    )
+    for name, period in SPEND_PERIODS.items():
+        family.add_metric([period, unit], float(spent[name]))
+        limits.add_metric([period], float(spend.limit_of(name)))
+    yield family
+    yield limits
+
+
 def _last_run() -> Iterator[Metric]:
-    finished = last_run_finished(sms_connection())
-    if finished is not None:  # absent until a run records one (alerts use absent())
+    finished = last_runs_finished(sms_connection(), LAST_RUN_KEY, LAST_RECONCILE_KEY)
+    if finished[LAST_RUN_KEY] is not None:  # absent until a run records one (alerts use absent())
         yield GaugeMetricFamily(
             "sms_last_run_timestamp_seconds",
             "Unix time the last scheduled send run finished (kept in Redis across restarts).",
-            value=finished,
+            value=finished[LAST_RUN_KEY],
+        )
+    if finished[LAST_RECONCILE_KEY] is not None:
+        yield GaugeMetricFamily(
+            "sms_reconcile_last_pass_timestamp_seconds",
+            "Unix time the last scheduled reconciliation pass finished (kept in Redis).",
+            value=finished[LAST_RECONCILE_KEY],
         )
 
 
@@ -181,6 +230,7 @@ def collect_state() -> list[Metric]:
             *_delivery_statuses(),
             *_notification_statuses(now),
             *_pending(now),
+            *_spend(),
         ],
         "redis": lambda: list(_last_run()),
         # django-rq's own collector: rq_workers, rq_jobs, rq_job_*_total...

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from notification import instruments
 from notification.backends import get_backend
 from notification.backends.base import BaseSmsBackend, LookupUnavailable, ProviderMessage
 from notification.delivery.reports import SmsStatusEvent
@@ -72,6 +73,8 @@ class ReconcileReport:
     def add(self, decision: Decision) -> None:
         self.decisions.append(decision)
         setattr(self, decision.action, getattr(self, decision.action) + 1)
+        if not self.dry_run:
+            instruments.reconcile_decision(decision.action)
         logger.info(("[dry run] " if self.dry_run else "") + decision.line())
 
     def as_dict(self) -> dict:
@@ -233,6 +236,8 @@ class _Pass:
                 left = len(work) - index
                 self.report.unavailable += left
                 self.report.checked += left - 1
+                if not self.dry_run:
+                    instruments.reconcile_decision("unavailable", left)
                 logger.warning(
                     "sms_reconcile provider unavailable, %d rows left for the next pass: %s",
                     left,
