@@ -18,7 +18,7 @@ def test_alert_rules_are_valid():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 12 rules found" in result.stdout
 
 
 def test_alert_rules_fire_on_what_they_watch():
