@@ -10,7 +10,8 @@ a due backlog in three priorities, some scheduled for later, failed and
 autovacuum would), then times, in the same run:
 
 * the floor: ``SELECT 1`` and one ``SELECT count(*)`` over the SMS table;
-* each of the collector's three grouped queries;
+* each of the collector's grouped queries (the backlog's includes the held rows by
+  reason) and the spend aggregate;
 * an uncached reading (``collect_state``: the three queries, the last-run GET and
   django-rq's collector) and a whole uncached ``GET /metrics`` (readiness checks
   cached, exposition included);
@@ -171,6 +172,7 @@ def main() -> None:
             ("notifications by status (+ unknown)", statuses),
             ("due backlog by priority", lambda: list(collector._pending(now))),
             ("  (first design: one due_sms join)", old_due_join),
+            ("spend of the day and month", lambda: list(collector._spend())),
             ("collect_state (uncached reading)", collector.collect_state),
             ("GET /metrics, uncached", uncached_scrape),
             ("GET /metrics, cached", scrape),

@@ -2,14 +2,15 @@
 
 A few grouped queries, each answered from an index (SMS rows by delivery
 status; notifications by status, then the oldest ``unknown`` when there is one;
-the due backlog by priority and its oldest publish time), one Redis GET (the
-last run's end) and django-rq's collector (queues and workers), whatever the
-number of rows. The result is cached for ``METRICS_CACHE_SECONDS`` per
-process, so several Prometheus servers, or a scrape interval shorter than the
-cache, never multiply the database's work. A source that fails (database or
-Redis down) is left out of that scrape and reported as
-``sms_metrics_source_up{source} 0`` instead of failing the whole scrape:
-``/metrics`` is how an operator sees the outage.
+the due backlog by priority and its oldest publish time; the rows in backoff by
+priority and by the guardrail holding them; the day's and month's spend), one
+Redis MGET (the last send run's and reconciliation pass's ends) and django-rq's
+collector (queues and workers), whatever the number of rows. The result is
+cached for ``METRICS_CACHE_SECONDS`` per process, so several Prometheus
+servers, or a scrape interval shorter than the cache, never multiply the
+database's work. A source that fails (database or Redis down) is left out of
+that scrape and reported as ``sms_metrics_source_up{source} 0`` instead of
+failing the whole scrape: ``/metrics`` is how an operator sees the outage.
 """
 
 import logging
