@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +50,8 @@ def timed(run: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 
 def create_rows(count: int) -> None:
-    """``count`` pairs: 70% delivered, 15% due (low/normal/high), 5% later, 7% failed,
-    3% unknown."""
+    """``count`` pairs: 70% delivered (priced over the last 40 days), 15% due
+    (low/normal/high; one in 15 of them held by quiet hours), 5% later, 7% failed, 3% unknown."""
     from django.utils import timezone
 
     from notification.models import Notification, SmsNotification
@@ -78,6 +79,7 @@ def create_rows(count: int) -> None:
                     status=status,
                     priority=priority,
                     publish_datetime=now + timedelta(seconds=publish),
+                    status_message="Held: quiet hours (21:00-08:00)" if bucket == 84 else "",
                 )
             )
             sms.append((delivery, i))
@@ -89,6 +91,11 @@ def create_rows(count: int) -> None:
                 delivery_status=delivery,
                 twilio_sid=f"SM{i:032x}" if delivery else None,
                 segments=1,
+                # Priced over the last 40 days: the spend sums read this month's.
+                estimated_price=Decimal("0.0079") if delivery else None,
+                priced_datetime=now - timedelta(days=i % 40) if delivery else None,
+                # 1% of the due backlog held by quiet hours (sms_held_messages).
+                next_attempt_datetime=now + timedelta(hours=1) if i % 100 == 84 else None,
             )
             for n, (delivery, i) in zip(created, sms, strict=True)
         )
