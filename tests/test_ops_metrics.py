@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.ports import free_port
 from notification.events import status_listeners
-from notification.guardrails import spend
+from notification.guardrails import pricing, spend
 from notification.jobs.last_run import LAST_RECONCILE_KEY, LAST_RUN_KEY
 from notification.jobs.reconcile import reconcile_sms
 from notification.jobs.sms import send_sms_batch
@@ -327,6 +327,19 @@ def test_held_messages_by_reason_and_the_spend_of_the_day_and_month(settings):
     # The same figure the claim's limit check reads.
     periods = spend.current_periods(timezone.now())
     assert [(p.name, float(p.spent)) for p in periods] == [("monthly", pytest.approx(0.05))]
+
+
+def test_messages_held_for_an_unknown_price_have_their_own_reason(no_status_callbacks, settings):
+    settings.SMS_MONTHLY_SPEND_LIMIT = 1
+    no_status_callbacks.set_prices({})  # the Pricing API knows no price: the limit cannot be kept
+    pricing.clear_cache()
+    make_sms(to="+14155550105", body="receipt")
+
+    assert (run_batch().held, value(scrape(), "sms_held_messages", reason="price_unknown")) == (
+        1,
+        1,
+    )
+    pricing.clear_cache()
 
 
 def test_spend_counts_only_what_reached_or_may_reach_twilio(settings):
