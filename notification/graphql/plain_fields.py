@@ -18,9 +18,14 @@ per-field hook still runs.
 """
 
 import functools
+from functools import cached_property
+from typing import Any
 
 import strawberry_django
+from django.db.models.query_utils import DeferredAttribute
 from strawberry_django.fields.field import StrawberryDjangoField
+
+_NOT_LOADED = object()
 
 
 class PlainAttributeField(StrawberryDjangoField):
@@ -34,6 +39,31 @@ class PlainAttributeField(StrawberryDjangoField):
             and not self.arguments
             and not self.is_relation
         )
+
+    @cached_property
+    def _column_attname(self) -> str | None:
+        """The instance ``__dict__`` key of a plain column, else None.
+
+        Only a descriptor that is exactly Django's ``DeferredAttribute`` reads the
+        value straight from ``__dict__``; a subclass (file fields, ...) wraps it.
+        """
+        origin = self.origin_django_type
+        model = origin.model if origin is not None else None
+        if model is None or not self.is_basic_field:
+            return None
+        descriptor = model.__dict__.get(self.django_name or self.python_name)
+        if type(descriptor) is not DeferredAttribute:
+            return None
+        return descriptor.field.attname
+
+    def get_result(self, source: Any, info: Any, args: list, kwargs: dict) -> Any:
+        """A loaded column's value as the descriptor returns it; else the library's way."""
+        attname = self._column_attname
+        if attname is not None and source is not None:
+            value = source.__dict__.get(attname, _NOT_LOADED)
+            if value is not _NOT_LOADED:
+                return value
+        return super().get_result(source, info, args, kwargs)
 
 
 #: ``strawberry_django.field`` for the app's types: plain attributes take the plain path.
