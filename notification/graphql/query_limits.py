@@ -24,6 +24,10 @@
   schema sets it; this extension is in ``parts.EXTENSIONS``, so a host project
   merging the app's parts gets it too).
 
+A query text that parsed, passed every limit and validated before is taken from
+``document_cache`` (no parse, no validation, its cost walk memoised); every limit
+above is still compared, per request, with the settings of the moment.
+
 0 turns a numeric limit off. Each refusal is a GraphQL error with a stable code:
 ``too_many_tokens``, ``too_many_items`` (with the ``field`` it found, e.g.
 ``variables.input``), ``query_too_deep``, ``too_many_aliases``,
@@ -39,7 +43,8 @@ from graphql.language import DocumentNode, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from notification.conf import app_settings
-from notification.graphql.document_cost import operation_costs
+from notification.graphql.document_cache import VALID_DOCUMENTS, ValidDocument, cache_key
+from notification.graphql.document_cost import Cost, operation_costs
 from notification.graphql.list_caps import list_over_cap
 
 # graphql-core ends a message with its suggestions: " Did you mean 'x' or 'y'?",
@@ -67,6 +72,20 @@ class QueryLimits(SchemaExtension):
         max_tokens = app_settings.GRAPHQL_MAX_TOKENS
         if max_tokens:
             context.parse_options["max_tokens"] = max_tokens
+        self._key = None
+        self._valid: ValidDocument | None = None
+        if context.graphql_document is None:
+            self._key = cache_key(
+                context.schema._schema,
+                context.query,
+                max_tokens,
+                introspection_enabled(),
+                tuple(context.validation_rules),
+            )
+            self._valid = VALID_DOCUMENTS.get(self._key) if self._key is not None else None
+            if self._valid is not None:
+                # strawberry skips its parse when the document is already there.
+                context.graphql_document = self._valid.document
         yield
         # graphql-core's only way to say it stopped at the token limit is its message.
         for error in context.pre_execution_errors or []:
@@ -78,12 +97,32 @@ class QueryLimits(SchemaExtension):
         document = context.graphql_document
         # Already checked (and validated) with the document, off the event loop, on the
         # websocket schema (``ws_parsing``).
-        if document is not None and context.pre_execution_errors is None:
-            errors = limit_errors(context)
+        checked = document is not None and context.pre_execution_errors is None
+        costs = None
+        if checked:
+            valid = getattr(self, "_valid", None)
+            if valid is None:
+                costs = _costs(document)
+            errors = limit_errors(
+                context, valid.costs if valid else costs, memoised=valid is not None
+            )
             if errors:
                 # Set before validation runs: strawberry then skips the full validation.
                 context.pre_execution_errors = errors
+            elif valid is not None:
+                # Validated before, with the same schema, rules and introspection switch:
+                # no error then, none now (strawberry skips validation when this is set).
+                context.pre_execution_errors = []
         yield
+        key = getattr(self, "_key", None)
+        if (
+            checked
+            and key is not None
+            and getattr(self, "_valid", None) is None
+            and context.pre_execution_errors == []
+            and isinstance(costs, tuple)
+        ):
+            VALID_DOCUMENTS.put(key, ValidDocument(document, costs))
         without_suggestions(context.pre_execution_errors)
 
     def on_execute(self) -> Iterator[None]:
@@ -94,8 +133,20 @@ class QueryLimits(SchemaExtension):
         without_suggestions(getattr(result, "errors", None))
 
 
-def limit_errors(context) -> list[GraphQLError]:
-    """The first limit this context's document exceeds, as coded errors (none: [])."""
+def limit_errors(
+    context,
+    costs: "tuple | RecursionError | None" = None,
+    *,
+    memoised: bool = False,
+) -> list[GraphQLError]:
+    """The first limit this context's document exceeds, as coded errors (none: []).
+
+    ``costs``: the document's ``_costs`` when the caller already has them. ``memoised``:
+    the document comes from ``VALID_DOCUMENTS``, so it passed the introspection rule
+    under the same switch (part of the key) and that walk is not run again.
+    """
+    if costs is None:
+        costs = _costs(context.graphql_document)
     document = context.graphql_document
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(operations) > 1 and context._provided_operation_name is None:
@@ -105,10 +156,10 @@ def limit_errors(context) -> list[GraphQLError]:
                 extensions={"code": "operation_name_required"},
             )
         ]
-    error = _items_error(document, context.variables) or _cost_error(document)
+    error = _items_error(document, context.variables) or _cost_error(costs)
     if error is not None:
         return [error]
-    if not introspection_enabled():
+    if not memoised and not introspection_enabled():
         errors = validate(context.schema._schema, document, [NoSchemaIntrospectionCustomRule])
         for error in errors:
             error.extensions = {**(error.extensions or {}), "code": "introspection_disabled"}
@@ -128,15 +179,25 @@ def _items_error(document: DocumentNode, variables: object) -> GraphQLError | No
     return GraphQLError(message, extensions={"code": "too_many_items", "field": found.where})
 
 
-def _cost_error(document: DocumentNode) -> GraphQLError | None:
+def _costs(
+    document: DocumentNode,
+) -> tuple[tuple[OperationDefinitionNode, Cost], ...] | RecursionError:
+    """Each operation's expanded cost (one walk); what the limits of the moment are compared to."""
+    try:
+        return tuple(operation_costs(document))
+    except RecursionError as error:
+        # Only a document nested deeper than Python's stack gets here (the token
+        # limit off): it is deeper than any depth limit.
+        return error
+
+
+def _cost_error(
+    costs: tuple[tuple[OperationDefinitionNode, Cost], ...] | RecursionError,
+) -> GraphQLError | None:
     max_depth = app_settings.GRAPHQL_MAX_DEPTH
     max_aliases = app_settings.GRAPHQL_MAX_ALIASES
     max_fields = app_settings.GRAPHQL_MAX_FIELDS
-    try:
-        costs = list(operation_costs(document))
-    except RecursionError:
-        # Only a document nested deeper than Python's stack gets here (the token
-        # limit off): it is deeper than any depth limit.
+    if isinstance(costs, RecursionError):
         return GraphQLError(
             "This document is nested too deeply.", extensions={"code": "query_too_deep"}
         )

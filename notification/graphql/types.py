@@ -22,6 +22,8 @@ from notification.graphql.enums import (
 )
 from notification.graphql.filters import NotificationFilter
 from notification.graphql.permissions import visible_notifications
+from notification.graphql.plain_fields import PlainAttributeField
+from notification.graphql.plain_fields import field as plain_field
 from notification.models import SmsOptOut
 from notification.segments import SegmentInfo
 
@@ -29,7 +31,7 @@ from notification.segments import SegmentInfo
 OPTED_OUT_ANNOTATION = "_opted_out"
 
 
-@strawberry_django.type(get_user_model(), name="User")
+@strawberry_django.type(get_user_model(), name="User", field_cls=PlainAttributeField)
 class User:
     id: auto
     username: auto
@@ -42,31 +44,32 @@ class User:
 @strawberry_django.type(
     models.SmsNotification,
     name="SmsNotification",
+    field_cls=PlainAttributeField,
     description="How a notification travels by SMS, and what Twilio said about it.",
 )
 class SmsNotification:
     id: auto
-    to_phone_number: str = strawberry_django.field(description="E.164, e.g. +14155550100.")
+    to_phone_number: str = plain_field(description="E.164, e.g. +14155550100.")
     delivery_status: DeliveryStatus
-    segments: int = strawberry_django.field(
+    segments: int = plain_field(
         description="Segments Twilio bills and paces this message by (counted on save)."
     )
     encoding: SmsEncoding
-    error_code: auto = strawberry_django.field(description="Twilio's error code, if any.")
+    error_code: auto = plain_field(description="Twilio's error code, if any.")
     error_message: auto
     twilio_sid: auto
-    sender: auto = strawberry_django.field(
+    sender: auto = plain_field(
         description="The From number or Messaging Service SID it was sent with."
     )
-    recipient_time_zone: str = strawberry_django.field(
+    recipient_time_zone: str = plain_field(
         description="The IANA zone given at create for quiet hours; empty: the number's zones."
     )
-    price_unit: str = strawberry_django.field(
+    price_unit: str = plain_field(
         description="The currency of price (ISO 4217), once Twilio reported it."
     )
     attempts: auto
     # Public name kept from before the model's timestamps were all named ``_datetime``.
-    next_attempt_at: auto = strawberry_django.field(field_name="next_attempt_datetime")
+    next_attempt_at: auto = plain_field(field_name="next_attempt_datetime")
     sent_datetime: auto
     delivered_datetime: auto
     status_updated_datetime: auto
@@ -110,6 +113,7 @@ class SmsNotification:
 @strawberry_django.type(
     models.Notification,
     name="Notification",
+    field_cls=PlainAttributeField,
     filters=NotificationFilter,
     pagination=True,
 )
@@ -123,17 +127,17 @@ class Notification:
     status_message: auto
     priority: NotificationPriority
     category: NotificationCategory
-    user_id: strawberry.ID | None = strawberry_django.field(
+    user_id: strawberry.ID | None = plain_field(
         only=["user_id"],
         description="The recipient user's id, if the notification is addressed to a user.",
     )
-    created_by_id: strawberry.ID | None = strawberry_django.field(
+    created_by_id: strawberry.ID | None = plain_field(
         only=["created_by_id"],
         description="Who created it (through the API or the admin); null for rows made "
         "with the ORM.",
     )
     object_id: strawberry.ID | None
-    publish_datetime: datetime.datetime = strawberry_django.field(description="Not sent before.")
+    publish_datetime: datetime.datetime = plain_field(description="Not sent before.")
     sent_datetime: auto
     created_datetime: auto
     updated_datetime: auto
