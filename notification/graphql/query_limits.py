@@ -99,7 +99,7 @@ class QueryLimits(SchemaExtension):
         # websocket schema (``ws_parsing``).
         checked = document is not None and context.pre_execution_errors is None
         costs = None
-        if checked:
+        if checked and document is not None:
             valid = getattr(self, "_valid", None)
             if valid is None:
                 costs = _costs(document)
@@ -117,6 +117,7 @@ class QueryLimits(SchemaExtension):
         key = getattr(self, "_key", None)
         if (
             checked
+            and document is not None
             and key is not None
             and getattr(self, "_valid", None) is None
             and context.pre_execution_errors == []
