@@ -1,41 +1,20 @@
-"""This project's schedule: one ``Periodic`` line per job (id, job function, every).
+"""This project's schedule: what runs when, one line per job.
 
-The scheduler process (``manage.py sms_scheduler``) makes Redis match this list
+The app defines each job it ships with its cadence (``notification.jobs.schedule``:
+``SEND_RUN`` every ``TWILIO_SMS_INTERVAL``, ``FORGET_KEYS`` hourly, ``RECONCILE``
+every ``SMS_RECONCILE_INTERVAL``); this list says which of them this project runs,
+and is where a job of the project's own goes (``Periodic(id, "dotted.path", every=…)``;
+an interval given as a setting's name follows that setting). ``SMS_SCHEDULE`` names
+this list. The scheduler process (``manage.py sms_scheduler``) makes Redis match it
 when it starts and on every poll, so a Redis that lost its data heals by itself;
-``manage.py schedule_sms`` re-registers it by hand (idempotent). An interval
-given as a setting's name follows that setting. Keep the send run under its id
-(``SEND_RUN_ID``): a run reads its own next time from it.
+``manage.py schedule_sms`` re-registers it by hand (idempotent). Keep the send run
+(``SEND_RUN``, under ``SEND_RUN_ID``): a run reads its own next time from it.
 """
 
-from notification.jobs.reconcile import RECONCILE_FUNC, RECONCILE_JOB_ID
-from notification.jobs.schedule import (
-    FORGET_KEYS_FUNC,
-    FORGET_KEYS_ID,
-    SEND_RUN_ID,
-    SWEEP_SECONDS,
-    Periodic,
-)
-from notification.sending.lock import sms_job_timeout
-from notification.sending.wake import RUN_JOB_FUNC
+from notification.jobs.schedule import FORGET_KEYS, RECONCILE, SEND_RUN
 
 SCHEDULE = [
-    Periodic(
-        SEND_RUN_ID,
-        RUN_JOB_FUNC,
-        every="TWILIO_SMS_INTERVAL",
-        description="Send due SMS (a paced run)",
-        timeout=sms_job_timeout,
-    ),
-    Periodic(
-        FORGET_KEYS_ID,
-        FORGET_KEYS_FUNC,
-        every=SWEEP_SECONDS,
-        description="Forget expired idempotency keys",
-    ),
-    Periodic(
-        RECONCILE_JOB_ID,
-        RECONCILE_FUNC,
-        every="SMS_RECONCILE_INTERVAL",
-        description="Settle unknown and unfinished SMS with Twilio's records",
-    ),
+    SEND_RUN,
+    FORGET_KEYS,
+    RECONCILE,
 ]

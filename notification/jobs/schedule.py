@@ -76,29 +76,30 @@ FORGET_KEYS_FUNC = "notification.jobs.idempotency.forget_expired_idempotency_key
 #: table small; more often would only make the worker run it between send runs.
 SWEEP_SECONDS = 3600
 
-#: The app's schedule for a project that declares none (``SMS_SCHEDULE`` unset).
-#: This repository's project declares the same entries in ``jobs/schedule.py``.
-DEFAULT_SCHEDULE: tuple[Periodic, ...] = (
-    Periodic(
-        SEND_RUN_ID,
-        RUN_JOB_FUNC,
-        every="TWILIO_SMS_INTERVAL",
-        description="Send due SMS (a paced run)",
-        timeout=sms_job_timeout,
-    ),
-    Periodic(
-        FORGET_KEYS_ID,
-        FORGET_KEYS_FUNC,
-        every=SWEEP_SECONDS,
-        description="Forget expired idempotency keys",
-    ),
-    Periodic(
-        RECONCILE_JOB_ID,
-        RECONCILE_FUNC,
-        every="SMS_RECONCILE_INTERVAL",
-        description="Settle unknown and unfinished SMS with Twilio's records",
-    ),
+#: Each job the app ships, with its cadence, defined once: a project's schedule
+#: lists the ones it runs (``jobs/schedule.py`` in this repository), or adds its own.
+SEND_RUN = Periodic(
+    SEND_RUN_ID,
+    RUN_JOB_FUNC,
+    every="TWILIO_SMS_INTERVAL",
+    description="Send due SMS (a paced run)",
+    timeout=sms_job_timeout,
 )
+FORGET_KEYS = Periodic(
+    FORGET_KEYS_ID,
+    FORGET_KEYS_FUNC,
+    every=SWEEP_SECONDS,
+    description="Forget expired idempotency keys",
+)
+RECONCILE = Periodic(
+    RECONCILE_JOB_ID,
+    RECONCILE_FUNC,
+    every="SMS_RECONCILE_INTERVAL",
+    description="Settle unknown and unfinished SMS with Twilio's records",
+)
+
+#: The app's schedule for a project that declares none (``SMS_SCHEDULE`` unset).
+DEFAULT_SCHEDULE: tuple[Periodic, ...] = (SEND_RUN, FORGET_KEYS, RECONCILE)
 
 
 def declared_schedule() -> Sequence[Periodic]:
