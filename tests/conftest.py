@@ -21,3 +21,38 @@ pytest_plugins = [
     "tests.fixtures_sending",
     "tests.fixtures_live",
 ]
+
+
+def _flush_retrying_deadlocks() -> None:
+    """Let the flush that ends a transactional test retry when PostgreSQL breaks a deadlock.
+
+    A server a test started (uvicorn, the app's database threads, a socket's
+    session re-check) may still be running one query that joins two tables as the
+    test ends. Django's flush is one ``TRUNCATE`` of many tables, taking their
+    locks one by one, while that query takes its share locks one by one too: each
+    can end up waiting for the other. PostgreSQL then fails one of them, and when
+    it picks the flush, the rows stay and the next test on that worker starts on
+    a dirty database (a duplicate username, say). Retrying after a short pause,
+    once the other query has finished, is what a person would do; any other
+    error is raised as before.
+    """
+    import time
+
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    original = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
+_flush_retrying_deadlocks()
