@@ -38,7 +38,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.status import percentile, setup_django, throwaway_services  # noqa: E402
+from bench.status import (  # noqa: E402
+    percentile,
+    setup_django,
+    start_uvicorn,
+    throwaway_services,
+)
 
 QUERY = b'{"query": "{ __typename }"}'
 LEGIT_TIMEOUT = 5.0
@@ -142,30 +147,6 @@ def legit_requests(base_url: str, count: int, headers: dict[str, str]) -> tuple[
     return ok, latencies
 
 
-def start_server(env: dict[str, str], http: str):
-    import subprocess
-
-    import httpx
-
-    from devstack.subprocesses import SERVER_LIMITS, bound_socket, uvicorn_command
-
-    sock = bound_socket()
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    command = uvicorn_command(sock, "--log-level", "error", "--backlog", "4096")
-    index = command.index("--http") if "--http" in command else None
-    assert index is not None and SERVER_LIMITS
-    command[index + 1] = http
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, pass_fds=(sock.fileno(),))
-    sock.close()
-    for _ in range(300):
-        try:
-            httpx.get(base_url + "/graphql/", timeout=2, trust_env=False)
-            return process, base_url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("uvicorn did not start")
-
-
 def report(label: str, requests: int, ok: int, latencies: list[float], held: int | str) -> None:
     p50 = f"{percentile(latencies, 0.5) * 1000:.1f}" if latencies else "-"
     p99 = f"{percentile(latencies, 0.99) * 1000:.1f}" if latencies else "-"
@@ -207,7 +188,7 @@ def main() -> None:
         print("| server, phase | idle sockets held | legitimate 200s | p50 ms | p99 ms |")
         print("|---|---|---|---|---|")
         for label, http in servers:
-            process, base_url = start_server(env, http)
+            process, base_url = start_uvicorn(env, http=http, log_level="error")
             try:
                 headers = csrf_headers(base_url)
                 assert legit_requests(base_url, 1, headers)[0] == 1, "a legitimate request fails"

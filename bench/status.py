@@ -133,18 +133,22 @@ def throwaway_services(stack: ExitStack, database: str, prefix: str) -> dict[str
     }
 
 
-def start_uvicorn(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen, str]:
+def start_uvicorn(
+    env: dict[str, str], *extra: str, http: str | None = None, log_level: str = "warning"
+) -> tuple[subprocess.Popen, str]:
+    """uvicorn with the project's server limits on a free port, once it answers.
+
+    ``http`` replaces the ``--http`` protocol class of the limits (``bench/idle_flood.py``
+    compares uvicorn's own with the guarded one)."""
     from devstack.subprocesses import bound_socket, uvicorn_command
 
     sock = bound_socket()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env = {**env, "PUBLIC_BASE_URL": base_url}
-    process = subprocess.Popen(
-        uvicorn_command(sock, "--log-level", "warning", "--backlog", "4096", *extra),
-        cwd=REPO_ROOT,
-        env=env,
-        pass_fds=(sock.fileno(),),
-    )
+    command = uvicorn_command(sock, "--log-level", log_level, "--backlog", "4096", *extra)
+    if http is not None:
+        command[command.index("--http") + 1] = http
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, pass_fds=(sock.fileno(),))
     sock.close()
     import httpx
 
