@@ -76,12 +76,13 @@ def fresh_batch(marketing: bool, zones: list[str]) -> None:
 
 def one_batch(settings_values: dict, marketing: bool, zones: list[str]):
     """(ms, queries, report) of one ``run_batch`` of ``BATCH`` fresh due messages."""
+    from django.conf import settings
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, override_settings
 
     from notification.sending.batch import run_batch
 
-    with override_settings(**settings_values):
+    with override_settings(SMS_NOTIFICATIONS={**settings.SMS_NOTIFICATIONS, **settings_values}):
         fresh_batch(marketing, zones)
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
@@ -93,13 +94,14 @@ def one_batch(settings_values: dict, marketing: bool, zones: list[str]):
 def screening_ms(settings_values: dict, marketing: bool, zones: list[str]) -> float:
     """Best of 20: the guardrails' own work on one claim's 100 rows (screen + spend),
     read from the database once, without the send: what the claim step adds."""
+    from django.conf import settings
     from django.db import transaction
     from django.test.utils import override_settings
 
     from notification.guardrails import screen, spend
     from notification.sending.selection import batch_candidates, recount_segments
 
-    with override_settings(**settings_values):
+    with override_settings(SMS_NOTIFICATIONS={**settings.SMS_NOTIFICATIONS, **settings_values}):
         fresh_batch(marketing, zones)
         now = datetime.now(UTC)
         rows = recount_segments(list(batch_candidates(now)[:BATCH]))

@@ -5,6 +5,7 @@ server started with a malformed value stops at once instead of misbehaving later
 """
 
 import os
+from collections.abc import Callable, Mapping
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -61,3 +62,47 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def upper(raw: str) -> str:
+    """A code written in any case ("us" is "US")."""
+    return raw.upper()
+
+
+def url_root(raw: str) -> str:
+    """A base URL, without the trailing slash paths are appended after."""
+    return raw.rstrip("/")
+
+
+def boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ValueError("a boolean (true/false)")
+
+
+#: Converters whose blank value means something ("" turns quiet hours off); a blank
+#: number or boolean counts as unset, as ``env_int`` and ``env_float`` treat it.
+_TEXT: set[Callable[[str], object]] = {str, upper, url_root}
+_KINDS: dict[Callable[[str], object], str] = {int: "an integer", float: "a number"}
+
+
+def env_values(converters: Mapping[str, Callable[[str], object]]) -> dict[str, object]:
+    """The variables of ``converters`` that are set, each converted; unset ones are left out.
+
+    For a dict setting whose defaults live in the app (``SMS_NOTIFICATIONS``): the
+    project repeats no default, so changing one in the app changes it here too.
+    Ranges are the app's system checks' (``notification.E004``); a value that is not
+    of its type at all stops the process here, naming the variable.
+    """
+    values: dict[str, object] = {}
+    for name, convert in converters.items():
+        raw = os.environ.get(name)
+        if raw is None or (not raw.strip() and convert not in _TEXT):
+            continue
+        try:
+            values[name] = convert(raw.strip())
+        except ValueError as exc:
+            kind = _KINDS.get(convert, str(exc))
+            raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
+    return values

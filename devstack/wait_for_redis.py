@@ -13,11 +13,11 @@ import redis
 
 
 def configured_redis_url() -> str:
-    """``REDIS_URL`` as the Django settings resolve it (the embedded Redis by default)."""
+    """``REDIS_URL`` as the project's settings resolve it (the embedded Redis by default)."""
     os.environ.setdefault("DJANGO_DEBUG", "1")
     from config import settings
 
-    return settings.REDIS_URL
+    return settings.SMS_NOTIFICATIONS["REDIS_URL"]
 
 
 def wait_for_redis(url: str, timeout: float) -> None:

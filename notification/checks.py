@@ -11,7 +11,7 @@ schedule parsers are called here exactly as the app calls them, so a check can
 never accept what the app later refuses.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import phonenumbers
@@ -20,59 +20,67 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
 from notification.backends.base import BaseSmsBackend
-from notification.conf import DEFAULTS, app_settings
+from notification.conf import (
+    DEFAULTS,
+    NAMESPACE,
+    app_settings,
+    deprecated_names_in_use,
+    unknown_keys,
+)
 from notification.guardrails import countries, pricing, quiet_hours
 from notification.jobs.schedule import declared_schedule
 from notification.throttle.login import LOCKOUT_BACKEND_PATH
 
 LOCKOUT_BACKEND = LOCKOUT_BACKEND_PATH
 
-# Settings that must be above zero (an interval, a size, a timeout of 0 would
-# stall or spin the loop that reads it) ...
-POSITIVE = (
-    "TWILIO_SMS_BATCH_SIZE",
-    "TWILIO_SMS_INTERVAL",
-    "TWILIO_SMS_QUEUE_TARGET",
-    "TWILIO_SMS_RATE",
-    "TWILIO_SMS_QUEUE_LIMIT",
-    "TWILIO_SMS_CONCURRENCY",
-    "TWILIO_SMS_MAX_ATTEMPTS",
-    "TWILIO_SMS_CLAIM_TIMEOUT",
-    "TWILIO_SMS_VALIDITY_PERIOD",
-    "TWILIO_REQUEST_TIMEOUT",
-    "SMS_IDEMPOTENCY_TTL",
-    "SMS_RECONCILE_INTERVAL",
-    "SMS_PRICE_REFRESH_SECONDS",
-    "GRAPHQL_WS_INIT_TIMEOUT",
-    "GRAPHQL_WS_MAX_QUEUED_EVENTS",
-    "LOGIN_LOCKOUT_SECONDS",
-)
-# ... and settings where 0 means "off" but a negative number means nothing.
-NON_NEGATIVE = (
-    "SMS_RESULT_WRITE_TIMEOUT",
-    "SMS_RECONCILE_AFTER",
-    "GRAPHQL_WS_MAX_MESSAGE_BYTES",
-    "GRAPHQL_WS_MAX_SOCKETS_PER_USER",
-    "GRAPHQL_WS_MAX_SUBSCRIPTIONS",
-    "GRAPHQL_WS_MESSAGE_RATE",
-    "GRAPHQL_WS_AUTH_RECHECK_SECONDS",
-    "HTTP_HEAD_TIMEOUT",
-    "HTTP_MAX_CONNECTIONS_PER_ADDRESS",
-    "GRAPHQL_MAX_DEPTH",
-    "GRAPHQL_MAX_ALIASES",
-    "GRAPHQL_MAX_TOKENS",
-    "GRAPHQL_MAX_FIELDS",
-    "GRAPHQL_MAX_ITEMS",
-    "GRAPHQL_USER_RATE",
-    "SMS_USER_SEGMENTS_PER_HOUR",
-    "SMS_DAILY_SPEND_LIMIT",
-    "SMS_MONTHLY_SPEND_LIMIT",
-    "SMS_RECIPIENT_DAILY_LIMIT",
-    "LOGIN_MAX_FAILURES",
-    "METRICS_CACHE_SECONDS",
-    "READYZ_TIMEOUT",
-    "READYZ_CACHE_SECONDS",
-)
+# Each numeric setting's range, inclusive: (minimum, maximum or None). The ONE place
+# of these rules: config/settings.py only converts the environment's text to numbers.
+# A minimum of 0 means 0 turns the limit off; an interval, a size or a timeout of 0
+# would stall or spin the loop that reads it, so those start above 0.
+RANGES: dict[str, tuple[float, float | None]] = {
+    "TWILIO_SMS_BATCH_SIZE": (1, None),
+    # A scheduled run paces sends for one interval less a margin of a second.
+    "TWILIO_SMS_INTERVAL": (2, None),
+    "TWILIO_SMS_QUEUE_TARGET": (0.1, None),
+    "TWILIO_SMS_RATE": (0.001, None),
+    "TWILIO_SMS_QUEUE_LIMIT": (1, None),
+    # Threads sending at once per run: more only queue behind Twilio's rate.
+    "TWILIO_SMS_CONCURRENCY": (1, 64),
+    "TWILIO_SMS_MAX_ATTEMPTS": (1, None),
+    "TWILIO_SMS_CLAIM_TIMEOUT": (1, None),
+    # Twilio's ValidityPeriod is 1 to 36,000 seconds (twilio.com/docs/sms/api/message-resource).
+    "TWILIO_SMS_VALIDITY_PERIOD": (1, 36_000),
+    "TWILIO_REQUEST_TIMEOUT": (0.1, None),
+    "SMS_IDEMPOTENCY_TTL": (1, None),
+    "SMS_RESULT_WRITE_TIMEOUT": (0, None),
+    "SMS_RECONCILE_INTERVAL": (1, None),
+    "SMS_RECONCILE_AFTER": (0, None),
+    "SMS_PRICE_REFRESH_SECONDS": (1, None),
+    "GRAPHQL_WS_MAX_MESSAGE_BYTES": (0, None),
+    "GRAPHQL_WS_MAX_SOCKETS_PER_USER": (0, None),
+    "GRAPHQL_WS_MAX_SUBSCRIPTIONS": (0, None),
+    "GRAPHQL_WS_INIT_TIMEOUT": (0.1, None),
+    "GRAPHQL_WS_MESSAGE_RATE": (0, None),
+    "GRAPHQL_WS_AUTH_RECHECK_SECONDS": (0, None),
+    "GRAPHQL_WS_MAX_QUEUED_EVENTS": (1, None),
+    "HTTP_HEAD_TIMEOUT": (0, None),
+    "HTTP_MAX_CONNECTIONS_PER_ADDRESS": (0, None),
+    "GRAPHQL_MAX_DEPTH": (0, None),
+    "GRAPHQL_MAX_ALIASES": (0, None),
+    "GRAPHQL_MAX_TOKENS": (0, None),
+    "GRAPHQL_MAX_FIELDS": (0, None),
+    "GRAPHQL_MAX_ITEMS": (0, None),
+    "GRAPHQL_USER_RATE": (0, None),
+    "SMS_USER_SEGMENTS_PER_HOUR": (0, None),
+    "SMS_DAILY_SPEND_LIMIT": (0, None),
+    "SMS_MONTHLY_SPEND_LIMIT": (0, None),
+    "SMS_RECIPIENT_DAILY_LIMIT": (0, None),
+    "LOGIN_MAX_FAILURES": (0, None),
+    "LOGIN_LOCKOUT_SECONDS": (1, None),
+    "METRICS_CACHE_SECONDS": (0, None),
+    "READYZ_TIMEOUT": (0.05, None),
+    "READYZ_CACHE_SECONDS": (0, None),
+}
 
 
 @register(Tags.compatibility)
@@ -177,23 +185,75 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     ]
 
 
+def _range_words(minimum: float, maximum: float | None) -> str:
+    return f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+
+
 @register(Tags.compatibility)
 def check_numbers_in_range(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E004: intervals, sizes and rates are numbers, above zero (or zero meaning off)."""
+    """E004: intervals, sizes and rates are numbers in their range (:data:`RANGES`)."""
     errors: list[CheckMessage] = []
-    for names, floor, words in ((POSITIVE, 0, "above 0"), (NON_NEGATIVE, -1, "0 or more")):
-        for name in names:
-            value = getattr(app_settings, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= floor:
-                errors.append(
-                    Error(
-                        f"{name} is {value!r}; it must be a number {words}.",
-                        hint=f"Set {name} to a number {words}, or remove it for the "
-                        f"default ({DEFAULTS[name]!r}).",
-                        id="notification.E004",
-                    )
-                )
+    for name, (minimum, maximum) in RANGES.items():
+        value = getattr(app_settings, name)
+        number = not isinstance(value, bool) and isinstance(value, int | float)
+        if number and minimum <= value and (maximum is None or value <= maximum):
+            continue
+        words = _range_words(minimum, maximum)
+        errors.append(
+            Error(
+                f"{NAMESPACE}[{name!r}] is {value!r}; it must be a number {words}.",
+                hint=f"Set {name} (the key, or the environment variable of that name) to a "
+                f"number {words}, or remove it for the default ({DEFAULTS[name]!r}).",
+                id="notification.E004",
+            )
+        )
     return errors
+
+
+@register(Tags.compatibility)
+def check_namespace_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E008: ``SMS_NOTIFICATIONS`` is a dict of known keys.
+
+    A misspelt key is otherwise ignored without a word and its default used (a
+    ``TWILIO_SMS_RAET`` sends at the default pace); a dict of another shape would
+    leave every setting at its default.
+    """
+    value = getattr(settings, NAMESPACE, {})
+    if not isinstance(value, Mapping):
+        return [
+            Error(
+                f"{NAMESPACE} is a {type(value).__name__}, not a dict.",
+                hint=f'Write it as {NAMESPACE} = {{"TWILIO_SMS_RATE": 1.0, ...}}.',
+                id="notification.E008",
+            )
+        ]
+    return [
+        Error(
+            f"{NAMESPACE} has an unknown key {key!r}.",
+            hint=f"Did you mean {closest!r}?"
+            if closest
+            else f"The keys are listed in the README's Configuration section ({NAMESPACE}).",
+            id="notification.E008",
+        )
+        for key, closest in unknown_keys().items()
+    ]
+
+
+@register(Tags.compatibility)
+def check_deprecated_names(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: settings of the app still set at the top level (deprecated for one release)."""
+    names = deprecated_names_in_use()
+    if not names:
+        return []
+    return [
+        Warning(
+            f"Deprecated top-level settings of the app: {', '.join(names)}.",
+            hint=f"Move them into {NAMESPACE} under the same names "
+            f'({NAMESPACE} = {{"{names[0]}": ...}}); the top-level names stop working '
+            "in the next release.",
+            id="notification.W004",
+        )
+    ]
 
 
 def _parse_errors(

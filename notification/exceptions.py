@@ -14,3 +14,12 @@ caught it by those before still does: the base is added, nothing is taken away.
 
 class SmsNotificationError(Exception):
     """Base of every public exception of the ``notification`` app."""
+
+
+class SmsNotificationsDeprecationWarning(SmsNotificationError, DeprecationWarning):
+    """A deprecated way of configuring the app that still works for one release.
+
+    Today: a setting of the app read from its old top-level name (``TWILIO_SMS_RATE
+    = 5``) instead of its key in ``SMS_NOTIFICATIONS``. A host filters on this class
+    to see (or silence) only the app's deprecations.
+    """

@@ -24,6 +24,7 @@ import pytest
 
 from devstack.subprocesses import stop_process
 from notification.guardrails import pricing
+from tests.settings_helpers import set_sms
 from twilio_emulator import EmulatorConfig, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,11 +122,11 @@ def twilio_emulator(twilio_emulator_server: EmulatorServer, settings) -> Emulato
     twilio_emulator_server.reset()
     pricing.clear_cache()  # prices are cached per process: each test sees its emulator's
     handle = EmulatorHandle(base_url=twilio_emulator_server.base_url)
-    settings.TWILIO_BASE_URL = handle.base_url
-    settings.TWILIO_ACCOUNT_SID = handle.account_sid
-    settings.TWILIO_AUTH_TOKEN = handle.auth_token
-    settings.TWILIO_FROM_NUMBER = handle.from_number
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    set_sms(settings, TWILIO_BASE_URL=handle.base_url)
+    set_sms(settings, TWILIO_ACCOUNT_SID=handle.account_sid)
+    set_sms(settings, TWILIO_AUTH_TOKEN=handle.auth_token)
+    set_sms(settings, TWILIO_FROM_NUMBER=handle.from_number)
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="")
     return handle
 
 

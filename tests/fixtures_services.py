@@ -41,6 +41,7 @@ import pytest
 import redis as redis_py
 
 from devstack.redis_server import RedisServer
+from notification.conf import app_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_MARKER = "postgres"
@@ -117,18 +118,31 @@ def database_backend() -> str:
     return connection.vendor
 
 
+def _set_redis_url(url: str) -> None:
+    """The app's REDIS_URL for the whole session (not a test's override: no fixture here)."""
+    from django.conf import settings
+    from django.core.signals import setting_changed
+
+    value = {**settings.SMS_NOTIFICATIONS, "REDIS_URL": url}
+    settings.SMS_NOTIFICATIONS = value
+    # What override_settings sends: the app's cached settings are read anew.
+    setting_changed.send(
+        sender=type(settings), setting="SMS_NOTIFICATIONS", value=value, enter=True
+    )
+
+
 def _point_settings_at_redis(url: str) -> dict[str, object]:
     """Rewrite every Redis URL in the settings; return what is needed to undo it."""
     from channels.layers import channel_layers
     from django.conf import settings
 
     saved = {
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": app_settings.REDIS_URL,
         "RQ_QUEUES": {name: queue.get("URL") for name, queue in settings.RQ_QUEUES.items()},
         "CHANNEL_LAYERS": [dict(host) for host in _channel_layer_hosts(settings)],
         "env": os.environ.get("REDIS_URL"),
     }
-    settings.REDIS_URL = url
+    _set_redis_url(url)
     for queue in settings.RQ_QUEUES.values():
         queue["URL"] = url
     for host in _channel_layer_hosts(settings):
@@ -142,7 +156,7 @@ def _restore_settings(saved: dict[str, object]) -> None:
     from channels.layers import channel_layers
     from django.conf import settings
 
-    settings.REDIS_URL = saved["REDIS_URL"]
+    _set_redis_url(str(saved["REDIS_URL"]))
     for name, url in saved["RQ_QUEUES"].items():
         settings.RQ_QUEUES[name]["URL"] = url
     for host, original in zip(_channel_layer_hosts(settings), saved["CHANNEL_LAYERS"], strict=True):

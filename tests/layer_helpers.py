@@ -9,7 +9,8 @@ import asyncio
 import redis as redis_py
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
+
+from notification.conf import app_settings
 
 
 async def _listen(groups: list[str]) -> str:
@@ -55,7 +56,7 @@ def group_size(group: str) -> int:
     is visible here the moment it happened (channels_redis keeps each group as the
     sorted set ``<prefix>:group:<name>``)."""
     layer = get_channel_layer()
-    client = redis_py.Redis.from_url(settings.REDIS_URL)
+    client = redis_py.Redis.from_url(app_settings.REDIS_URL)
     try:
         return client.zcard(f"{layer.prefix}:group:{group}")
     finally:

@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
+from notification.conf import app_settings
 from tests.waiting import wait_until
 from tests.webhook_helpers import AUTH_TOKEN as WEBHOOK_AUTH_TOKEN
 
@@ -47,8 +48,6 @@ def serve_project(django_db_blocker: Any, redis_url: str, **overrides: str) -> I
     ``overrides`` are extra environment variables (limits set low for a test module).
     """
     import os
-
-    from django.conf import settings
 
     from tests.fixtures_services import database_url_for_subprocesses
 
@@ -102,7 +101,7 @@ def run_uvicorn(
 
 def run_worker(env: dict[str, str], sent: int = 1) -> None:
     """Enqueue the batch job as rq-scheduler would, and let a real RQ worker run it."""
-    django_rq.get_queue(settings.SMS_QUEUE_NAME).enqueue("notification.jobs.sms.send_sms_batch")
+    django_rq.get_queue(app_settings.SMS_QUEUE_NAME).enqueue("notification.jobs.sms.send_sms_batch")
     result = subprocess.run(
         [sys.executable, "manage.py", "sms_worker", "--burst"],
         cwd=REPO_ROOT,

@@ -13,6 +13,7 @@ from notification import api
 from notification.backends import locmem
 from notification.models import Notification, NotificationStatusChoices
 from notification.sending.batch import run_batch
+from tests.settings_helpers import set_sms
 
 Status = NotificationStatusChoices
 TO = "+14155550100"
@@ -68,7 +69,7 @@ def test_resend_requeues_a_failed_notification_and_refuses_a_pending_one():
 
 @pytest.mark.django_db(transaction=True)
 def test_reconcile_applies_the_providers_final_status(settings, redis):
-    settings.SMS_BACKEND = "notification.backends.locmem.LocmemBackend"
+    set_sms(settings, SMS_BACKEND="notification.backends.locmem.LocmemBackend")
     locmem.reset()
     heard = []
 

@@ -15,6 +15,7 @@ from notification.conf import DEFAULTS, app_settings
 from notification.models import DeliveryStatusChoices, NotificationStatusChoices
 from notification.sending.batch import run_batch
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms, unset_sms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,8 +37,8 @@ class ExplodingBackend(BaseSmsBackend):
 
 
 def test_locmem_backend_records_each_message_with_what_the_provider_needs(settings, outbox):
-    settings.SMS_BACKEND = LOCMEM
-    settings.PUBLIC_BASE_URL = "https://notify.example.com"
+    set_sms(settings, SMS_BACKEND=LOCMEM)
+    set_sms(settings, PUBLIC_BASE_URL="https://notify.example.com")
     sms = make_sms(body="Your parcel has shipped")
 
     report = run_batch()
@@ -69,7 +70,7 @@ def test_console_backend_prints_the_message():
 
 
 def test_a_backend_that_raises_leaves_the_message_unknown_not_resent(settings):
-    settings.SMS_BACKEND = f"{__name__}.ExplodingBackend"
+    set_sms(settings, SMS_BACKEND=f"{__name__}.ExplodingBackend")
     sms = make_sms()
 
     report = run_batch()
@@ -82,16 +83,16 @@ def test_a_backend_that_raises_leaves_the_message_unknown_not_resent(settings):
 
 
 def test_the_backend_follows_override_settings(settings):
-    settings.SMS_BACKEND = LOCMEM
+    set_sms(settings, SMS_BACKEND=LOCMEM)
     assert isinstance(get_backend(), locmem.LocmemBackend)
-    settings.SMS_BACKEND = "notification.backends.console.ConsoleBackend"
+    set_sms(settings, SMS_BACKEND="notification.backends.console.ConsoleBackend")
     assert isinstance(get_backend(), ConsoleBackend)
 
 
 def test_a_setting_the_project_leaves_out_has_the_app_default(settings):
-    del settings.TWILIO_SMS_BATCH_SIZE
+    unset_sms(settings, "TWILIO_SMS_BATCH_SIZE")
     assert app_settings.TWILIO_SMS_BATCH_SIZE == DEFAULTS["TWILIO_SMS_BATCH_SIZE"] == 100
-    settings.TWILIO_SMS_BATCH_SIZE = 7
+    set_sms(settings, TWILIO_SMS_BATCH_SIZE=7)
     assert app_settings.TWILIO_SMS_BATCH_SIZE == 7
 
 

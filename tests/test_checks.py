@@ -7,9 +7,9 @@ import sys
 
 import pytest
 from django.core.checks import run_checks
-from django.test import override_settings
 
 from tests.fixtures_services import REPO_ROOT
+from tests.settings_helpers import sms_settings
 from tests.test_host_project import copy_host_project
 
 LOCKOUT = "notification.throttle.login.LoginLockoutBackend"
@@ -51,13 +51,13 @@ def test_silent_on_the_test_settings():
     ],
 )
 def test_each_check_fires_on_a_bad_setting(overrides, expected):
-    with override_settings(**overrides):
+    with sms_settings(**overrides):
         found = ids()
     assert found == [expected], found
 
 
 def test_a_zero_turns_an_optional_limit_off_without_an_error():
-    with override_settings(GRAPHQL_MAX_DEPTH=0, SMS_DAILY_SPEND_LIMIT=0, LOGIN_MAX_FAILURES=0):
+    with sms_settings(GRAPHQL_MAX_DEPTH=0, SMS_DAILY_SPEND_LIMIT=0, LOGIN_MAX_FAILURES=0):
         assert ids() == []
 
 
@@ -74,7 +74,7 @@ def test_every_message_has_a_hint():
         "DEBUG": False,
         "PUBLIC_BASE_URL": "http://sms.example.com",
     }
-    with override_settings(**bad):
+    with sms_settings(**bad):
         messages = [
             m
             for m in run_checks(include_deployment_checks=True)
@@ -88,12 +88,12 @@ def test_every_message_has_a_hint():
 
 
 def test_public_base_url_must_be_https_with_debug_off_under_deploy():
-    with override_settings(DEBUG=False, PUBLIC_BASE_URL="http://sms.example.com"):
+    with sms_settings(DEBUG=False, PUBLIC_BASE_URL="http://sms.example.com"):
         assert ids() == []  # a deployment check: plain ``check`` stays quiet
         assert "notification.W003" in ids(include_deployment_checks=True)
-    with override_settings(DEBUG=True, PUBLIC_BASE_URL="http://127.0.0.1:8000"):
+    with sms_settings(DEBUG=True, PUBLIC_BASE_URL="http://127.0.0.1:8000"):
         assert "notification.W003" not in ids(include_deployment_checks=True)
-    with override_settings(DEBUG=False, PUBLIC_BASE_URL="https://sms.example.com"):
+    with sms_settings(DEBUG=False, PUBLIC_BASE_URL="https://sms.example.com"):
         assert "notification.W003" not in ids(include_deployment_checks=True)
 
 

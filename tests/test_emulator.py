@@ -21,6 +21,7 @@ from twilio.rest import Client
 
 from notification.backends.twilio.client import BaseUrlHttpClient, get_twilio_client
 from tests.fixtures_emulator import EmulatorHandle, start_emulator_process
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 
 TO = "+14155550100"
@@ -166,7 +167,7 @@ def test_list_pages_newest_first(twilio_emulator: EmulatorHandle) -> None:
 
 
 def test_wrong_auth_token_is_401_20003(twilio_emulator: EmulatorHandle, settings) -> None:
-    settings.TWILIO_AUTH_TOKEN = "0" * 32
+    set_sms(settings, TWILIO_AUTH_TOKEN="0" * 32)
     error = rest_error()
     assert (error.status, error.code) == (401, 20003)
     assert twilio_emulator.messages() == []
@@ -289,7 +290,7 @@ def test_fault_can_target_one_recipient(twilio_emulator: EmulatorHandle) -> None
 def test_timeout_fault_records_the_message_but_the_sdk_times_out(
     twilio_emulator: EmulatorHandle, settings
 ) -> None:
-    settings.TWILIO_REQUEST_TIMEOUT = 0.3
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=0.3)
     twilio_emulator.inject_faults([{"kind": "timeout"}])
 
     with pytest.raises(requests.exceptions.Timeout):
@@ -436,9 +437,9 @@ def test_concurrent_senders_each_get_every_message_once(twilio_emulator: Emulato
 def test_management_command_runs_as_a_separate_process(settings) -> None:
     with start_emulator_process("--drain-rate", "1000", "--callback-delay-ms", "10") as emulator:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", emulator.base_url)
-        settings.TWILIO_BASE_URL = emulator.base_url
-        settings.TWILIO_ACCOUNT_SID = emulator.account_sid
-        settings.TWILIO_AUTH_TOKEN = emulator.auth_token
+        set_sms(settings, TWILIO_BASE_URL=emulator.base_url)
+        set_sms(settings, TWILIO_ACCOUNT_SID=emulator.account_sid)
+        set_sms(settings, TWILIO_AUTH_TOKEN=emulator.auth_token)
         message = send()
         assert [m["sid"] for m in emulator.messages()] == [message.sid]
         process = emulator.process

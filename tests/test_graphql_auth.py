@@ -1,7 +1,8 @@
 """Login, logout, CSRF and anonymous access, over HTTP through the real view."""
 
 import pytest
-from django.test import override_settings
+
+from tests.settings_helpers import sms_settings
 
 LOGIN = """
 mutation Login($username: String!, $password: String!) {
@@ -11,7 +12,7 @@ mutation Login($username: String!, $password: String!) {
 ME = "query { me { username } }"
 
 
-@override_settings(GRAPHIQL=True)
+@sms_settings(GRAPHIQL=True)
 def test_graphiql_is_served_in_a_browser_and_sets_the_csrf_cookie(graphql):
     client = graphql().client
     response = client.get("/graphql/", HTTP_ACCEPT="text/html")

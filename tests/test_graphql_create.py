@@ -1,10 +1,10 @@
 """createSmsNotification(s) over HTTP: the pair or nothing, field errors, opt-outs."""
 
 import pytest
-from django.test import override_settings
 
 from notification.models import Notification, SmsNotification, SmsOptOut
 from notification.operations.creation import MAX_BULK_NOTIFICATIONS
+from tests.settings_helpers import set_sms, sms_settings
 
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {
@@ -85,7 +85,7 @@ def test_staff_creates_the_pair_with_normalised_number_and_segments(graphql, sta
 
 def test_national_number_uses_default_region(graphql, staff_user, settings):
     # The default allow-list follows the region: a British mainland mobile is allowed.
-    settings.DEFAULT_PHONE_REGION = "GB"
+    set_sms(settings, DEFAULT_PHONE_REGION="GB")
     result = graphql(staff_user).data(CREATE, {"input": valid_input(toPhoneNumber="07400 123456")})
     assert result["createSmsNotification"]["notification"]["sms"]["toPhoneNumber"] == (
         "+447400123456"
@@ -251,7 +251,7 @@ def test_bulk_over_the_limit_is_refused_before_its_items_are_converted(graphql, 
     assert_nothing_written()
 
 
-@override_settings(GRAPHQL_MAX_ITEMS=0)
+@sms_settings(GRAPHQL_MAX_ITEMS=0)
 def test_bulk_over_the_limit_is_refused_by_the_mutation_with_the_list_cap_off(graphql, staff_user):
     items = [valid_input()] * (MAX_BULK_NOTIFICATIONS + 1)
     payload = graphql(staff_user).data(CREATE_MANY, {"input": items})["createSmsNotifications"]

@@ -8,7 +8,6 @@ settings of the moment allow, and checks the limit still refuses it.
 import json
 
 import pytest
-from django.test import override_settings
 
 from notification.graphql.document_cache import (
     MAX_QUERY_CHARS,
@@ -16,6 +15,7 @@ from notification.graphql.document_cache import (
     DocumentCache,
     ValidDocument,
 )
+from tests.settings_helpers import sms_settings
 
 LIST = "query { notifications { results { sms { toPhoneNumber } } } }"  # depth 3
 
@@ -42,13 +42,13 @@ def test_a_valid_document_is_memoised_once_and_served_again(graphql, staff_user)
 def test_lower_cost_limits_still_refuse_a_memoised_document(graphql, staff_user):
     gql = graphql(staff_user)
     gql.data(LIST)
-    with override_settings(GRAPHQL_MAX_DEPTH=2):
+    with sms_settings(GRAPHQL_MAX_DEPTH=2):
         assert code(gql.execute(LIST)) == "query_too_deep"
-    with override_settings(GRAPHQL_MAX_FIELDS=3):
+    with sms_settings(GRAPHQL_MAX_FIELDS=3):
         assert code(gql.execute(LIST)) == "query_too_complex"
     aliased = "query { a: me { id } b: me { id } }"
     gql.data(aliased)
-    with override_settings(GRAPHQL_MAX_ALIASES=1):
+    with sms_settings(GRAPHQL_MAX_ALIASES=1):
         assert code(gql.execute(aliased)) == "too_many_aliases"
 
 
@@ -57,14 +57,14 @@ def test_a_lower_token_limit_is_not_bypassed_by_a_document_parsed_under_a_higher
 ):
     gql = graphql(staff_user)
     gql.data(LIST)
-    with override_settings(GRAPHQL_MAX_TOKENS=5):
+    with sms_settings(GRAPHQL_MAX_TOKENS=5):
         assert code(gql.execute(LIST)) == "too_many_tokens"
 
 
 def test_the_item_cap_applies_to_each_requests_variables(graphql, staff_user):
     gql = graphql(staff_user)
     query = "query($ids: [ID!]) { notifications(filters: {id: {inList: $ids}}) { totalCount } }"
-    with override_settings(GRAPHQL_MAX_ITEMS=3):
+    with sms_settings(GRAPHQL_MAX_ITEMS=3):
         assert gql.data(query, {"ids": ["1", "2"]}) == {"notifications": {"totalCount": 0}}
         assert len(VALID_DOCUMENTS) == 1
         assert code(gql.execute(query, {"ids": ["1", "2", "3", "4"]})) == "too_many_items"
@@ -73,9 +73,9 @@ def test_the_item_cap_applies_to_each_requests_variables(graphql, staff_user):
 def test_introspection_switched_off_refuses_a_document_memoised_with_it_on(graphql, staff_user):
     gql = graphql(staff_user)
     query = "query { __schema { queryType { name } } }"
-    with override_settings(GRAPHQL_INTROSPECTION=True):
+    with sms_settings(GRAPHQL_INTROSPECTION=True):
         assert gql.data(query) == {"__schema": {"queryType": {"name": "Query"}}}
-    with override_settings(GRAPHQL_INTROSPECTION=False):
+    with sms_settings(GRAPHQL_INTROSPECTION=False):
         assert code(gql.execute(query)) == "introspection_disabled"
         assert code(gql.execute(query)) == "introspection_disabled"
 
@@ -94,12 +94,12 @@ def test_several_operations_still_need_a_name_each_time(graphql, staff_user):
 def test_refused_documents_are_not_memoised_and_get_the_same_errors_each_time(graphql, staff_user):
     gql = graphql(staff_user)
     typo = "query { notificatons { totalCount } }"
-    with override_settings(GRAPHQL_INTROSPECTION=False):
+    with sms_settings(GRAPHQL_INTROSPECTION=False):
         first = gql.execute(typo)["errors"]
         second = gql.execute(typo)["errors"]
     assert first == second and first
     assert all("Did you mean" not in error["message"] for error in first)
-    with override_settings(GRAPHQL_MAX_DEPTH=2):
+    with sms_settings(GRAPHQL_MAX_DEPTH=2):
         assert code(gql.execute(LIST)) == "query_too_deep"
     assert len(VALID_DOCUMENTS) == 0
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notification.models import Notification, SmsNotification
+from tests.settings_helpers import set_sms
 from tests.test_hostile_graphql import PYTHON_EXCEPTION_TEXT
 
 FUZZ = settings(
@@ -105,9 +106,9 @@ LOGOUT = "mutation { logout }"
 
 @pytest.fixture
 def fuzz_settings(settings):
-    settings.GRAPHQL_USER_RATE = 0
-    settings.LOGIN_MAX_FAILURES = 0
-    settings.SMS_USER_SEGMENTS_PER_HOUR = 0
+    set_sms(settings, GRAPHQL_USER_RATE=0)
+    set_sms(settings, LOGIN_MAX_FAILURES=0)
+    set_sms(settings, SMS_USER_SEGMENTS_PER_HOUR=0)
 
 
 def check(response) -> dict:

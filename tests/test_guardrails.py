@@ -22,6 +22,7 @@ from notification.models import (
 from notification.sending.batch import run_batch
 from notification.signals import sms_limit_reached
 from tests.sending_helpers import gsm_body, make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 
 pytestmark = [
@@ -99,7 +100,7 @@ def test_a_number_with_several_zones_waits_until_every_zone_allows_it(settings):
     """A Russian mobile maps to 16 zones, Bucharest (UTC+3 in June) to Kamchatka (UTC+12).
     At 12:00 UTC it is midnight in Kamchatka; at 20:00 UTC (08:00 there) it is 23:00 in
     Bucharest; at 05:00 UTC (08:00 in Bucharest) it is 17:00 in Kamchatka: allowed."""
-    settings.SMS_ALLOWED_COUNTRIES = "*"
+    set_sms(settings, SMS_ALLOWED_COUNTRIES="*")
     number = "+79161234567"
     assert len(quiet_hours.zones_for(number)) == 16
     hold = quiet_hours.hold_for(datetime(2030, 6, 15, 12, 0, tzinfo=UTC), number)
@@ -108,7 +109,7 @@ def test_a_number_with_several_zones_waits_until_every_zone_allows_it(settings):
 
 
 def test_zones_with_no_common_allowed_hour_or_no_known_zone_wait_for_an_override(settings):
-    settings.SMS_QUIET_HOURS = "12:00-11:00"  # 23 quiet hours: no overlap across zones
+    set_sms(settings, SMS_QUIET_HOURS="12:00-11:00")  # 23 quiet hours: no overlap across zones
     now = datetime(2030, 6, 15, 12, 0, tzinfo=UTC)
     hold = quiet_hours.hold_for(now, "+79161234567")
     assert hold is not None and "no hour allowed" in hold.reason
@@ -125,7 +126,7 @@ def test_recipient_time_zone_overrides_the_numbers_zone(twilio_emulator):
 
 
 def test_quiet_hours_can_be_turned_off_and_wrap_or_not(settings, twilio_emulator):
-    settings.SMS_QUIET_HOURS = ""
+    set_sms(settings, SMS_QUIET_HOURS="")
     marketing(publish=NY_NIGHT - timedelta(minutes=5))
     assert run_batch(now=NY_NIGHT).sent == 1
     window = quiet_hours.parse_window("13:00-14:30")
@@ -136,7 +137,7 @@ def test_quiet_hours_can_be_turned_off_and_wrap_or_not(settings, twilio_emulator
 
 def test_stricter_region_windows_apply_on_top_of_the_default(settings, twilio_emulator):
     """Florida's 8:00-20:00: a Miami number at 20:30 is held, a New York one is not."""
-    settings.SMS_QUIET_HOURS_BY_REGION = "US-FL=20:00-08:00"
+    set_sms(settings, SMS_QUIET_HOURS_BY_REGION="US-FL=20:00-08:00")
     evening = datetime(2030, 6, 15, 0, 30, tzinfo=UTC)  # 20:30 EDT
     miami = marketing("+13055550100", publish=evening - timedelta(minutes=1))
     marketing(NEW_YORK, publish=evening - timedelta(minutes=1))
@@ -182,10 +183,10 @@ def test_create_refuses_numbers_outside_the_allow_list(graphql, staff_user, sett
     assert [(e["index"], e["code"]) for e in bulk["errors"]] == [(1, "country_not_allowed")]
     assert SmsNotification.objects.count() == 0  # all or nothing
 
-    settings.SMS_ALLOWED_COUNTRIES = "us, gb"
+    set_sms(settings, SMS_ALLOWED_COUNTRIES="us, gb")
     ok = gql.data(CREATE, {"input": item(toPhoneNumber="+447400123456")})
     assert ok["createSmsNotification"]["errors"] == []
-    settings.SMS_ALLOWED_COUNTRIES = "*"
+    set_sms(settings, SMS_ALLOWED_COUNTRIES="*")
     ok = gql.data(CREATE, {"input": item(toPhoneNumber="+998901234567")})
     assert ok["createSmsNotification"]["errors"] == []
 
@@ -268,12 +269,12 @@ def test_each_sent_sms_records_its_estimate_and_then_twilios_price(twilio_emulat
 def test_price_cache_refreshes_and_keeps_the_last_price_when_the_api_fails(
     twilio_emulator, settings, caplog
 ):
-    settings.SMS_PRICE_REFRESH_SECONDS = 3600
+    set_sms(settings, SMS_PRICE_REFRESH_SECONDS=3600)
     twilio_emulator.set_prices({"CA": {"local": "0.0100"}})
     assert pricing.segment_price("CA").amount == Decimal("0.01100")
     assert pricing.segment_price("CA").amount == Decimal("0.01100")
     assert twilio_emulator.price_requests() == ["CA"]
-    settings.SMS_PRICE_REFRESH_SECONDS = 1  # now stale: the next lookup refreshes ...
+    set_sms(settings, SMS_PRICE_REFRESH_SECONDS=1)  # now stale: the next lookup refreshes ...
     pricing._cache["CA"] = (pricing._cache["CA"][0] - 5, *pricing._cache["CA"][1:])
     twilio_emulator.set_prices({})  # ... and the Pricing API has no price (404)
     with caplog.at_level(logging.WARNING, logger="notification.guardrails"):
@@ -284,8 +285,8 @@ def test_price_cache_refreshes_and_keeps_the_last_price_when_the_api_fails(
 
 
 def test_a_price_table_overrides_the_pricing_api(twilio_emulator, settings):
-    settings.SMS_PRICE_TABLE = "US=0.05,*=0.2"
-    settings.SMS_PRICE_UNIT = "EUR"
+    set_sms(settings, SMS_PRICE_TABLE="US=0.05,*=0.2")
+    set_sms(settings, SMS_PRICE_UNIT="EUR")
     assert pricing.price_estimate("+14155550100", 2) == (Decimal("0.10000"), "EUR")
     assert pricing.price_estimate("+447400123456", 1) == (Decimal("0.20000"), "EUR")
     assert twilio_emulator.price_requests() == []
@@ -300,7 +301,7 @@ def test_daily_limit_holds_what_would_pass_it_until_the_next_utc_day(
     """0.011 per segment: 0.05 allows four one-segment messages (0.044); the fifth and
     the rest wait for midnight UTC, the signal and the log line come once."""
     twilio_emulator.set_prices({"US": {"local": "0.0100"}})
-    settings.SMS_DAILY_SPEND_LIMIT = 0.05
+    set_sms(settings, SMS_DAILY_SPEND_LIMIT=0.05)
     received = []
 
     def receiver(**kwargs):
@@ -333,7 +334,7 @@ def test_daily_limit_holds_what_would_pass_it_until_the_next_utc_day(
 
 
 def test_monthly_limit_and_unknown_prices(twilio_emulator, settings):
-    settings.SMS_MONTHLY_SPEND_LIMIT = 1
+    set_sms(settings, SMS_MONTHLY_SPEND_LIMIT=1)
     twilio_emulator.set_prices({})  # no price anywhere: a limit cannot be kept
     sms = make_sms(publish=NY_AFTERNOON - timedelta(minutes=1))
     report = run_batch(now=NY_AFTERNOON)
@@ -342,7 +343,7 @@ def test_monthly_limit_and_unknown_prices(twilio_emulator, settings):
     assert "price of SMS to US is unknown" in held.notification.status_message
     assert twilio_emulator.requests() == []
 
-    settings.SMS_PRICE_TABLE = "US=0.6"
+    set_sms(settings, SMS_PRICE_TABLE="US=0.6")
     later = NY_AFTERNOON + timedelta(minutes=10)
     make_sms(body="second", publish=NY_AFTERNOON)
     report = run_batch(now=later)
@@ -360,7 +361,7 @@ def test_monthly_limit_and_unknown_prices(twilio_emulator, settings):
 
 
 def test_recipient_daily_limit_at_create(graphql, staff_user, settings):
-    settings.SMS_RECIPIENT_DAILY_LIMIT = 3
+    set_sms(settings, SMS_RECIPIENT_DAILY_LIMIT=3)
     gql = graphql(staff_user)
     for i in range(3):
         keyed = item(body=f"n{i}", idempotencyKey=f"k{i}")
@@ -388,8 +389,8 @@ def test_recipient_daily_limit_at_create(graphql, staff_user, settings):
 
 
 def test_dry_run_shows_what_each_guardrail_holds_and_why(twilio_emulator, settings, capsys):
-    settings.SMS_DAILY_SPEND_LIMIT = 0.01
-    settings.SMS_PRICE_TABLE = "US=0.008"
+    set_sms(settings, SMS_DAILY_SPEND_LIMIT=0.01)
+    set_sms(settings, SMS_PRICE_TABLE="US=0.008")
     now = datetime.now(UTC)
     night_zone = next(
         zone

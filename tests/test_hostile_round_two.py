@@ -22,6 +22,7 @@ from notification.models import Notification, SmsOptOut
 from notification.webhooks.keywords import HELP_KEYWORDS, START_KEYWORDS, STOP_KEYWORDS
 from schema.schema import schema
 from tests.fixtures_services import REPO_ROOT
+from tests.settings_helpers import set_sms, sms_settings
 from tests.webhook_helpers import (
     AUTH_TOKEN,
     INBOUND_PATH,
@@ -78,7 +79,7 @@ def test_a_fragment_chain_is_refused_as_fast_as_a_plain_document_of_its_size(gra
 
     # Any length: 200 levels (2**200 fields; past the token limit, turned off for this)
     # is refused by the field count the same way, at the cost of its size.
-    with override_settings(GRAPHQL_MAX_TOKENS=0):
+    with sms_settings(GRAPHQL_MAX_TOKENS=0):
         longest = anonymous.execute(fragment_chain(200, doubled=True))
     assert [e["extensions"]["code"] for e in longest["errors"]] == ["query_too_complex"]
 
@@ -99,22 +100,22 @@ def test_depth_and_aliases_count_what_fragments_expand_to(graphql, staff_user):
         "query { ...A } fragment A on Query { ...B ...B } fragment B on Query { ...C ...C } "
         "fragment C on Query { a: __typename b: __typename }"
     )  # 8 aliases once expanded
-    with override_settings(GRAPHQL_MAX_ALIASES=7):
+    with sms_settings(GRAPHQL_MAX_ALIASES=7):
         assert gql.execute(aliased)["errors"][0]["extensions"]["code"] == "too_many_aliases"
-    with override_settings(GRAPHQL_MAX_ALIASES=8):
+    with sms_settings(GRAPHQL_MAX_ALIASES=8):
         assert gql.data(aliased) == {"a": "Query", "b": "Query"}
 
     deep = (
         "query { notifications { ...R } } fragment R on NotificationOffsetPaginated "
         "{ results { ...S } } fragment S on Notification { sms { toPhoneNumber } }"
     )  # toPhoneNumber is 3 levels below the root field
-    with override_settings(GRAPHQL_MAX_DEPTH=2):
+    with sms_settings(GRAPHQL_MAX_DEPTH=2):
         assert gql.execute(deep)["errors"][0]["extensions"]["code"] == "query_too_deep"
-    with override_settings(GRAPHQL_MAX_DEPTH=3):
+    with sms_settings(GRAPHQL_MAX_DEPTH=3):
         assert gql.data(deep) == {"notifications": {"results": []}}
 
 
-@override_settings(GRAPHQL_MAX_FIELDS=6)
+@sms_settings(GRAPHQL_MAX_FIELDS=6)
 def test_the_field_limit_counts_expanded_fields(graphql, staff_user):
     gql = graphql(staff_user)
     six = (  # me, id, username, me, email, isStaff
@@ -193,7 +194,7 @@ def test_nested_filters_cannot_add_up_to_the_database_parameter_limit(graphql, s
 
 
 def test_list_literals_in_the_document_are_capped_too(graphql, staff_user):
-    with override_settings(GRAPHQL_MAX_ITEMS=3):
+    with sms_settings(GRAPHQL_MAX_ITEMS=3):
         literal = "query { notifications(filters: {id: {inList: [1, 2, 3, 4]}}) { totalCount } }"
         assert too_many_items(graphql(staff_user).execute(literal)) == "document"
         three = literal.replace(", 4]", "]")
@@ -221,12 +222,12 @@ PROBES = [
 
 @pytest.mark.parametrize(("query", "variables"), PROBES)
 def test_typos_get_no_suggestions_with_introspection_off(graphql, staff_user, query, variables):
-    with override_settings(GRAPHQL_INTROSPECTION=False):
+    with sms_settings(GRAPHQL_INTROSPECTION=False):
         result = graphql(staff_user).execute(query, variables)
     assert result["errors"]
     for error in result["errors"]:
         assert "Did you mean" not in error["message"], error
-    with override_settings(GRAPHQL_INTROSPECTION=True):
+    with sms_settings(GRAPHQL_INTROSPECTION=True):
         result = graphql(staff_user).execute(query, variables)
     assert any("Did you mean" in e["message"] for e in result["errors"]), result["errors"]
 
@@ -289,8 +290,8 @@ PHONE = "+14155550123"
 
 @pytest.fixture
 def signed_webhooks(settings):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    set_sms(settings, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    set_sms(settings, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
 
 
 @pytest.mark.parametrize(

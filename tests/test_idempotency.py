@@ -16,6 +16,7 @@ from notification.jobs.idempotency import forget_expired_idempotency_keys
 from notification.models import IdempotencyKey, Notification, SmsNotification, SmsOptOut
 from notification.operations.creation import SmsNotificationRequest, create_sms_notification
 from tests.fixtures_graphql import NOTIFICATION_PERMISSIONS
+from tests.settings_helpers import set_sms
 
 pytestmark = pytest.mark.db_vendor
 
@@ -245,7 +246,7 @@ def test_a_key_used_twice_in_one_bulk_call_is_refused(graphql, staff_user):
 
 
 def test_a_key_is_forgotten_after_the_ttl(graphql, staff_user, settings):
-    settings.SMS_IDEMPOTENCY_TTL = 3600
+    set_sms(settings, SMS_IDEMPOTENCY_TTL=3600)
     gql = graphql(staff_user)
     first = create(gql)
     IdempotencyKey.objects.update(created_datetime=timezone.now() - timedelta(seconds=3590))
@@ -263,7 +264,7 @@ def test_a_key_is_forgotten_after_the_ttl(graphql, staff_user, settings):
 
 @pytest.mark.parametrize("expired_count", [3, 60])
 def test_the_sweep_deletes_expired_keys_in_one_query(staff_user, settings, expired_count):
-    settings.SMS_IDEMPOTENCY_TTL = 60
+    set_sms(settings, SMS_IDEMPOTENCY_TTL=60)
     fresh = create_keyed(staff_user, "fresh")
     for index in range(expired_count):
         create_keyed(staff_user, f"old-{index}")
@@ -281,7 +282,7 @@ def test_the_sweep_deletes_expired_keys_in_one_query(staff_user, settings, expir
 
 
 def test_the_scheduled_sweep_job_forgets_expired_keys(staff_user, settings):
-    settings.SMS_IDEMPOTENCY_TTL = 60
+    set_sms(settings, SMS_IDEMPOTENCY_TTL=60)
     create_keyed(staff_user, "old", publish=timezone.now() + timedelta(days=1))
     IdempotencyKey.objects.update(created_datetime=timezone.now() - timedelta(seconds=61))
 

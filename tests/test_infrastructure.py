@@ -9,6 +9,7 @@ import pytest
 import redis as redis_py
 from django.conf import settings
 
+from notification.conf import app_settings
 from tests.fixtures_services import REPO_ROOT, on_postgres
 
 pytestmark = pytest.mark.db_vendor
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.db_vendor
 
 def test_settings_use_the_private_redis(redis_url):
     assert redis_url != settings.EMBEDDED_REDIS_URL
-    assert redis_url == settings.REDIS_URL
+    assert redis_url == app_settings.REDIS_URL
     assert {queue["URL"] for queue in settings.RQ_QUEUES.values()} == {redis_url}
     host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
     assert host == {"address": redis_url, "socket_timeout": None}
@@ -46,9 +47,9 @@ def test_rq_queue_reaches_the_private_redis(redis):
     # COMMIT_MODE "on_db_commit" holds the job back until the commit.
     import django_rq
 
-    queue = django_rq.get_queue(settings.SMS_QUEUE_NAME)
+    queue = django_rq.get_queue(app_settings.SMS_QUEUE_NAME)
     queue.enqueue("builtins.print", "hello")
-    assert redis.llen(f"rq:queue:{settings.SMS_QUEUE_NAME}") == 1
+    assert redis.llen(f"rq:queue:{app_settings.SMS_QUEUE_NAME}") == 1
 
 
 @pytest.mark.django_db

@@ -30,6 +30,7 @@ from notification.reconciliation.passes import reconcile
 from notification.sending.batch import run_batch
 from notification.sending.selection import due_sms
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 from tests.webhook_helpers import (
     STATUS_PATH,
@@ -48,8 +49,8 @@ DECISIONS = ("updated", "adopted", "unchanged", "unavailable")
 
 @pytest.fixture(autouse=True)
 def metrics_on(settings, redis):
-    settings.METRICS_TOKEN = TOKEN
-    settings.METRICS_CACHE_SECONDS = 0
+    set_sms(settings, METRICS_TOKEN=TOKEN)
+    set_sms(settings, METRICS_CACHE_SECONDS=0)
     collector.clear_cache()
     yield settings
     collector.clear_cache()
@@ -78,7 +79,7 @@ def counter(name: str, **labels: str) -> float:
 
 
 def test_metrics_are_off_without_a_token(settings):
-    settings.METRICS_TOKEN = ""
+    set_sms(settings, METRICS_TOKEN="")
     assert Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 404
 
 
@@ -140,7 +141,7 @@ def test_database_gauges_count_rows_by_status_and_the_due_backlog():
 
 
 def test_database_gauges_are_cached_for_metrics_cache_seconds(settings, django_assert_num_queries):
-    settings.METRICS_CACHE_SECONDS = 60
+    set_sms(settings, METRICS_CACHE_SECONDS=60)
     make_sms()
     assert value(scrape(), "sms_pending_messages", priority="normal") == 1
     make_sms()
@@ -171,7 +172,7 @@ def test_a_hung_redis_does_not_hold_the_scrape(settings):
     """A port that accepts connections and never answers: the scrape still answers promptly."""
     import socket
 
-    settings.READYZ_TIMEOUT = 0.5
+    set_sms(settings, READYZ_TIMEOUT=0.5)
     probes.clear_cache()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -194,7 +195,7 @@ def test_a_hung_redis_does_not_hold_the_scrape(settings):
 
 
 def test_the_last_run_time_comes_from_the_run_itself(settings, redis, twilio_emulator):
-    settings.TWILIO_SMS_INTERVAL = 2  # a paced run lasts one interval less a margin
+    set_sms(settings, TWILIO_SMS_INTERVAL=2)  # a paced run lasts one interval less a margin
     assert value(scrape(), "sms_last_run_timestamp_seconds") is None
     before = time.time()
     send_sms_batch()
@@ -223,7 +224,7 @@ def test_twilio_requests_are_counted_by_outcome_and_code(twilio_emulator, settin
     make_sms(to="+14155550102")
     run_batch()
     # Twilio unreachable (connection refused): nothing left, a transport error.
-    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    set_sms(settings, TWILIO_BASE_URL=f"http://127.0.0.1:{free_port('127.0.0.1')}")
     make_sms(to="+14155550103")
     run_batch()
 
@@ -292,9 +293,9 @@ def _window_around_now() -> str:
 
 @pytest.mark.usefixtures("no_status_callbacks")
 def test_held_messages_by_reason_and_the_spend_of_the_day_and_month(settings):
-    settings.SMS_QUIET_HOURS = _window_around_now()
-    settings.SMS_PRICE_TABLE = "*=0.05"
-    settings.SMS_DAILY_SPEND_LIMIT = "0.08"  # the first 0.05 fits, the second does not
+    set_sms(settings, SMS_QUIET_HOURS=_window_around_now())
+    set_sms(settings, SMS_PRICE_TABLE="*=0.05")
+    set_sms(settings, SMS_DAILY_SPEND_LIMIT="0.08")  # the first 0.05 fits, the second does not
     quiet = make_sms(to="+14155550101", body="Sale!")
     Notification.objects.filter(pk=quiet.notification_id).update(
         category=NotificationCategoryChoices.MARKETING
@@ -306,8 +307,8 @@ def test_held_messages_by_reason_and_the_spend_of_the_day_and_month(settings):
     report = run_batch()
     assert (report.sent, report.held) == (1, 2)
     # The monthly limit now stops the next one (the daily one is off).
-    settings.SMS_DAILY_SPEND_LIMIT = 0
-    settings.SMS_MONTHLY_SPEND_LIMIT = "0.09"
+    set_sms(settings, SMS_DAILY_SPEND_LIMIT=0)
+    set_sms(settings, SMS_MONTHLY_SPEND_LIMIT="0.09")
     make_sms(to="+14155550104", body="receipt three")
     report = run_batch()
     assert (report.sent, report.held) == (0, 1)
@@ -330,7 +331,7 @@ def test_held_messages_by_reason_and_the_spend_of_the_day_and_month(settings):
 
 
 def test_messages_held_for_an_unknown_price_have_their_own_reason(no_status_callbacks, settings):
-    settings.SMS_MONTHLY_SPEND_LIMIT = 1
+    set_sms(settings, SMS_MONTHLY_SPEND_LIMIT=1)
     no_status_callbacks.set_prices({})  # the Pricing API knows no price: the limit cannot be kept
     pricing.clear_cache()
     make_sms(to="+14155550105", body="receipt")
@@ -355,7 +356,7 @@ def test_spend_counts_only_what_reached_or_may_reach_twilio(settings):
     SmsNotification.objects.filter(pk=last_month.pk).update(
         estimated_price="1.00", priced_datetime=now - timedelta(days=40)
     )
-    settings.SMS_PRICE_UNIT = "EUR"
+    set_sms(settings, SMS_PRICE_UNIT="EUR")
 
     samples = scrape()
 
@@ -368,7 +369,7 @@ def test_reconciliation_decisions_and_the_last_pass_are_counted(
     no_status_callbacks, settings, redis
 ):
     emulator = no_status_callbacks
-    settings.SMS_RECONCILE_AFTER = 0
+    set_sms(settings, SMS_RECONCILE_AFTER=0)
     final = make_sms(to="+14155550111", body="receipt")
     lost = make_sms(to="+14155550112", body="answered, then lost")
     assert run_batch().sent == 2
@@ -403,7 +404,7 @@ def test_a_pass_twilio_cannot_answer_counts_its_rows_unavailable(no_status_callb
     Notification.objects.filter(pk=sms.notification_id).update(
         status=NotificationStatusChoices.UNKNOWN
     )
-    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    set_sms(settings, TWILIO_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nobody listens there
     before = counter("sms_reconcile_decisions_total", decision="unavailable")
 
     assert reconcile(now=timezone.now() + timedelta(hours=1)).unavailable == 1

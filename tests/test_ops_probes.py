@@ -13,6 +13,7 @@ from django.test import Client
 from devstack.redis_server import RedisServer
 from notification.ops import probes
 from tests.fixtures_services import _point_settings_at_redis, _restore_settings
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def fresh_probe(settings, redis_url) -> Iterator[None]:
-    settings.READYZ_CACHE_SECONDS = 0
-    settings.READYZ_TIMEOUT = 1.0
+    set_sms(settings, READYZ_CACHE_SECONDS=0)
+    set_sms(settings, READYZ_TIMEOUT=1.0)
     probes.clear_cache()
     yield
     probes.clear_cache()
@@ -107,7 +108,7 @@ def silent_port() -> Iterator[int]:
 
 
 def test_readyz_gives_up_on_a_hung_dependency_within_its_timeout(settings, silent_port):
-    settings.READYZ_TIMEOUT = 0.5
+    set_sms(settings, READYZ_TIMEOUT=0.5)
     saved = _point_settings_at_redis(f"redis://127.0.0.1:{silent_port}/0")
     try:
         started = time.monotonic()
@@ -144,7 +145,7 @@ def test_readyz_reports_unapplied_migrations():
 
 
 def test_readyz_answers_a_probe_flood_from_its_cache(settings, own_redis):
-    settings.READYZ_CACHE_SECONDS = 60
+    set_sms(settings, READYZ_CACHE_SECONDS=60)
     assert _readyz()[0] == 200
     before = own_redis_commands(own_redis)
     for _ in range(50):

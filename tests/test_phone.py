@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from notification.phone import normalize_phone_number
+from tests.settings_helpers import set_sms
 
 
 @pytest.mark.parametrize(
@@ -21,20 +22,20 @@ from notification.phone import normalize_phone_number
     ],
 )
 def test_valid_numbers_become_e164(raw, e164, settings):
-    settings.DEFAULT_PHONE_REGION = "US"
+    set_sms(settings, DEFAULT_PHONE_REGION="US")
     assert normalize_phone_number(raw) == e164
 
 
 def test_default_region_decides_national_formats(settings):
-    settings.DEFAULT_PHONE_REGION = "GB"
+    set_sms(settings, DEFAULT_PHONE_REGION="GB")
     assert normalize_phone_number("07911 123456") == "+447911123456"
-    settings.DEFAULT_PHONE_REGION = "US"
+    set_sms(settings, DEFAULT_PHONE_REGION="US")
     with pytest.raises(ValidationError):
         normalize_phone_number("07911 123456")
 
 
 def test_explicit_region_wins_over_the_setting(settings):
-    settings.DEFAULT_PHONE_REGION = "US"
+    set_sms(settings, DEFAULT_PHONE_REGION="US")
     assert normalize_phone_number("07911 123456", region="GB") == "+447911123456"
 
 
@@ -60,7 +61,7 @@ def test_invalid_numbers_are_refused(raw):
 )
 def test_an_extension_is_refused_not_dropped(raw, settings):
     """E.164 has no extension: storing the number without it would text someone else."""
-    settings.DEFAULT_PHONE_REGION = "US"
+    set_sms(settings, DEFAULT_PHONE_REGION="US")
     with pytest.raises(ValidationError) as exc:
         normalize_phone_number(raw)
     assert exc.value.code == "invalid_phone_number"

@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from devstack.ports import free_port
+from notification.conf import app_settings
 from notification.events import notification_group
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.reconciliation.passes import reconcile
@@ -24,6 +25,7 @@ from notification.sending.recovery import recover_stale_claims
 from notification.signals import sms_status_changed
 from tests.layer_helpers import listen, receive_all
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 from tests.webhook_helpers import short_lived_db_connections
 
@@ -43,7 +45,7 @@ def pooled_connections_closed():
 @pytest.fixture
 def emulator_calls_us_back(twilio_emulator, live_server, settings, redis):
     """The emulator's signed callbacks reach this test's database through a live server."""
-    settings.PUBLIC_BASE_URL = live_server.url
+    set_sms(settings, PUBLIC_BASE_URL=live_server.url)
     return twilio_emulator
 
 
@@ -55,7 +57,7 @@ def callbacks_off(twilio_emulator, redis):
 
 def lose_the_answer(emulator, settings, fault: str) -> SmsNotification:
     """Send one message whose create Twilio accepts but whose answer is lost."""
-    settings.TWILIO_REQUEST_TIMEOUT = 0.5  # the held answer never comes in time
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=0.5)  # the held answer never comes in time
     emulator.inject_faults([{"kind": fault, "count": 1, "to": TO}])
     sms = make_sms(to=TO, body=f"parcel news ({fault})")
     assert run_batch().unknown == 1
@@ -114,7 +116,7 @@ def test_callbacks_that_raced_the_lost_answer_resolve_it_once_it_is_written(
     waits for the create's answer, so the row is being sent and they are kept; once the
     batch writes it ``unknown``, they adopt its sid."""
     emulator = emulator_calls_us_back
-    settings.TWILIO_REQUEST_TIMEOUT = 8  # ample time for both callbacks, even under load
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=8)  # ample time for both callbacks, even under load
     emulator.inject_faults([{"kind": "timeout", "count": 1, "to": TO}])
     sms = make_sms(to=TO, body="raced")
     reports = []
@@ -144,7 +146,7 @@ def test_a_lost_answer_without_callbacks_is_resolved_by_reconcile_sms(
     callbacks_off, settings, fault
 ):
     emulator = callbacks_off
-    settings.SMS_RECONCILE_AFTER = 0
+    set_sms(settings, SMS_RECONCILE_AFTER=0)
     sms = lose_the_answer(emulator, settings, fault)
     emulator_delivered(emulator)
     channel = listen([notification_group(sms.notification_id)])
@@ -174,7 +176,7 @@ def test_a_request_that_never_reached_twilio_is_resent_exactly_once(callbacks_of
         sender=emulator.from_number,
     )
     Notification.objects.filter(pk=sms.notification_id).update(status=Status.PROCESSING)
-    assert recover_stale_claims(timezone.now(), settings.TWILIO_SMS_CLAIM_TIMEOUT).unknown == 1
+    assert recover_stale_claims(timezone.now(), app_settings.TWILIO_SMS_CLAIM_TIMEOUT).unknown == 1
 
     # Not listed yet, but a message still in Twilio's queue would not be listed either.
     soon = reconcile(now=timezone.now() + timedelta(minutes=20))
@@ -243,7 +245,7 @@ def snapshot() -> list[tuple]:
 
 def test_dry_run_prints_each_decision_and_changes_nothing(callbacks_off, settings):
     emulator = callbacks_off
-    settings.SMS_RECONCILE_AFTER = 0
+    set_sms(settings, SMS_RECONCILE_AFTER=0)
     lose_the_answer(emulator, settings, "drop")  # Twilio has it: would adopt
     delivered = make_sms(to="+14155550143", body="receipt lost")
     assert run_batch().sent == 1  # Twilio delivers it: would update
@@ -267,7 +269,7 @@ def test_dry_run_prints_each_decision_and_changes_nothing(callbacks_off, setting
 def test_twilio_unreachable_leaves_every_row_for_the_next_pass(callbacks_off, settings):
     emulator = callbacks_off
     sms = lose_the_answer(emulator, settings, "drop")
-    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    set_sms(settings, TWILIO_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nobody listens there
     before = snapshot()
 
     report = reconcile(now=timezone.now() + LATER)
@@ -300,7 +302,7 @@ def test_an_unknown_message_with_a_sid_takes_twilios_status(callbacks_off):
 def test_the_locmem_backend_answers_lookups_for_a_host_projects_tests(settings, redis):
     from notification.backends import locmem
 
-    settings.SMS_BACKEND = "notification.backends.locmem.LocmemBackend"
+    set_sms(settings, SMS_BACKEND="notification.backends.locmem.LocmemBackend")
     locmem.reset()
     sms = make_sms(to=TO, body="in memory")
     assert run_batch().sent == 1
@@ -319,7 +321,7 @@ def test_the_locmem_backend_answers_lookups_for_a_host_projects_tests(settings, 
 
 
 def test_a_backend_without_lookups_skips_reconciliation(settings):
-    settings.SMS_BACKEND = "notification.backends.console.ConsoleBackend"
+    set_sms(settings, SMS_BACKEND="notification.backends.console.ConsoleBackend")
     out = io.StringIO()
     call_command("reconcile_sms", stdout=out)
     assert "Skipped: the SMS backend has no lookups." in out.getvalue()
@@ -333,8 +335,8 @@ def test_a_lost_answer_through_a_messaging_service_is_found_in_twilios_list(
     from notification.jobs.reconcile import reconcile_sms
 
     emulator = callbacks_off
-    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "c0" * 16
-    settings.SMS_RECONCILE_AFTER = 0
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="MG" + "c0" * 16)
+    set_sms(settings, SMS_RECONCILE_AFTER=0)
     sms = lose_the_answer(emulator, settings, "drop")
     emulator_delivered(emulator)
 

@@ -18,6 +18,7 @@ from notification.jobs.schedule import (
     sync_schedule,
 )
 from notification.processes.scheduler import SmsScheduler
+from tests.settings_helpers import set_sms
 
 pytestmark = pytest.mark.django_db
 
@@ -42,12 +43,12 @@ def test_the_project_declares_the_apps_default_schedule():
 
 
 def test_without_the_setting_the_apps_default_applies(settings):
-    settings.SMS_SCHEDULE = ""
+    set_sms(settings, SMS_SCHEDULE="")
     assert declared_schedule() == DEFAULT_SCHEDULE
 
 
 def test_a_host_project_declares_its_own(settings, redis):
-    settings.SMS_SCHEDULE = "tests.test_schedule.HOST_SCHEDULE"
+    set_sms(settings, SMS_SCHEDULE="tests.test_schedule.HOST_SCHEDULE")
     sync_schedule()
     jobs = {job.id: job for job in get_scheduler().get_jobs()}
     assert set(jobs) == {SEND_RUN_ID, "host-report"}
@@ -55,7 +56,7 @@ def test_a_host_project_declares_its_own(settings, redis):
 
 
 def test_an_interval_named_by_a_setting_follows_it(settings, redis):
-    settings.TWILIO_SMS_INTERVAL = 42
+    set_sms(settings, TWILIO_SMS_INTERVAL=42)
     sync_schedule()
     intervals = {job.id: job.meta["interval"] for job in get_scheduler().get_jobs()}
     assert intervals == {SEND_RUN_ID: 42, FORGET_KEYS_ID: 3600, RECONCILE_JOB_ID: 900}
@@ -77,7 +78,7 @@ def test_a_healthy_schedule_keeps_its_timing_and_a_missing_entry_comes_back(redi
 
 def test_a_changed_interval_is_replaced(settings, redis):
     sync_schedule()
-    settings.TWILIO_SMS_INTERVAL = 30
+    set_sms(settings, TWILIO_SMS_INTERVAL=30)
     assert [e.id for e in sync_schedule()] == [SEND_RUN_ID]  # the hourly sweep is unchanged
 
 
@@ -113,7 +114,7 @@ def test_schedule_sms_registers_every_entry_once(redis, capsys):
 
 
 def test_an_id_declared_twice_is_refused(settings):
-    settings.SMS_SCHEDULE = "tests.test_schedule.TWICE"
+    set_sms(settings, SMS_SCHEDULE="tests.test_schedule.TWICE")
     with pytest.raises(ValueError, match="declares an id twice"):
         declared_schedule()
 

@@ -12,6 +12,7 @@ import pytest
 
 from devstack.ports import free_port
 from devstack.subprocesses import stop_process
+from notification.conf import app_settings
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from tests.fixtures_emulator import start_emulator_process
@@ -97,9 +98,8 @@ def test_a_cut_database_connection_keeps_twilios_answers(twilio_emulator, subpro
     """The worker's connection is terminated while Twilio holds its answers: the
     result write reconnects and stores them; no message ends ``unknown``."""
     total = 20
-    from django.conf import settings
 
-    env = stack_env(subprocess_env, twilio_emulator, settings.REDIS_URL)
+    env = stack_env(subprocess_env, twilio_emulator, app_settings.REDIS_URL)
     env["TWILIO_SMS_CONCURRENCY"] = str(total)  # the whole batch in flight at once
     twilio_emulator.inject_faults([{"kind": "timeout", "count": total, "hold_ms": 60_000}])
     with sending_stack(env) as stack:
@@ -121,9 +121,8 @@ def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
     twilio_emulator, subprocess_env, redis
 ):
     total = 20
-    from django.conf import settings
 
-    env = stack_env(subprocess_env, twilio_emulator, settings.REDIS_URL)
+    env = stack_env(subprocess_env, twilio_emulator, app_settings.REDIS_URL)
     env["TWILIO_SMS_CONCURRENCY"] = str(total)
     server = StoppablePostgres()
     twilio_emulator.inject_faults([{"kind": "timeout", "count": total, "hold_ms": 60_000}])
@@ -148,14 +147,13 @@ def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
 def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, redis):
     """The emulator process stops (connections refused) for 10 s, then comes back on
     the same port: every message is sent exactly once across the two, none unknown."""
-    from django.conf import settings
 
     total = 300
     port = free_port()
     with start_emulator_process("--port", str(port)) as first:
         first.configure(drain_rate=RATE, callbacks_enabled=False)
         env = {
-            **stack_env_for(subprocess_env, first.env, settings.REDIS_URL),
+            **stack_env_for(subprocess_env, first.env, app_settings.REDIS_URL),
             "TWILIO_REQUEST_TIMEOUT": "5",
         }
         with sending_stack(env) as stack:

@@ -17,6 +17,7 @@ from notification.sending.batch import run_batch
 from notification.sending.queue_estimate import combine, estimate_queue, fluid_backlog
 from notification.sending.selection import WAIT_BUDGET, WAIT_QUEUE
 from tests.sending_helpers import gsm_body, make_sms, reload
+from tests.settings_helpers import set_sms
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -29,8 +30,8 @@ Status = NotificationStatusChoices
 
 
 def test_orm_created_pair_is_sent_with_callback_sender_and_validity(twilio_emulator, settings):
-    settings.PUBLIC_BASE_URL = "https://notify.example.com"
-    settings.TWILIO_SMS_VALIDITY_PERIOD = 3600
+    set_sms(settings, PUBLIC_BASE_URL="https://notify.example.com")
+    set_sms(settings, TWILIO_SMS_VALIDITY_PERIOD=3600)
     # Exactly as the seed guide does it: national format, plain ORM creates.
     sms = make_sms(to="(415) 555-0100", body="Your parcel has shipped")
 
@@ -115,8 +116,8 @@ def test_message_bigger_than_the_budget_is_sent_alone(twilio_emulator):
 
 
 def test_twilio_queue_limit_shrinks_the_batch_until_it_drains(twilio_emulator, settings):
-    settings.TWILIO_SMS_QUEUE_LIMIT = 5
-    settings.TWILIO_SMS_RATE = 0.001  # nothing drains during the test
+    set_sms(settings, TWILIO_SMS_QUEUE_LIMIT=5)
+    set_sms(settings, TWILIO_SMS_RATE=0.001)  # nothing drains during the test
     for i in range(4):
         make_sms(body=gsm_body(2, f"m{i}"))
 
@@ -136,7 +137,7 @@ def test_twilio_queue_limit_shrinks_the_batch_until_it_drains(twilio_emulator, s
 
 
 def test_oversized_message_waits_when_the_queue_has_no_room(twilio_emulator, settings):
-    settings.TWILIO_SMS_QUEUE_LIMIT = 3
+    set_sms(settings, TWILIO_SMS_QUEUE_LIMIT=3)
     big = make_sms(body=gsm_body(4, "big"))
     report = run_batch(batch_segments=2)
     assert (report.claimed, report.wait_reason) == (0, WAIT_QUEUE)
@@ -289,7 +290,7 @@ def test_result_write_never_moves_a_raced_status_callback_back(twilio_emulator):
 
 def test_rows_that_left_still_count_in_the_fluid_formula(twilio_emulator, settings):
     """FIFO: the messages that left used the drain; the rest have not drained with them."""
-    settings.TWILIO_SMS_RATE = 2.0
+    set_sms(settings, TWILIO_SMS_RATE=2.0)
     for i in range(4):
         make_sms(body=gsm_body(2, f"m{i}"))
     assert run_batch(batch_segments=100).segments == 8

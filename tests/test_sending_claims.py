@@ -25,6 +25,7 @@ from notification.sending.claiming import claim_batch, mark_send_started
 from notification.sending.dispatch import current_sender
 from notification.sending.selection import WAIT_QUEUE
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 
 pytestmark = [
@@ -101,7 +102,7 @@ def test_a_second_worker_leaves_room_for_the_first_workers_requests_in_flight(
 ):
     """Worker A has claimed a full queue's worth and its requests are on their way (no
     answer yet); worker B, running at that moment, must not hand Twilio more."""
-    settings.TWILIO_SMS_QUEUE_LIMIT = 10
+    set_sms(settings, TWILIO_SMS_QUEUE_LIMIT=10)
     for i in range(20):
         make_sms(to=f"+1415555{i:04d}", body=f"message {i}")
     now = timezone.now()

@@ -12,6 +12,7 @@ from notification.models import NotificationStatusChoices
 from notification.sending.batch import run_batch
 from notification.sending.selection import WAIT_BUDGET
 from tests.sending_helpers import gsm_body, make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 
 pytestmark = [
@@ -29,8 +30,8 @@ def test_a_batch_keeps_concurrency_requests_in_flight_at_once(twilio_emulator, s
 
     The emulator holds the first two answers until the test releases them, so "at
     once" is seen, not timed: one sending thread would wait on the first answer."""
-    settings.TWILIO_SMS_CONCURRENCY = 3
-    settings.TWILIO_REQUEST_TIMEOUT = 120  # the held answers must not time out meanwhile
+    set_sms(settings, TWILIO_SMS_CONCURRENCY=3)
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=120)  # the held answers must not time out meanwhile
     twilio_emulator.inject_faults([{"kind": "timeout", "count": 2, "hold_ms": 120_000}])
     for i in range(3):
         make_sms(to=f"+1415555010{i}", body=f"message {i}")
@@ -68,7 +69,7 @@ def test_a_burst_of_throttled_requests_comes_back_spread_out(twilio_emulator):
 def test_a_batch_through_a_messaging_service(twilio_emulator, settings):
     """The Messaging Service SID replaces From; Twilio answers num_segments "0" and
     "accepted", so the segments stored are our own count."""
-    settings.TWILIO_MESSAGING_SERVICE_SID = MESSAGING_SERVICE_SID
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID=MESSAGING_SERVICE_SID)
     two_segments = make_sms(to="+14155550300", body=gsm_body(2, "long"))
     one_segment = make_sms(to="+14155550301", body="short")
 

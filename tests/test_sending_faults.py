@@ -7,12 +7,14 @@ import pytest
 from django.utils import timezone
 
 from devstack.ports import free_port
+from notification.conf import app_settings
 from notification.delivery.retry import RETRY_BASE_SECONDS
 from notification.models import NotificationStatusChoices, SmsNotification
 from notification.operations.changes import ResendError, resend_notification
 from notification.sending.batch import run_batch
 from notification.sending.recovery import recover_stale_claims
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -57,7 +59,7 @@ def test_throttling_and_server_errors_retry_with_backoff(twilio_emulator, fault,
 
 
 def test_backoff_grows_and_the_attempt_cap_fails_with_the_last_error(twilio_emulator, settings):
-    settings.TWILIO_SMS_MAX_ATTEMPTS = 3
+    set_sms(settings, TWILIO_SMS_MAX_ATTEMPTS=3)
     twilio_emulator.inject_faults(
         [{"kind": "http_500", "count": 2}, {"kind": "http_429", "count": 1}]
     )
@@ -93,7 +95,7 @@ def assert_unknown_and_never_resent(unsure, twilio_emulator, settings) -> None:
     assert len(twilio_emulator.messages(to=unsure.to_phone_number)) == 1
     later = timezone.now() + timedelta(days=1)
     assert run_batch(now=later).claimed == 0
-    assert recover_stale_claims(later, settings.TWILIO_SMS_CLAIM_TIMEOUT).unknown == 0
+    assert recover_stale_claims(later, app_settings.TWILIO_SMS_CLAIM_TIMEOUT).unknown == 0
     requests_to_it = [r for r in twilio_emulator.requests() if r["to"] == unsure.to_phone_number]
     assert len(requests_to_it) == 1
 
@@ -118,7 +120,7 @@ def test_a_read_timeout_becomes_unknown_and_is_never_resent(twilio_emulator, set
     never sent in time, so the client's timeout only sets how long the test waits.
     The batch holds this one message alone, so no healthy message is exposed to
     that short timeout (a late answer to it would wrongly become ``unknown``)."""
-    settings.TWILIO_REQUEST_TIMEOUT = 0.5
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=0.5)
     twilio_emulator.inject_faults([{"kind": "timeout", "count": 1, "to": "+14155550103"}])
     unsure = make_sms(to="+14155550103", body="did it go?")
 
@@ -131,7 +133,7 @@ def test_a_read_timeout_becomes_unknown_and_is_never_resent(twilio_emulator, set
 
 
 def test_connection_refused_is_definitely_not_sent_so_it_is_retried(twilio_emulator, settings):
-    settings.TWILIO_BASE_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    set_sms(settings, TWILIO_BASE_URL=f"http://127.0.0.1:{free_port()}")  # nobody listens there
     sms = make_sms(body="nobody home")
 
     report = run_batch()
@@ -144,8 +146,8 @@ def test_connection_refused_is_definitely_not_sent_so_it_is_retried(twilio_emula
 
 def test_unknown_codes_retry_then_give_up(twilio_emulator, settings):
     """The default branch: an invalid From (21212) is retried with the cap, not failed at once."""
-    settings.TWILIO_FROM_NUMBER = "+15005550001"
-    settings.TWILIO_SMS_MAX_ATTEMPTS = 2
+    set_sms(settings, TWILIO_FROM_NUMBER="+15005550001")
+    set_sms(settings, TWILIO_SMS_MAX_ATTEMPTS=2)
     sms = make_sms(body="bad sender")
 
     assert run_batch().retried == 1
@@ -177,7 +179,7 @@ def test_staff_resend_of_an_unknown_message(twilio_emulator, settings):
 
 def test_stale_claims_go_back_to_pending_or_become_unknown(twilio_emulator, settings):
     """What a SIGKILLed worker leaves behind, recovered at the start of the next batch."""
-    long_ago = timezone.now() - timedelta(seconds=settings.TWILIO_SMS_CLAIM_TIMEOUT + 60)
+    long_ago = timezone.now() - timedelta(seconds=app_settings.TWILIO_SMS_CLAIM_TIMEOUT + 60)
     never_started = make_sms(body="never left")
     started = make_sms(body="maybe left")
     fresh = make_sms(body="claimed just now by a live worker")

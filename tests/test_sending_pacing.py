@@ -20,6 +20,7 @@ from notification.sending.pacing import ENDED_NOTHING_DUE, SleepWaiter, run_pace
 from notification.sending.selection import WAIT_TARGET
 from notification.sending.wake import RUN_JOB_FUNC, WakeSignal
 from tests.sending_helpers import create_due_sms, make_sms
+from tests.settings_helpers import set_sms
 from tests.test_graphql_create import CREATE, valid_input
 
 pytestmark = [
@@ -35,8 +36,8 @@ RATE = 200  # segments/s, at the emulator and in TWILIO_SMS_RATE
 def scaled_time(twilio_emulator, settings):
     """The emulator drains at RATE; the app paces for it with a quarter second of target."""
     twilio_emulator.configure(drain_rate=RATE)
-    settings.TWILIO_SMS_RATE = RATE
-    settings.TWILIO_SMS_QUEUE_TARGET = 0.25  # 50 segments
+    set_sms(settings, TWILIO_SMS_RATE=RATE)
+    set_sms(settings, TWILIO_SMS_QUEUE_TARGET=0.25)  # 50 segments
     return twilio_emulator
 
 
@@ -105,7 +106,7 @@ def test_a_high_notification_created_mid_run_waits_only_the_target_at_twilio(sca
 def test_without_callbacks_the_estimate_keeps_the_queue_under_the_limit(scaled_time, settings):
     """The target is above the limit here: the limit binds, and no create is refused."""
     scaled_time.configure(queue_limit=30)
-    settings.TWILIO_SMS_QUEUE_LIMIT = 30
+    set_sms(settings, TWILIO_SMS_QUEUE_LIMIT=30)
     create_due_sms(200)
 
     run = run_paced(deadline=time.monotonic() + 60, waiter=SleepWaiter())
@@ -118,7 +119,7 @@ def test_without_callbacks_the_estimate_keeps_the_queue_under_the_limit(scaled_t
 def test_a_claim_stops_at_the_target_and_the_log_line_says_how_full_it_is(
     twilio_emulator, settings, caplog
 ):
-    settings.TWILIO_SMS_RATE = 0.01  # nothing drains during the test
+    set_sms(settings, TWILIO_SMS_RATE=0.01)  # nothing drains during the test
     caplog.set_level("INFO", logger="notification.sending")
     for index in range(3):
         make_sms(body=f"message {index}")
@@ -166,7 +167,7 @@ def test_graphql_creation_and_resend_of_a_high_notification_start_a_run(redis, g
 
 
 def test_a_run_ends_before_the_next_scheduled_run(redis, settings):
-    settings.TWILIO_SMS_INTERVAL = 10
+    set_sms(settings, TWILIO_SMS_INTERVAL=10)
     now = time.time()
     assert run_window(now) == (9.0, 9.5)  # not scheduled: one interval, margin 1 s
 
@@ -179,8 +180,8 @@ def test_a_run_ends_before_the_next_scheduled_run(redis, settings):
 
 
 def test_dry_run_shows_the_pacing_decision(twilio_emulator, settings, capsys):
-    settings.TWILIO_SMS_RATE = 0.01  # nothing drains during the test
-    settings.TWILIO_SMS_QUEUE_TARGET = 200  # 2 segments
+    set_sms(settings, TWILIO_SMS_RATE=0.01)  # nothing drains during the test
+    set_sms(settings, TWILIO_SMS_QUEUE_TARGET=200)  # 2 segments
     for index in range(3):
         make_sms(body=f"message {index}")
     run_batch(queue_target=2)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from devstack.ports import free_port
 from notification.backends import get_backend
+from notification.conf import app_settings
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.sending.batch import run_batch
 from notification.sending.claiming import claim_batch, mark_send_started
@@ -17,6 +18,7 @@ from notification.sending.dispatch_log import DispatchLog, dispatch_key
 from notification.sending.recovery import recover_stale_claims
 from notification.sending.results import write_results
 from tests.sending_helpers import gsm_body, make_sms, reload
+from tests.settings_helpers import set_sms
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -156,7 +158,7 @@ def test_mark_send_started_only_keeps_rows_still_claimed_by_us(twilio_emulator, 
 def test_when_the_start_cannot_be_recorded_nothing_is_sent(twilio_emulator, settings, monkeypatch):
     rows = [make_sms(body=f"m{i}") for i in range(3)]
     monkeypatch.setitem(
-        settings.RQ_QUEUES[settings.SMS_QUEUE_NAME], "URL", f"redis://127.0.0.1:{free_port()}/0"
+        settings.RQ_QUEUES[app_settings.SMS_QUEUE_NAME], "URL", f"redis://127.0.0.1:{free_port()}/0"
     )
 
     report = run_batch()
@@ -173,7 +175,7 @@ def test_when_the_start_cannot_be_recorded_nothing_is_sent(twilio_emulator, sett
 def test_a_client_that_cannot_be_built_sends_nothing_and_is_retried(twilio_emulator, settings):
     """Bad settings fail before any request leaves: retryable, never unknown."""
     sms = make_sms(body="hello")
-    settings.TWILIO_BASE_URL = "not-a-url"
+    set_sms(settings, TWILIO_BASE_URL="not-a-url")
 
     report = run_batch()
 
@@ -184,7 +186,7 @@ def test_a_client_that_cannot_be_built_sends_nothing_and_is_retried(twilio_emula
     assert sms.send_started_datetime is None
     assert twilio_emulator.requests() == []
 
-    settings.TWILIO_BASE_URL = twilio_emulator.base_url  # fixed: sent once the backoff ends
+    set_sms(settings, TWILIO_BASE_URL=twilio_emulator.base_url)  # fixed: sent once the backoff ends
     assert run_batch(now=timezone.now() + timedelta(hours=1)).sent == 1
     assert bodies(twilio_emulator) == ["hello"]
 

@@ -16,6 +16,7 @@ from notification.sending.dispatch_log import UNWRITTEN_MEMBER, dispatch_key
 from notification.sending.recovery import UNKNOWN_DB_UNREACHABLE, recover_stale_claims
 from notification.sending.result_retry import ResultsNotWritten
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -60,7 +61,7 @@ def test_a_terminated_connection_at_the_result_write_is_reopened(twilio_emulator
 def test_past_the_write_timeout_recovery_says_the_database_was_unreachable(
     twilio_emulator, redis, settings
 ):
-    settings.SMS_RESULT_WRITE_TIMEOUT = 0.5
+    set_sms(settings, SMS_RESULT_WRITE_TIMEOUT=0.5)
     sms = make_sms(body="answered, not written")
 
     def unreachable(execute, sql, params, many, context):

@@ -9,12 +9,13 @@ from channels.layers import get_channel_layer
 
 from notification.events import ListenerDropped, StatusListeners, _receiving_layer
 from tests.layer_helpers import group_size
+from tests.settings_helpers import set_sms
 
 pytestmark = pytest.mark.usefixtures("redis")
 
 
 def test_a_listener_that_does_not_read_is_dropped_not_buffered(settings):
-    settings.GRAPHQL_WS_MAX_QUEUED_EVENTS = 5
+    set_sms(settings, GRAPHQL_WS_MAX_QUEUED_EVENTS=5)
 
     async def scenario() -> None:
         listeners = StatusListeners(_receiving_layer())

@@ -6,12 +6,13 @@ plain refusal on the admin form), never a 500, and must leave other users alone.
 """
 
 import pytest
-from django.test import Client, override_settings
+from django.test import Client
 
 from devstack.ports import free_port
 from notification.models import Notification, SmsNotification
 from notification.throttle import counters
 from tests.fixtures_graphql import GRAPHQL_URL, GraphQLClient
+from tests.settings_helpers import sms_settings
 
 LOGIN = """
 mutation Login($username: String!, $password: String!) {
@@ -53,7 +54,7 @@ def item(body: str = "hello", **overrides) -> dict:
 # --- Login lockout ------------------------------------------------------------------
 
 
-@override_settings(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=900)
+@sms_settings(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=900)
 def test_failed_logins_lock_the_account_even_for_the_right_password(graphql, staff_user):
     gql = anonymous()
     for _ in range(3):
@@ -68,7 +69,7 @@ def test_failed_logins_lock_the_account_even_for_the_right_password(graphql, sta
     )
 
 
-@override_settings(LOGIN_MAX_FAILURES=3)
+@sms_settings(LOGIN_MAX_FAILURES=3)
 def test_failed_logins_lock_the_address_for_every_account(graphql, make_user):
     make_user("alice")
     make_user("bob")
@@ -83,7 +84,7 @@ def test_failed_logins_lock_the_address_for_every_account(graphql, make_user):
     }
 
 
-@override_settings(LOGIN_MAX_FAILURES=3)
+@sms_settings(LOGIN_MAX_FAILURES=3)
 def test_a_successful_login_forgives_the_accounts_earlier_failures(graphql, staff_user):
     for address in ("192.0.2.1", "192.0.2.2"):
         gql = anonymous(address)
@@ -92,7 +93,7 @@ def test_a_successful_login_forgives_the_accounts_earlier_failures(graphql, staf
         assert gql.data(LOGIN, {"username": "staff", "password": "staff-password"})
 
 
-@override_settings(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=120)
+@sms_settings(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=120)
 def test_the_lockout_is_a_window_that_ends(graphql, staff_user, redis):
     gql = anonymous()
     for _ in range(3):
@@ -104,7 +105,7 @@ def test_the_lockout_is_a_window_that_ends(graphql, staff_user, redis):
     assert gql.data(LOGIN, {"username": "staff", "password": "staff-password"})
 
 
-@override_settings(LOGIN_MAX_FAILURES=0)
+@sms_settings(LOGIN_MAX_FAILURES=0)
 def test_zero_turns_the_lockout_off(graphql, staff_user):
     gql = anonymous()
     for _ in range(20):
@@ -112,7 +113,7 @@ def test_zero_turns_the_lockout_off(graphql, staff_user):
     assert gql.data(LOGIN, {"username": "staff", "password": "staff-password"})
 
 
-@override_settings(LOGIN_MAX_FAILURES=3)
+@sms_settings(LOGIN_MAX_FAILURES=3)
 def test_admin_login_shares_the_lockout(graphql, staff_user):
     admin = Client(REMOTE_ADDR="192.0.2.9")
     for _ in range(3):
@@ -129,7 +130,7 @@ def test_admin_login_shares_the_lockout(graphql, staff_user):
     assert refusal(login(anonymous(), "staff", "staff-password"))["code"] == "login_locked"
 
 
-@override_settings(LOGIN_MAX_FAILURES=3)
+@sms_settings(LOGIN_MAX_FAILURES=3)
 def test_graphql_failures_lock_the_admin_login(graphql, staff_user):
     gql = anonymous("192.0.2.3")
     for _ in range(3):
@@ -142,7 +143,7 @@ def test_graphql_failures_lock_the_admin_login(graphql, staff_user):
 # --- Per-user request rates -----------------------------------------------------------
 
 
-@override_settings(GRAPHQL_USER_RATE=3)
+@sms_settings(GRAPHQL_USER_RATE=3)
 def test_sms_segments_is_rate_limited_per_user(graphql, staff_user, plain_user):
     gql = graphql(staff_user)
     for _ in range(3):
@@ -155,7 +156,7 @@ def test_sms_segments_is_rate_limited_per_user(graphql, staff_user, plain_user):
     assert gql.data(CREATE, {"input": item()})["createSmsNotification"]["errors"] == []
 
 
-@override_settings(GRAPHQL_USER_RATE=2)
+@sms_settings(GRAPHQL_USER_RATE=2)
 @pytest.mark.parametrize(
     ("document", "variables"),
     [
@@ -173,7 +174,7 @@ def test_sms_sending_mutations_are_rate_limited(graphql, staff_user, document, v
     assert Notification.objects.count() == written == SmsNotification.objects.count()
 
 
-@override_settings(GRAPHQL_USER_RATE=0)
+@sms_settings(GRAPHQL_USER_RATE=0)
 def test_zero_turns_the_rate_limit_off(graphql, staff_user):
     gql = graphql(staff_user)
     for _ in range(100):
@@ -183,7 +184,7 @@ def test_zero_turns_the_rate_limit_off(graphql, staff_user):
 # --- Hourly segment quota -------------------------------------------------------------
 
 
-@override_settings(SMS_USER_SEGMENTS_PER_HOUR=5, GRAPHQL_USER_RATE=0)
+@sms_settings(SMS_USER_SEGMENTS_PER_HOUR=5, GRAPHQL_USER_RATE=0)
 def test_segment_quota_refuses_what_would_pass_the_cap_and_writes_nothing(graphql, staff_user):
     gql = graphql(staff_user)
     assert (
@@ -197,7 +198,7 @@ def test_segment_quota_refuses_what_would_pass_the_cap_and_writes_nothing(graphq
     assert gql.data(CREATE, {"input": item("x" * 300)})["createSmsNotification"]["errors"] == []
 
 
-@override_settings(SMS_USER_SEGMENTS_PER_HOUR=5, GRAPHQL_USER_RATE=0)
+@sms_settings(SMS_USER_SEGMENTS_PER_HOUR=5, GRAPHQL_USER_RATE=0)
 def test_segment_quota_counts_a_bulk_request_whole(graphql, staff_user):
     gql = graphql(staff_user)
     result = gql.execute(CREATE_MANY, {"input": [item(THREE_SEGMENTS), item(THREE_SEGMENTS)]})
@@ -205,7 +206,7 @@ def test_segment_quota_counts_a_bulk_request_whole(graphql, staff_user):
     assert Notification.objects.count() == 0
 
 
-@override_settings(SMS_USER_SEGMENTS_PER_HOUR=3, GRAPHQL_USER_RATE=0)
+@sms_settings(SMS_USER_SEGMENTS_PER_HOUR=3, GRAPHQL_USER_RATE=0)
 def test_invalid_and_replayed_creates_use_no_quota(graphql, staff_user):
     gql = graphql(staff_user)
     invalid = item(THREE_SEGMENTS, toPhoneNumber="not a number")
@@ -217,7 +218,7 @@ def test_invalid_and_replayed_creates_use_no_quota(graphql, staff_user):
     assert refusal(gql.execute(CREATE, {"input": item()}))["code"] == "sms_quota_exceeded"
 
 
-@override_settings(SMS_USER_SEGMENTS_PER_HOUR=0, GRAPHQL_USER_RATE=0)
+@sms_settings(SMS_USER_SEGMENTS_PER_HOUR=0, GRAPHQL_USER_RATE=0)
 def test_segment_quota_can_be_turned_off(graphql, staff_user):
     gql = graphql(staff_user)
     result = gql.data(CREATE_MANY, {"input": [item(THREE_SEGMENTS)] * 20})
@@ -225,7 +226,7 @@ def test_segment_quota_can_be_turned_off(graphql, staff_user):
 
 
 def test_limits_let_requests_through_when_redis_is_unreachable(graphql, staff_user):
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", GRAPHQL_USER_RATE=1):
+    with sms_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", GRAPHQL_USER_RATE=1):
         gql = graphql(staff_user)
         for _ in range(3):
             assert gql.data(SEGMENTS) == {"smsSegments": {"segments": 1}}
@@ -235,7 +236,7 @@ def test_limits_let_requests_through_when_redis_is_unreachable(graphql, staff_us
 # --- Query cost -------------------------------------------------------------------------
 
 
-@override_settings(GRAPHQL_MAX_DEPTH=2)  # levels below the root field
+@sms_settings(GRAPHQL_MAX_DEPTH=2)  # levels below the root field
 def test_too_deep_a_query_is_refused_before_it_runs(graphql, staff_user):
     gql = graphql(staff_user)
     deep = "query { notifications { results { sms { toPhoneNumber } } } }"
@@ -243,7 +244,7 @@ def test_too_deep_a_query_is_refused_before_it_runs(graphql, staff_user):
     assert gql.data("query { notifications { results { id } } }")
 
 
-@override_settings(GRAPHQL_MAX_ALIASES=15)
+@sms_settings(GRAPHQL_MAX_ALIASES=15)
 def test_too_many_aliases_are_refused(graphql, staff_user):
     gql = graphql(staff_user)
     fields = " ".join(f"a{i}: __typename" for i in range(16))
@@ -259,7 +260,7 @@ def test_a_10000_alias_segments_query_stops_at_the_token_limit(graphql, staff_us
     assert refusal(result)["code"] == "too_many_tokens"
 
 
-@override_settings(
+@sms_settings(
     GRAPHQL_MAX_DEPTH=0, GRAPHQL_MAX_ALIASES=0, GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0
 )
 def test_zero_turns_the_cost_limits_off(graphql, staff_user):
@@ -272,22 +273,22 @@ INTROSPECTION = "query { __schema { queryType { name } } }"
 
 
 def test_introspection_follows_debug_when_not_set(graphql):
-    with override_settings(DEBUG=False, GRAPHQL_INTROSPECTION=None):
+    with sms_settings(DEBUG=False, GRAPHQL_INTROSPECTION=None):
         assert refusal(anonymous().execute(INTROSPECTION))["code"] == "introspection_disabled"
-    with override_settings(DEBUG=True, GRAPHQL_INTROSPECTION=None):
+    with sms_settings(DEBUG=True, GRAPHQL_INTROSPECTION=None):
         assert anonymous().data(INTROSPECTION) == {"__schema": {"queryType": {"name": "Query"}}}
 
 
 def test_introspection_setting_wins_over_debug(graphql):
-    with override_settings(DEBUG=False, GRAPHQL_INTROSPECTION=True):
+    with sms_settings(DEBUG=False, GRAPHQL_INTROSPECTION=True):
         assert anonymous().data(INTROSPECTION)
-    with override_settings(DEBUG=True, GRAPHQL_INTROSPECTION=False):
+    with sms_settings(DEBUG=True, GRAPHQL_INTROSPECTION=False):
         assert refusal(anonymous().execute(INTROSPECTION))["code"] == "introspection_disabled"
 
 
 def test_graphiql_page_follows_its_setting_and_the_csrf_cookie_is_always_set(graphql):
     for enabled, status in ((True, 200), (False, 404)):
-        with override_settings(GRAPHIQL=enabled):
+        with sms_settings(GRAPHIQL=enabled):
             response = Client().get(GRAPHQL_URL, HTTP_ACCEPT="text/html")
             assert response.status_code == status
             assert "csrftoken" in response.cookies

@@ -12,6 +12,7 @@ from notification.backends.twilio.client import (
     sender_kwargs,
 )
 from tests.fixtures_emulator import EmulatorHandle
+from tests.settings_helpers import set_sms
 
 API_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=2"
 
@@ -38,7 +39,7 @@ def test_base_url_must_be_absolute() -> None:
 def test_client_uses_settings_and_is_reused_within_a_thread(
     twilio_emulator: EmulatorHandle, settings
 ) -> None:
-    settings.TWILIO_REQUEST_TIMEOUT = 7.5
+    set_sms(settings, TWILIO_REQUEST_TIMEOUT=7.5)
     client = get_twilio_client()
 
     assert client.username == twilio_emulator.account_sid
@@ -52,35 +53,35 @@ def test_client_uses_settings_and_is_reused_within_a_thread(
     thread.join()
     assert others[0] is not client
 
-    settings.TWILIO_AUTH_TOKEN = "a" * 32
+    set_sms(settings, TWILIO_AUTH_TOKEN="a" * 32)
     assert get_twilio_client() is not client  # settings changed: a new client
 
 
 def test_without_base_url_the_plain_sdk_client_is_used(settings) -> None:
-    settings.TWILIO_BASE_URL = ""
-    settings.TWILIO_ACCOUNT_SID = "AC" + "1" * 32
-    settings.TWILIO_AUTH_TOKEN = "2" * 32
+    set_sms(settings, TWILIO_BASE_URL="")
+    set_sms(settings, TWILIO_ACCOUNT_SID="AC" + "1" * 32)
+    set_sms(settings, TWILIO_AUTH_TOKEN="2" * 32)
     http_client = get_twilio_client().http_client
     assert type(http_client) is TwilioHttpClient
 
 
 def test_missing_settings_are_named(settings) -> None:
-    settings.TWILIO_ACCOUNT_SID = ""
-    settings.TWILIO_AUTH_TOKEN = "token"
-    settings.TWILIO_FROM_NUMBER = ""
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    set_sms(settings, TWILIO_ACCOUNT_SID="")
+    set_sms(settings, TWILIO_AUTH_TOKEN="token")
+    set_sms(settings, TWILIO_FROM_NUMBER="")
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="")
     assert missing_twilio_settings() == [
         "TWILIO_ACCOUNT_SID",
         "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
     ]
-    settings.TWILIO_ACCOUNT_SID = "AC" + "1" * 32
-    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "1" * 32
+    set_sms(settings, TWILIO_ACCOUNT_SID="AC" + "1" * 32)
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
     assert missing_twilio_settings() == []
 
 
 def test_sender_prefers_the_messaging_service(settings) -> None:
-    settings.TWILIO_FROM_NUMBER = "+15005550006"
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    set_sms(settings, TWILIO_FROM_NUMBER="+15005550006")
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="")
     assert sender_kwargs() == {"from_": "+15005550006"}
-    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "1" * 32
+    set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
     assert sender_kwargs() == {"messaging_service_sid": "MG" + "1" * 32}

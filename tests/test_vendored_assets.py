@@ -6,16 +6,16 @@ import re
 
 import pytest
 from django.contrib.staticfiles import finders
-from django.test import override_settings
 
 from devstack.demo_server import DEMO_DIR
 from devstack.refresh_vendor import MANIFEST, PACKAGES, VENDOR_DIR
+from tests.settings_helpers import sms_settings
 
 ASSET = re.compile(r'(?:src|href)="([^"]+)"')
 
 
 @pytest.mark.django_db
-@override_settings(GRAPHIQL=True)  # off by default when DEBUG is (as in the tests)
+@sms_settings(GRAPHIQL=True)  # off by default when DEBUG is (as in the tests)
 def test_graphiql_page_loads_only_our_static_files(client):
     page = client.get("/graphql/", HTTP_ACCEPT="text/html").content.decode()
     assets = [url for url in ASSET.findall(page) if not url.startswith("data:")]

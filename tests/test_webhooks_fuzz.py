@@ -26,6 +26,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
+from tests.settings_helpers import set_sms
 from tests.webhook_helpers import (
     ACCOUNT_SID,
     INBOUND_PATH,
@@ -77,7 +78,7 @@ extra_params = st.dictionaries(
 @pytest.fixture(autouse=True)
 def signed_webhooks(settings, redis):
     use_test_signing(settings)
-    settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
+    set_sms(settings, TWILIO_ACCOUNT_SID=ACCOUNT_SID)
     with short_lived_db_connections():
         yield settings
 

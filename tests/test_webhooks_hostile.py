@@ -14,6 +14,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
+from tests.settings_helpers import set_sms
 from tests.webhook_helpers import (
     ACCOUNT_SID,
     INBOUND_PATH,
@@ -65,7 +66,9 @@ def test_a_real_error_code_is_still_kept(client, sms):
 
 @pytest.mark.parametrize("field", ["From", "To", "ErrorMessage", "AccountSid"])
 def test_nul_in_a_text_field_is_cleaned_and_the_status_applied(client, sms, field, settings):
-    settings.TWILIO_ACCOUNT_SID = ""  # the AccountSid case is about the NUL, not the account
+    set_sms(
+        settings, TWILIO_ACCOUNT_SID=""
+    )  # the AccountSid case is about the NUL, not the account
     form = status_form(SID, "undelivered", ErrorCode="30005", **{field: "a\x00b\x00" * 300})
     response = post_signed(client, STATUS_PATH, form)
     assert response.status_code == 200, response.content
@@ -91,7 +94,7 @@ def test_a_message_sid_that_cannot_be_one_is_refused_cleanly(client, sms, sid):
 
 
 def test_a_status_callback_of_another_account_is_refused(client, sms, settings, caplog):
-    settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
+    set_sms(settings, TWILIO_ACCOUNT_SID=ACCOUNT_SID)
     other = "AC" + "9" * 32
     with caplog.at_level(logging.WARNING, logger="notification.webhooks.views"):
         response = post_signed(client, STATUS_PATH, status_form(SID, "delivered", AccountSid=other))
@@ -104,7 +107,7 @@ def test_a_status_callback_of_another_account_is_refused(client, sms, settings, 
 
 
 def test_an_inbound_stop_of_another_account_records_nothing(client, settings):
-    settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
+    set_sms(settings, TWILIO_ACCOUNT_SID=ACCOUNT_SID)
     form = {**inbound_form("STOP", PHONE), "AccountSid": "AC" + "9" * 32}
     assert post_signed(client, INBOUND_PATH, form).status_code == 403
     assert not SmsOptOut.objects.exists()

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from notification.models import SmsOptOut
+from tests.settings_helpers import set_sms
 from tests.webhook_helpers import (
     AUTH_TOKEN,
     INBOUND_PATH,
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def twilio_settings(settings):
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
-    settings.SMS_HELP_TEXT = HELP_TEXT
+    set_sms(settings, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    set_sms(settings, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
+    set_sms(settings, SMS_HELP_TEXT=HELP_TEXT)
     return settings
 
 

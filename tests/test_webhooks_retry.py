@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from notification.conf import app_settings
 from notification.delivery.retry import RETRY_BASE_SECONDS
 from notification.events import notification_group
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
@@ -22,6 +23,7 @@ from notification.sending.queue_estimate import estimate_queue
 from notification.tracking.early import KEY_PREFIX, RETIRED_PREFIX
 from tests.layer_helpers import listen, receive_all
 from tests.sending_helpers import make_sms, reload
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 from tests.webhook_helpers import (
     STATUS_PATH,
@@ -110,7 +112,7 @@ def test_backoff_grows_with_the_attempts(client, signed_callbacks):
 def test_at_the_attempt_cap_the_notification_fails_with_the_last_error(
     client, signed_callbacks, settings
 ):
-    settings.TWILIO_SMS_MAX_ATTEMPTS = 3
+    set_sms(settings, TWILIO_SMS_MAX_ATTEMPTS=3)
     sms = sent_sms(attempts=3)
     assert callback(client, "undelivered", 30003) == b"updated"
     sms = reload(sms)
@@ -183,7 +185,7 @@ TO = "+14155550123"
 @pytest.fixture
 def emulator_calls_us_back(twilio_emulator, live_server, settings, redis):
     """The emulator's callbacks reach this test's database through a live server."""
-    settings.PUBLIC_BASE_URL = live_server.url
+    set_sms(settings, PUBLIC_BASE_URL=live_server.url)
     return twilio_emulator
 
 
@@ -225,7 +227,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
         client,
         STATUS_PATH,
         status_form(first_sid, "undelivered", 30003, AccountSid=emulator.account_sid),
-        signed_url=settings.PUBLIC_BASE_URL + STATUS_PATH,
+        signed_url=app_settings.PUBLIC_BASE_URL + STATUS_PATH,
         token=emulator.auth_token,
     )
     assert (late.status_code, late.content) == (200, b"stale")
@@ -235,7 +237,7 @@ def test_reported_failure_is_resent_by_the_next_batch(emulator_calls_us_back, cl
 
 
 def test_reported_failures_stop_at_the_attempt_cap(emulator_calls_us_back, settings):
-    settings.TWILIO_SMS_MAX_ATTEMPTS = 2
+    set_sms(settings, TWILIO_SMS_MAX_ATTEMPTS=2)
     emulator = emulator_calls_us_back
     emulator.set_outcome(TO, "undelivered", 30008)
     sms = make_sms(to=TO, body="doomed")

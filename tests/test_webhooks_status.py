@@ -17,6 +17,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
+from tests.settings_helpers import set_sms
 from tests.webhook_helpers import (
     PUBLIC_BASE_URL,
     STATUS_PATH,
@@ -137,7 +138,7 @@ def test_tampered_form_is_refused(client: Client, sms):
 
 
 def test_auth_token_unset_refuses_everything(client: Client, sms, settings):
-    settings.TWILIO_AUTH_TOKEN = ""
+    set_sms(settings, TWILIO_AUTH_TOKEN="")
     form = status_form(SID, "delivered")
     response = post_signed(client, STATUS_PATH, form, token="")
     assert response.status_code == 403

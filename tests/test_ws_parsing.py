@@ -12,10 +12,9 @@ longest stall while the operation runs.
 import asyncio
 import time
 
-from django.test import override_settings
-
 from notification.graphql.ws_parsing import websocket_schema
 from schema.schema import schema
+from tests.settings_helpers import sms_settings
 
 QUERY = "{ " + "__typename " * 5_000 + "}"
 
@@ -49,7 +48,7 @@ def test_the_document_size_cap_admits_this_document():
 
 # The token and field limits (GRAPHQL_MAX_TOKENS, _FIELDS) would stop this document: off here,
 # so the test measures the worst a host with the cost limits turned off could see.
-@override_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
+@sms_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
 def test_a_large_document_does_not_stall_the_loop():
     threaded = websocket_schema(schema)
     stall, total, result = asyncio.run(_longest_stall(lambda: threaded.execute(QUERY)))
@@ -58,7 +57,7 @@ def test_a_large_document_does_not_stall_the_loop():
     assert stall < total / 3, (stall, total)
 
 
-@override_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
+@sms_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
 def test_the_same_document_parsed_on_the_loop_stalls_it():
     """The control: without the extension the whole parse is one stall."""
     stall, total, result = asyncio.run(_longest_stall(lambda: schema.execute(QUERY)))

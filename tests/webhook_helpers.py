@@ -13,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from notification.db_threads import close_connections as close_webhook_db_connections
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from tests.settings_helpers import set_sms
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -27,8 +28,8 @@ def use_test_signing(settings) -> None:
     Those are what ``sign`` and ``post_signed`` sign with, so a test's settings
     must match them for a correctly signed callback to be accepted.
     """
-    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    set_sms(settings, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    set_sms(settings, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
 
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:

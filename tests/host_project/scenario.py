@@ -25,7 +25,6 @@ subscription Watch($ids: [ID!]) {
 
 def post_delivered_callback(sid: str) -> int:
     """What Twilio does when the handset confirms: a signed form POST to the status URL."""
-    from django.conf import settings
     from django.db import connection
     from django.test import Client
 
@@ -33,14 +32,14 @@ def post_delivered_callback(sid: str) -> int:
 
     path = "/twilio/sms/status/"
     form = {
-        "AccountSid": settings.TWILIO_ACCOUNT_SID,
+        "AccountSid": app_settings.TWILIO_ACCOUNT_SID,
         "MessageSid": sid,
         "MessageStatus": "delivered",
         "SmsSid": sid,
         "SmsStatus": "delivered",
         "To": "+14155550100",
     }
-    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(
+    signature = RequestValidator(app_settings.TWILIO_AUTH_TOKEN).compute_signature(
         app_settings.PUBLIC_BASE_URL + path, form
     )
     try:

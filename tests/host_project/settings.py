@@ -1,7 +1,8 @@
 """A minimal host project, as the README's "Use it in your own Django project" sets one up.
 
-Only Django's own apps, the ``notification`` app, its URLs and schema parts, the
-Twilio credentials, django-rq's ``sms`` queue and channels' layer. Everything else comes from
+Only Django's own apps, the ``notification`` app, its URLs and schema parts,
+django-rq's ``sms`` queue, channels' layer and the app's one setting,
+``SMS_NOTIFICATIONS``, holding the Twilio credentials. Everything else comes from
 the app's defaults (``notification.conf``). The test that runs it chooses the
 database file, the Redis and the backend through the environment.
 """
@@ -45,13 +46,17 @@ AUTHENTICATION_BACKENDS = [
     "notification.throttle.login.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# How Twilio reaches the site (https: ``check --deploy`` warns otherwise).
-PUBLIC_BASE_URL = "https://sms.example.com"
 # A CSRF failure on the GraphQL view answers a GraphQL error (README "Frontends").
 CSRF_FAILURE_VIEW = "notification.csrf.csrf_failure"
 
-# The Twilio credentials (never used here: the locmem backend sends nothing).
-TWILIO_ACCOUNT_SID = "AC" + "0" * 32
-TWILIO_AUTH_TOKEN = "0" * 32
-TWILIO_FROM_NUMBER = "+15005550006"
-SMS_BACKEND = os.environ.get("HOST_SMS_BACKEND", "notification.backends.locmem.LocmemBackend")
+# The app's settings: one dict (README "Settings in your own project"); the app's
+# defaults (notification.conf) fill every key left out.
+SMS_NOTIFICATIONS = {
+    # How Twilio reaches the site (https: ``check --deploy`` warns otherwise).
+    "PUBLIC_BASE_URL": "https://sms.example.com",
+    # The Twilio credentials (never used here: the locmem backend sends nothing).
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "0" * 32,
+    "TWILIO_FROM_NUMBER": "+15005550006",
+    "SMS_BACKEND": os.environ.get("HOST_SMS_BACKEND", "notification.backends.locmem.LocmemBackend"),
+}

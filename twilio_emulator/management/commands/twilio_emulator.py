@@ -9,9 +9,9 @@ import signal
 import sys
 import threading
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from notification.conf import app_settings
 from twilio_emulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, EmulatorConfig, EmulatorServer
 
 
@@ -41,8 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-callbacks", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:
-        account_sid = options["account_sid"] or settings.TWILIO_ACCOUNT_SID
-        auth_token = options["auth_token"] or settings.TWILIO_AUTH_TOKEN
+        account_sid = options["account_sid"] or app_settings.TWILIO_ACCOUNT_SID
+        auth_token = options["auth_token"] or app_settings.TWILIO_AUTH_TOKEN
         if not account_sid and not auth_token:
             account_sid, auth_token = DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
             self.stderr.write(
@@ -53,8 +53,8 @@ class Command(BaseCommand):
             self.stderr.write("Set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither.")
             sys.exit(2)
 
-        drain_rate = options["drain_rate"] or getattr(settings, "TWILIO_SMS_RATE", 1.0)
-        queue_limit = options["queue_limit"] or getattr(settings, "TWILIO_SMS_QUEUE_LIMIT", 36_000)
+        drain_rate = options["drain_rate"] or app_settings.TWILIO_SMS_RATE
+        queue_limit = options["queue_limit"] or app_settings.TWILIO_SMS_QUEUE_LIMIT
         try:
             config = EmulatorConfig().updated(
                 {
