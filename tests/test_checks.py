@@ -130,3 +130,34 @@ def test_the_host_project_checks_clean_also_with_deploy(tmp_path):
     # Django's own deployment warnings concern the host's choices (its SECRET_KEY,
     # HSTS, cookies); the app's own checks add none.
     assert "notification." not in deployed.stdout + deployed.stderr, deployed.stderr
+
+
+def test_a_typo_in_the_host_projects_dict_is_reported_with_the_closest_key(tmp_path):
+    host = copy_host_project(tmp_path / "host")
+    settings_file = host / "tests" / "host_project" / "settings.py"
+    settings_file.write_text(
+        settings_file.read_text() + '\nSMS_NOTIFICATIONS["TWILIO_SMS_RAET"] = 2.0\n'
+    )
+    checked = _manage_check(
+        "tests.host_project.settings",
+        PYTHONPATH=str(host),
+        HOST_DATABASE=str(tmp_path / "host.sqlite3"),
+        HOST_REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert checked.returncode != 0
+    assert "notification.E008" in checked.stderr
+    assert "Did you mean 'TWILIO_SMS_RATE'?" in checked.stderr
+
+
+def test_an_environment_variable_out_of_range_fails_the_projects_check():
+    checked = _manage_check(
+        "config.settings",
+        DJANGO_DEBUG="true",
+        PYTHONPATH=str(REPO_ROOT),
+        TWILIO_SMS_CONCURRENCY="65",
+        TWILIO_SMS_INTERVAL="1",
+    )
+    assert checked.returncode != 0
+    assert checked.stderr.count("notification.E004") == 2, checked.stderr
+    assert "SMS_NOTIFICATIONS['TWILIO_SMS_CONCURRENCY'] is 65" in checked.stderr
+    assert "number from 1 to 64" in checked.stderr

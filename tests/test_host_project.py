@@ -10,6 +10,7 @@ editable install in ``make install``'s virtualenv, the built wheel in nox's
 (``nox -s newest`` runs this on the newest Django and Python).
 """
 
+import ast
 import json
 import os
 import shutil
@@ -86,3 +87,20 @@ def test_a_host_project_migrates_merges_the_schema_creates_sends_and_subscribes(
     assert result["readyz"][0] == 200, result["readyz"]
     assert result["readyz"][1]["checks"]["channel_layer"]["ok"] is True
     assert result["metrics"] == 404
+
+
+def test_the_host_project_configures_the_app_only_through_its_dict():
+    """The dict is enough (the scenario above runs on it, ``check`` is clean): no
+    top-level name of the app, which would be a deprecated one (check W004)."""
+    from notification.conf import DEFAULTS
+
+    tree = ast.parse((REPO_ROOT / "tests" / "host_project" / "settings.py").read_text())
+    assigned = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert "SMS_NOTIFICATIONS" in assigned
+    assert assigned & set(DEFAULTS) == set()
