@@ -87,13 +87,17 @@ _TEXT: set[Callable[[str], object]] = {str, upper, url_root}
 _KINDS: dict[Callable[[str], object], str] = {int: "an integer", float: "a number"}
 
 
-def env_values(converters: Mapping[str, Callable[[str], object]]) -> dict[str, object]:
+def env_values(
+    converters: Mapping[str, Callable[[str], object]],
+    out_of_range: Callable[[str, object], str | None] = lambda name, value: None,
+) -> dict[str, object]:
     """The variables of ``converters`` that are set, each converted; unset ones are left out.
 
     For a dict setting whose defaults live in the app (``SMS_NOTIFICATIONS``): the
     project repeats no default, so changing one in the app changes it here too.
-    Ranges are the app's system checks' (``notification.E004``); a value that is not
-    of its type at all stops the process here, naming the variable.
+    A value that is not of its type, or that ``out_of_range`` refuses (the app's
+    rule, ``notification.conf.out_of_range``, also its system check E004), stops the
+    process here, naming the variable.
     """
     values: dict[str, object] = {}
     for name, convert in converters.items():
@@ -101,8 +105,11 @@ def env_values(converters: Mapping[str, Callable[[str], object]]) -> dict[str, o
         if raw is None or (not raw.strip() and convert not in _TEXT):
             continue
         try:
-            values[name] = convert(raw.strip())
+            value = convert(raw.strip())
         except ValueError as exc:
             kind = _KINDS.get(convert, str(exc))
             raise ImproperlyConfigured(f"{name} must be {kind}, got {raw!r}") from None
+        if (words := out_of_range(name, value)) is not None:
+            raise ImproperlyConfigured(f"{name} must be {words}, got {raw!r}")
+        values[name] = value
     return values

@@ -21,6 +21,7 @@ from config.env import (
     upper,
     url_root,
 )
+from notification.conf import out_of_range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -211,7 +212,7 @@ LOGGING = {
 
 # --- Notifications and Twilio (the app's SMS_NOTIFICATIONS) -----------------------
 # Each environment variable of the same name as its key, when set; the app supplies
-# every other default (notification/conf.py) and checks the ranges (notification/checks.py).
+# every other default and the ranges (notification/conf.py).
 SMS_NOTIFICATIONS = env_values(
     {
         "SMS_BACKEND": str,
@@ -276,7 +277,9 @@ SMS_NOTIFICATIONS = env_values(
         "METRICS_CACHE_SECONDS": float,
         "READYZ_TIMEOUT": float,
         "READYZ_CACHE_SECONDS": float,
-    }
+    },
+    # The app's ranges (notification.E004), applied as the process starts.
+    out_of_range,
 )
 # This project's own choices where the app's default does not fit it: the Redis
 # above (the app's default is the SMS queue's) and the jobs/ package's schedule.

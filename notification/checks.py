@@ -23,8 +23,10 @@ from notification.backends.base import BaseSmsBackend
 from notification.conf import (
     DEFAULTS,
     NAMESPACE,
+    RANGES,
     app_settings,
     deprecated_names_in_use,
+    out_of_range,
     unknown_keys,
 )
 from notification.guardrails import countries, pricing, quiet_hours
@@ -32,55 +34,6 @@ from notification.jobs.schedule import declared_schedule
 from notification.throttle.login import LOCKOUT_BACKEND_PATH
 
 LOCKOUT_BACKEND = LOCKOUT_BACKEND_PATH
-
-# Each numeric setting's range, inclusive: (minimum, maximum or None). The ONE place
-# of these rules: config/settings.py only converts the environment's text to numbers.
-# A minimum of 0 means 0 turns the limit off; an interval, a size or a timeout of 0
-# would stall or spin the loop that reads it, so those start above 0.
-RANGES: dict[str, tuple[float, float | None]] = {
-    "TWILIO_SMS_BATCH_SIZE": (1, None),
-    # A scheduled run paces sends for one interval less a margin of a second.
-    "TWILIO_SMS_INTERVAL": (2, None),
-    "TWILIO_SMS_QUEUE_TARGET": (0.1, None),
-    "TWILIO_SMS_RATE": (0.001, None),
-    "TWILIO_SMS_QUEUE_LIMIT": (1, None),
-    # Threads sending at once per run: more only queue behind Twilio's rate.
-    "TWILIO_SMS_CONCURRENCY": (1, 64),
-    "TWILIO_SMS_MAX_ATTEMPTS": (1, None),
-    "TWILIO_SMS_CLAIM_TIMEOUT": (1, None),
-    # Twilio's ValidityPeriod is 1 to 36,000 seconds (twilio.com/docs/sms/api/message-resource).
-    "TWILIO_SMS_VALIDITY_PERIOD": (1, 36_000),
-    "TWILIO_REQUEST_TIMEOUT": (0.1, None),
-    "SMS_IDEMPOTENCY_TTL": (1, None),
-    "SMS_RESULT_WRITE_TIMEOUT": (0, None),
-    "SMS_RECONCILE_INTERVAL": (1, None),
-    "SMS_RECONCILE_AFTER": (0, None),
-    "SMS_PRICE_REFRESH_SECONDS": (1, None),
-    "GRAPHQL_WS_MAX_MESSAGE_BYTES": (0, None),
-    "GRAPHQL_WS_MAX_SOCKETS_PER_USER": (0, None),
-    "GRAPHQL_WS_MAX_SUBSCRIPTIONS": (0, None),
-    "GRAPHQL_WS_INIT_TIMEOUT": (0.1, None),
-    "GRAPHQL_WS_MESSAGE_RATE": (0, None),
-    "GRAPHQL_WS_AUTH_RECHECK_SECONDS": (0, None),
-    "GRAPHQL_WS_MAX_QUEUED_EVENTS": (1, None),
-    "HTTP_HEAD_TIMEOUT": (0, None),
-    "HTTP_MAX_CONNECTIONS_PER_ADDRESS": (0, None),
-    "GRAPHQL_MAX_DEPTH": (0, None),
-    "GRAPHQL_MAX_ALIASES": (0, None),
-    "GRAPHQL_MAX_TOKENS": (0, None),
-    "GRAPHQL_MAX_FIELDS": (0, None),
-    "GRAPHQL_MAX_ITEMS": (0, None),
-    "GRAPHQL_USER_RATE": (0, None),
-    "SMS_USER_SEGMENTS_PER_HOUR": (0, None),
-    "SMS_DAILY_SPEND_LIMIT": (0, None),
-    "SMS_MONTHLY_SPEND_LIMIT": (0, None),
-    "SMS_RECIPIENT_DAILY_LIMIT": (0, None),
-    "LOGIN_MAX_FAILURES": (0, None),
-    "LOGIN_LOCKOUT_SECONDS": (1, None),
-    "METRICS_CACHE_SECONDS": (0, None),
-    "READYZ_TIMEOUT": (0.05, None),
-    "READYZ_CACHE_SECONDS": (0, None),
-}
 
 
 @register(Tags.compatibility)
@@ -185,25 +138,20 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     ]
 
 
-def _range_words(minimum: float, maximum: float | None) -> str:
-    return f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-
-
 @register(Tags.compatibility)
 def check_numbers_in_range(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E004: intervals, sizes and rates are numbers in their range (:data:`RANGES`)."""
+    """E004: intervals, sizes and rates are numbers in their range (``conf.RANGES``)."""
     errors: list[CheckMessage] = []
-    for name, (minimum, maximum) in RANGES.items():
+    for name in RANGES:
         value = getattr(app_settings, name)
-        number = not isinstance(value, bool) and isinstance(value, int | float)
-        if number and minimum <= value and (maximum is None or value <= maximum):
+        words = out_of_range(name, value)
+        if words is None:
             continue
-        words = _range_words(minimum, maximum)
         errors.append(
             Error(
-                f"{NAMESPACE}[{name!r}] is {value!r}; it must be a number {words}.",
-                hint=f"Set {name} (the key, or the environment variable of that name) to a "
-                f"number {words}, or remove it for the default ({DEFAULTS[name]!r}).",
+                f"{NAMESPACE}[{name!r}] is {value!r}; it must be {words}.",
+                hint=f"Set {name} (the key, or the environment variable of that name) to "
+                f"{words}, or remove it for the default ({DEFAULTS[name]!r}).",
                 id="notification.E004",
             )
         )

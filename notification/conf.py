@@ -22,8 +22,9 @@ per name per process naming its key; the dict wins when both are set. The system
 check ``notification.W004`` lists the old names in use.
 
 Only what the app owns lives here: ``RQ_QUEUES``, ``CHANNEL_LAYERS``,
-``AUTHENTICATION_BACKENDS`` and other libraries' settings stay top-level. Ranges of
-the numeric settings are checked in one place, ``notification/checks.py`` (E004).
+``AUTHENTICATION_BACKENDS`` and other libraries' settings stay top-level. The numeric
+settings' ranges are here too (``RANGES``), applied by the system check E004 and by
+``config/settings.py`` to the environment.
 The app never reads the environment: ``config/settings.py`` maps it onto the dict.
 """
 
@@ -245,6 +246,77 @@ class Resolved:
 
 #: Each setting's default, by name (for messages and hints; reads go through ``app_settings``).
 DEFAULTS: dict[str, object] = {field.name: field.default for field in dataclasses.fields(Resolved)}
+
+# Each numeric setting's range, inclusive: (minimum, maximum or None). The ONE place
+# of these rules: the system check E004 (notification/checks.py) applies them to the
+# settings in force, config/settings.py to the environment as it starts.
+# A minimum of 0 means 0 turns the limit off; an interval, a size or a timeout of 0
+# would stall or spin the loop that reads it, so those start above 0.
+RANGES: dict[str, tuple[float, float | None]] = {
+    "TWILIO_SMS_BATCH_SIZE": (1, None),
+    # A scheduled run paces sends for one interval less a margin of a second.
+    "TWILIO_SMS_INTERVAL": (2, None),
+    "TWILIO_SMS_QUEUE_TARGET": (0.1, None),
+    "TWILIO_SMS_RATE": (0.001, None),
+    "TWILIO_SMS_QUEUE_LIMIT": (1, None),
+    # Threads sending at once per run: more only queue behind Twilio's rate.
+    "TWILIO_SMS_CONCURRENCY": (1, 64),
+    "TWILIO_SMS_MAX_ATTEMPTS": (1, None),
+    "TWILIO_SMS_CLAIM_TIMEOUT": (1, None),
+    # Twilio's ValidityPeriod is 1 to 36,000 seconds (twilio.com/docs/sms/api/message-resource).
+    "TWILIO_SMS_VALIDITY_PERIOD": (1, 36_000),
+    "TWILIO_REQUEST_TIMEOUT": (0.1, None),
+    "SMS_IDEMPOTENCY_TTL": (1, None),
+    "SMS_RESULT_WRITE_TIMEOUT": (0, None),
+    "SMS_RECONCILE_INTERVAL": (1, None),
+    "SMS_RECONCILE_AFTER": (0, None),
+    "SMS_PRICE_REFRESH_SECONDS": (1, None),
+    "GRAPHQL_WS_MAX_MESSAGE_BYTES": (0, None),
+    "GRAPHQL_WS_MAX_SOCKETS_PER_USER": (0, None),
+    "GRAPHQL_WS_MAX_SUBSCRIPTIONS": (0, None),
+    "GRAPHQL_WS_INIT_TIMEOUT": (0.1, None),
+    "GRAPHQL_WS_MESSAGE_RATE": (0, None),
+    "GRAPHQL_WS_AUTH_RECHECK_SECONDS": (0, None),
+    "GRAPHQL_WS_MAX_QUEUED_EVENTS": (1, None),
+    "HTTP_HEAD_TIMEOUT": (0, None),
+    "HTTP_MAX_CONNECTIONS_PER_ADDRESS": (0, None),
+    "GRAPHQL_MAX_DEPTH": (0, None),
+    "GRAPHQL_MAX_ALIASES": (0, None),
+    "GRAPHQL_MAX_TOKENS": (0, None),
+    "GRAPHQL_MAX_FIELDS": (0, None),
+    "GRAPHQL_MAX_ITEMS": (0, None),
+    "GRAPHQL_USER_RATE": (0, None),
+    "SMS_USER_SEGMENTS_PER_HOUR": (0, None),
+    "SMS_DAILY_SPEND_LIMIT": (0, None),
+    "SMS_MONTHLY_SPEND_LIMIT": (0, None),
+    "SMS_RECIPIENT_DAILY_LIMIT": (0, None),
+    "LOGIN_MAX_FAILURES": (0, None),
+    "LOGIN_LOCKOUT_SECONDS": (1, None),
+    "METRICS_CACHE_SECONDS": (0, None),
+    "READYZ_TIMEOUT": (0.05, None),
+    "READYZ_CACHE_SECONDS": (0, None),
+}
+
+
+def out_of_range(name: str, value: object) -> str | None:
+    """What ``value`` must be when it is not a number in ``name``'s range, else ``None``
+    (also for a setting that has no range)."""
+    if name not in RANGES:
+        return None
+    minimum, maximum = RANGES[name]
+    if (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and minimum <= value
+        and (maximum is None or value <= maximum)
+    ):
+        return None
+    return (
+        f"a number from {minimum} to {maximum}"
+        if maximum is not None
+        else f"a number of at least {minimum}"
+    )
+
 
 _resolved: Resolved | None = None
 _warned: set[str] = set()

@@ -142,3 +142,15 @@ def test_a_malformed_variable_stops_the_process_naming_it(monkeypatch, converter
     monkeypatch.setenv("SMS_TEST_VARIABLE", raw)
     with pytest.raises(ImproperlyConfigured, match=f"SMS_TEST_VARIABLE must be {words}"):
         env_values({"SMS_TEST_VARIABLE": converter})
+
+
+def test_a_variable_out_of_the_apps_range_stops_the_process_naming_it(monkeypatch):
+    from notification.conf import out_of_range
+
+    monkeypatch.setenv("TWILIO_SMS_VALIDITY_PERIOD", "36001")
+    with pytest.raises(ImproperlyConfigured, match="must be a number from 1 to 36000, got"):
+        env_values({"TWILIO_SMS_VALIDITY_PERIOD": int}, out_of_range)
+    monkeypatch.setenv("TWILIO_SMS_VALIDITY_PERIOD", "36000")
+    assert env_values({"TWILIO_SMS_VALIDITY_PERIOD": int}, out_of_range) == {
+        "TWILIO_SMS_VALIDITY_PERIOD": 36_000
+    }
