@@ -1,6 +1,6 @@
 """The app's own Redis (early status callbacks, throttle counters): one place picks it.
 
-``REDIS_URL`` when the project sets it, else the connection of the SMS queue
+``SMS_NOTIFICATIONS["REDIS_URL"]`` when the project sets it, else the connection of the SMS queue
 (django-rq's), so a project that configured RQ needs nothing more. Web and worker
 processes share it, which is what makes a counter kept there hold across processes.
 """
