@@ -109,7 +109,7 @@ def check_public_base_url(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     return [
         Warning(
             f"PUBLIC_BASE_URL is {url!r} with DEBUG off: Twilio's callbacks are not encrypted.",
-            hint="Set PUBLIC_BASE_URL to the public https:// address Twilio calls.",
+            hint=f"Set {NAMESPACE}['PUBLIC_BASE_URL'] to the public https:// address Twilio calls.",
             id="notification.W003",
         )
     ]
