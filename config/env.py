@@ -22,12 +22,10 @@ def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
     if raw is None:
         return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+    try:
+        return boolean(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}") from None
 
 
 def env_int(
@@ -75,6 +73,7 @@ def url_root(raw: str) -> str:
 
 
 def boolean(raw: str) -> bool:
+    """``true``/``yes``/``on``/``1`` or ``false``/``no``/``off``/``0``/blank, any case."""
     value = raw.lower()
     if value in _TRUE | _FALSE:
         return value in _TRUE
