@@ -45,8 +45,8 @@ NAMESPACE = "SMS_NOTIFICATIONS"
 
 #: A price per segment per country: "US=0.0083,*=0.05" or a mapping of code to price.
 PriceTable = str | Mapping[str, float | Decimal | str]
-#: An amount of money in the price unit (a string keeps its decimals exact).
-Amount = float | Decimal | str
+#: An amount of money in the price unit (a Decimal keeps its decimals exact).
+Amount = float | Decimal
 
 
 class SmsNotificationsSettings(TypedDict, total=False):
@@ -263,7 +263,8 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "TWILIO_SMS_CONCURRENCY": (1, 64),
     "TWILIO_SMS_MAX_ATTEMPTS": (1, None),
     "TWILIO_SMS_CLAIM_TIMEOUT": (1, None),
-    # Twilio's ValidityPeriod is 1 to 36,000 seconds (twilio.com/docs/sms/api/message-resource).
+    # Twilio's ValidityPeriod: 1 to 36,000 seconds
+    # (https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource).
     "TWILIO_SMS_VALIDITY_PERIOD": (1, 36_000),
     "TWILIO_REQUEST_TIMEOUT": (0.1, None),
     "SMS_IDEMPOTENCY_TTL": (1, None),
@@ -306,7 +307,7 @@ def out_of_range(name: str, value: object) -> str | None:
     minimum, maximum = RANGES[name]
     if (
         not isinstance(value, bool)
-        and isinstance(value, int | float)
+        and isinstance(value, int | float | Decimal)
         and minimum <= value
         and (maximum is None or value <= maximum)
     ):
