@@ -94,7 +94,7 @@ def test_the_sms_worker_runs_the_scheduled_job(twilio_emulator, subprocess_env):
         ({"TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
         ({"TWILIO_FROM_NUMBER": ""}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
         ({"TWILIO_SMS_BATCH_SIZE": "a hundred"}, "TWILIO_SMS_BATCH_SIZE must be an integer"),
-        ({"TWILIO_SMS_BATCH_SIZE": "0"}, "TWILIO_SMS_BATCH_SIZE must be at least 1"),
+        ({"TWILIO_SMS_BATCH_SIZE": "0"}, "TWILIO_SMS_BATCH_SIZE must be a number of at least 1"),
     ],
 )
 def test_the_worker_refuses_to_start_without_what_it_needs(
