@@ -86,8 +86,8 @@ class PhoneNumberFormField(forms.CharField):
     field's rule (``notification.validators``), which the form then runs."""
 
     def to_python(self, value: str | None) -> str:
-        value = super().to_python(value)
-        return normalize_phone_number(value) if value else value
+        text: str = super().to_python(value) or ""
+        return normalize_phone_number(text) if text else text
 
 
 CLAIMED_WHILE_EDITING = (

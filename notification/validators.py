@@ -11,10 +11,11 @@ then presence, then length, then form), so its first error is the one a client i
 shown. Their messages and codes are the API's public contract (``FieldError.code``).
 """
 
+import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from notification.phone import check_allowed_country, normalize_phone_number
+from notification.phone import as_e164, check_allowed_country, reachable_number
 from notification.segments import MAX_BODY_CHARACTERS
 from notification.text import unstorable_text_problem
 
@@ -86,17 +87,22 @@ def validate_e164_number(value: str) -> None:
     (``normalize_phone_number``); the column holds only the result, because the send
     job, the opt-out list and the guardrails compare numbers as text.
     """
-    e164 = normalize_phone_number(value)
-    if e164 != value:
-        raise ValidationError(
-            "%(value)r is not written in E.164; store it as %(e164)s.",
-            code="invalid_phone_number",
-            params={"value": value, "e164": e164},
-        )
+    _stored_number(value)
 
 
 def validate_sms_recipient(value: str) -> None:
     """A number we may text: ``validate_e164_number`` and ``SMS_ALLOWED_COUNTRIES``
     (read when validating, so a changed setting holds at once)."""
-    validate_e164_number(value)
-    check_allowed_country(value)
+    check_allowed_country(value, _stored_number(value))
+
+
+def _stored_number(value: str) -> phonenumbers.PhoneNumber:
+    """``value`` parsed once (a bulk create judges 1,000 of them), if it may be stored."""
+    number = reachable_number(value)
+    if (e164 := as_e164(number)) != value:
+        raise ValidationError(
+            "%(value)r is not written in E.164; store it as %(e164)s.",
+            code="invalid_phone_number",
+            params={"value": value, "e164": e164},
+        )
+    return number

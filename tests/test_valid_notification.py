@@ -63,7 +63,9 @@ def api_input(field: str, value: str) -> dict[str, str]:
 
 
 def admin_input(field: str, value: str) -> dict[str, str]:
-    return add_form(**{PHONE: "+14155550100", (PHONE if field == "to_phone_number" else field): value})
+    return add_form(
+        **{PHONE: "+14155550100", (PHONE if field == "to_phone_number" else field): value}
+    )
 
 
 @pytest.mark.parametrize(("what", "field", "value", "code"), BAD, ids=IDS)
