@@ -174,3 +174,25 @@ def test_the_good_inputs_pass_all_three(graphql, staff_user, admin_client):
     }
     for notification in Notification.objects.all():
         notification.full_clean(exclude={"user", "created_by", "content_type"})
+
+
+@pytest.mark.django_db
+def test_save_converts_a_national_number_with_the_rules_conversion_and_judges_nothing():
+    """``save()`` is no third definition: a national number becomes what the forms and
+    the API would store (which the model's rules then accept), an unreadable one is
+    refused by that same conversion, and anything else is ``full_clean``'s to judge."""
+    notification = Notification.objects.create(title="Hi", body="Hello")
+    sms = SmsNotification.objects.create(
+        notification=notification, to_phone_number="(415) 555-0100"
+    )
+    assert sms.to_phone_number == "+14155550100"
+    sms.full_clean()
+    with pytest.raises(ValidationError) as refused:
+        SmsNotification(notification=notification, to_phone_number="(415) 555").save()
+    assert refused.value.code == "invalid_phone_number"
+    assert SmsNotification.objects.count() == 1
+    # Written as E.164 already: stored as given; the rules refuse it when asked.
+    premium = SmsNotification(to_phone_number="+19005550100")
+    with pytest.raises(ValidationError) as judged:
+        premium.full_clean(exclude={"notification"})
+    assert judged.value.error_dict["to_phone_number"][0].code == "invalid_phone_number"
