@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from notification.guardrails import countries, quiet_hours
+from notification.guardrails import quiet_hours
 from notification.models import (
     Notification,
     NotificationStatusChoices,
@@ -28,7 +28,6 @@ from notification.operations.changes import (
     cancel_notification,
     resend_notifications,
 )
-from notification.operations.creation import validate_body_length
 from notification.phone import normalize_phone_number
 from notification.segments import segment_fields
 
@@ -82,15 +81,13 @@ def _is_pending(notification: Notification | None) -> bool:
 
 
 class PhoneNumberFormField(forms.CharField):
-    """Normalises to E.164 like the API does, so bad numbers are a form error, not a 500."""
+    """Reads a national or E.164 number into E.164, as the API does (an unreadable one
+    is a form error, not a 500). Whether it may be stored or texted is the model
+    field's rule (``notification.validators``), which the form then runs."""
 
-    def clean(self, value: str) -> str:
-        value = super().clean(value)
-        if not value:
-            return value
-        number = normalize_phone_number(value)
-        countries.check_allowed(number)  # SMS_ALLOWED_COUNTRIES, like the API
-        return number
+    def to_python(self, value: str | None) -> str:
+        text: str = super().to_python(value) or ""
+        return normalize_phone_number(text) if text else text
 
 
 CLAIMED_WHILE_EDITING = (
@@ -100,7 +97,8 @@ CLAIMED_WHILE_EDITING = (
 
 
 class NotificationAdminForm(forms.ModelForm):
-    """Body rules of the API, and the guard against saving over a claim.
+    """The guard against saving over a claim (what a valid notification is, the
+    model's fields say: ``ModelForm`` runs their validators).
 
     No Meta: ``NotificationAdmin`` supplies model and fields. ``editing_status`` is
     the status the page was rendered with (a hidden field): a change page opened
@@ -115,11 +113,6 @@ class NotificationAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             self.fields["editing_status"].initial = self.instance.status
-
-    def clean_body(self) -> str:
-        body = self.cleaned_data.get("body", "")
-        validate_body_length(body)
-        return body
 
     def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()

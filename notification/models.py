@@ -6,28 +6,36 @@ travels by SMS and what Twilio said about it. They are created together (see
 up any pending notification that has an ``sms`` row, however it was made.
 """
 
-import re
-
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.core.validators import URLValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from notification.phone import E164_MAX_LENGTH, normalize_phone_number
+from notification.phone import E164_MAX_LENGTH, looks_like_e164, normalize_phone_number
 from notification.segments import segment_fields
-
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-
-#: A notification's link is opened from a text message: only a web address works there
-#: (Django's URLField also accepts ftp and ftps). One rule for every way in: the model
-#: field carries it, so the admin's form refuses what the API refuses
-#: (``operations.creation`` calls it for each item).
-validate_web_url = URLValidator(
-    schemes=["http", "https"], message="Enter a valid http or https URL.", code="invalid"
+from notification.validators import (
+    BODY_REQUIRED,
+    TITLE_REQUIRED,
+    TITLE_TOO_LONG,
+    URL_MAX_LENGTH,
+    validate_e164_number,
+    validate_notification_url,
+    validate_sms_body,
+    validate_sms_recipient,
+    validate_title,
 )
+
+
+class WebURLField(models.URLField):
+    """A URLField whose one rule is the notification link's (http(s) only, storable,
+    ``URL_MAX_LENGTH``), checked in that order so the first error names the real
+    reason: Django's own ``URLValidator`` (ftp too, and "invalid" for any over-long
+    or unstorable address) is not run beside it."""
+
+    default_validators = [validate_notification_url]
 
 
 class NotificationTypeChoices(models.TextChoices):
@@ -106,9 +114,13 @@ class Notification(models.Model):
     object_id = models.PositiveBigIntegerField(null=True, blank=True)
     content_object = GenericForeignKey("content_type", "object_id")
 
-    title = models.CharField(max_length=255)
-    body = models.TextField(blank=True)
-    url = models.URLField(max_length=2048, blank=True, validators=[validate_web_url])
+    title = models.CharField(
+        max_length=255,
+        validators=[validate_title],
+        error_messages={"blank": TITLE_REQUIRED, "max_length": TITLE_TOO_LONG},
+    )
+    body = models.TextField(validators=[validate_sms_body], error_messages={"blank": BODY_REQUIRED})
+    url = WebURLField(max_length=URL_MAX_LENGTH, blank=True)
     type = models.CharField(
         max_length=16, choices=NotificationTypeChoices.choices, default=NotificationTypeChoices.SMS
     )
@@ -137,12 +149,15 @@ class Notification(models.Model):
     )
     status_message = models.TextField(blank=True)
     priority = models.PositiveSmallIntegerField(
-        choices=NotificationPriorityChoices.choices, default=NotificationPriorityChoices.NORMAL
+        choices=NotificationPriorityChoices.choices,
+        default=NotificationPriorityChoices.NORMAL,
+        error_messages={"invalid_choice": "%(value)r is not a valid priority."},
     )
     category = models.CharField(
         max_length=16,
         choices=NotificationCategoryChoices.choices,
         default=NotificationCategoryChoices.TRANSACTIONAL,
+        error_messages={"invalid_choice": "%(value)r is not a valid category."},
         help_text="Marketing messages are held during the recipient's quiet hours "
         "(SMS_QUIET_HOURS); transactional ones never are.",
     )
@@ -168,10 +183,24 @@ class Notification(models.Model):
     def __str__(self) -> str:
         return f"{self.get_type_display()}: {self.title}"
 
+    def clean(self) -> None:
+        """An object id names a row of the content type's model: without one it
+        points at nothing (a content type alone is allowed: a kind of thing)."""
+        if self.object_id is not None and self.content_type_id is None:
+            raise ValidationError(
+                {
+                    "object_id": ValidationError(
+                        "An object id needs a content type.", code="requires_content_type"
+                    )
+                }
+            )
+
 
 class SmsNotification(models.Model):
     notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="sms")
-    to_phone_number = models.CharField(max_length=E164_MAX_LENGTH, help_text="E.164")
+    to_phone_number = models.CharField(
+        max_length=E164_MAX_LENGTH, validators=[validate_sms_recipient], help_text="E.164"
+    )
 
     twilio_sid = models.CharField(max_length=64, unique=True, null=True, blank=True)
     sender = models.CharField(
@@ -261,9 +290,13 @@ class SmsNotification(models.Model):
         return f"SMS to {self.to_phone_number} ({self.delivery_status or 'not submitted'})"
 
     def save(self, *args, **kwargs) -> None:
-        # ORM-created rows get the same normalisation and segment count as
-        # rows created through the API, so the send job treats both alike.
-        if self.to_phone_number and not _E164.match(self.to_phone_number):
+        """Writes what it is given; validating is ``full_clean()``'s (the API and the
+        admin call it). Two conversions keep ORM-made rows like the API's, so the send
+        job treats both alike: a number written nationally (the README's ORM example)
+        becomes E.164 through the one conversion the forms and the API use (which
+        refuses what it cannot convert), and the segments are counted from the body.
+        """
+        if self.to_phone_number and not looks_like_e164(self.to_phone_number):
             self.to_phone_number = normalize_phone_number(self.to_phone_number)
         if self.notification_id is not None and not self.twilio_sid:
             self.refresh_segments()
@@ -280,7 +313,9 @@ class SmsNotification(models.Model):
 class SmsOptOut(models.Model):
     """A number that told us (or Twilio) to stop. Sends to it never reach Twilio."""
 
-    phone_number = models.CharField(max_length=E164_MAX_LENGTH, unique=True)
+    phone_number = models.CharField(
+        max_length=E164_MAX_LENGTH, unique=True, validators=[validate_e164_number]
+    )
     source = models.CharField(max_length=16, choices=OptOutSourceChoices.choices)
     created_datetime = models.DateTimeField(default=timezone.now)
 

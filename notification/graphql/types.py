@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, QuerySet
 from strawberry import auto
 from strawberry.types import Info
+from strawberry_django.fields.types import field_type_map
 
 from notification import models
 from notification.graphql.enums import (
@@ -26,6 +27,10 @@ from notification.graphql.plain_fields import PlainAttributeField
 from notification.graphql.plain_fields import field as plain_field
 from notification.models import SmsOptOut
 from notification.segments import SegmentInfo
+
+# The link's field is a URLField with the notification's own rule (strawberry-django
+# maps field classes exactly, not by subclass): the same String as any URLField.
+field_type_map.setdefault(models.WebURLField, str)
 
 #: Attribute carrying the opted-out flag (set by the optimizer's annotation or a mutation).
 OPTED_OUT_ANNOTATION = "_opted_out"

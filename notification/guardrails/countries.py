@@ -13,55 +13,11 @@ The country is libphonenumber's region of the number (ISO 3166 alpha-2), so
 lists both.
 """
 
-import phonenumbers
-from django.core.exceptions import ValidationError
+# The rule itself lives in ``notification.phone`` (the model's validators need it and
+# sit below the guardrails); these are its names for the send-time guardrails.
+from notification.phone import ALL_COUNTRIES, allowed_countries, country_of
+from notification.phone import COUNTRY_CODE as CODE
+from notification.phone import check_allowed_country as check_allowed
+from notification.phone import country_refusal as refusal
 
-from notification.conf import app_settings
-
-ALL_COUNTRIES = "*"
-CODE = "country_not_allowed"
-
-
-def allowed_countries() -> frozenset[str] | None:
-    """The allowed ISO codes, upper case; ``None`` means every country (``*``).
-
-    Empty means the default: the region of ``DEFAULT_PHONE_REGION``, the country
-    the project's national numbers are read in.
-    """
-    raw = app_settings.SMS_ALLOWED_COUNTRIES
-    items = raw if isinstance(raw, list | tuple | set | frozenset) else str(raw or "").split(",")
-    codes = {str(item).strip().upper() for item in items if str(item).strip()}
-    if ALL_COUNTRIES in codes:
-        return None
-    return frozenset(codes or {str(app_settings.DEFAULT_PHONE_REGION).upper()})
-
-
-def country_of(e164: str) -> str:
-    """ISO 3166 alpha-2 region of an E.164 number ("" when it has none, e.g. +882)."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return ""
-    region = phonenumbers.region_code_for_number(number) or ""
-    return "" if region == phonenumbers.UNKNOWN_REGION or region == "001" else region
-
-
-def refusal(e164: str) -> str | None:
-    """Why a number may not be texted under the allow-list, or ``None`` when it may."""
-    allowed = allowed_countries()
-    if allowed is None:
-        return None
-    country = country_of(e164)
-    if country in allowed:
-        return None
-    where = country or "no country (a non-geographic number)"
-    return (
-        f"{e164} is in {where}; SMS_ALLOWED_COUNTRIES allows only "
-        f"{', '.join(sorted(allowed))}, so it is not sent."
-    )
-
-
-def check_allowed(e164: str) -> None:
-    """Raise ``ValidationError`` (code ``country_not_allowed``) for a number outside the list."""
-    if (message := refusal(e164)) is not None:
-        raise ValidationError(message, code=CODE)
+__all__ = ["ALL_COUNTRIES", "CODE", "allowed_countries", "check_allowed", "country_of", "refusal"]

@@ -1,8 +1,9 @@
 """Creating SMS notifications: the domain rules, with no GraphQL in them.
 
-The GraphQL mutations go through these functions (cancel and resend: ``changes``). The
-admin's add form is a plain model form that does not; it shares only the body and
-phone-number rules (``validate_body_length``, ``normalize_phone_number``). Here:
+The GraphQL mutations go through these functions (cancel and resend: ``changes``). What
+a valid notification is, is the model's to say (its fields' validators, ``full_clean``):
+the admin's forms and these functions apply the same rules (``validation`` maps a
+request onto the model's fields). Here:
 
 * every input is validated before anything is written, and an invalid request writes
   nothing at all (not even the valid items of a bulk request);
@@ -36,9 +37,8 @@ with a ``code`` on each message; the API layer renames fields for its own client
 
 from __future__ import annotations
 
-import datetime
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -48,53 +48,31 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from notification.exceptions import SmsNotificationError
-from notification.guardrails import countries, quiet_hours, recipients
+from notification.guardrails import recipients
 from notification.idempotency.checks import key_errors
 from notification.idempotency.claims import Claim, KeyConflict, create_once
 from notification.idempotency.fingerprint import fingerprint
-from notification.ids import MAX_DATABASE_ID, parse_database_id
 from notification.models import (
     Notification,
-    NotificationCategoryChoices,
-    NotificationPriorityChoices,
     NotificationTypeChoices,
     SmsNotification,
     SmsOptOut,
-    max_length,
-    validate_web_url,
 )
-from notification.phone import normalize_phone_number
-from notification.segments import MAX_BODY_CHARACTERS, segment_fields
+from notification.operations.validation import CleanSms, SmsNotificationRequest, clean_item
+from notification.segments import segment_fields
 from notification.sending.wake import notify_if_urgent
-from notification.text import unstorable_text_problem
+
+__all__ = [
+    "MAX_BULK_NOTIFICATIONS",
+    "BulkValidationError",
+    "CreatedSmsNotification",
+    "SmsNotificationRequest",
+    "create_sms_notification",
+    "create_sms_notifications",
+]
 
 #: Recipients one bulk request may carry: one transaction should stay short.
 MAX_BULK_NOTIFICATIONS = 1000
-
-_TITLE_MAX_LENGTH = max_length(Notification, "title")
-_URL_MAX_LENGTH = max_length(Notification, "url")
-
-
-@dataclass(frozen=True, slots=True)
-class SmsNotificationRequest:
-    """What a caller asks for, as given: ``create_sms_notification(s)`` validates it.
-
-    Ids may be strings (GraphQL ``ID``) or integers.
-    """
-
-    title: str
-    body: str
-    to_phone_number: str
-    url: str = ""
-    user_id: int | str | None = None
-    publish_datetime: datetime.datetime | None = None
-    priority: int = NotificationPriorityChoices.NORMAL
-    content_type: str | None = None
-    object_id: int | str | None = None
-    idempotency_key: str | None = None
-    category: str = NotificationCategoryChoices.TRANSACTIONAL
-    #: IANA name overriding the number's zones for quiet hours (validated).
-    recipient_time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,24 +96,6 @@ class BulkValidationError(SmsNotificationError):
     def __init__(self, errors: dict[int, ValidationError]):
         self.errors = dict(sorted(errors.items()))
         super().__init__(f"{len(self.errors)} invalid item(s) at indexes {list(self.errors)}")
-
-
-@dataclass(slots=True)
-class _CleanSms:
-    """One request after per-item validation, before the cross-row lookups."""
-
-    title: str
-    body: str
-    url: str
-    to_phone_number: str
-    user_id: int | None
-    #: None means "now", resolved when written: a retry must fingerprint like the first.
-    publish_datetime: datetime.datetime | None
-    priority: int
-    content_type: ContentType | None
-    object_id: int | None
-    category: str
-    recipient_time_zone: str
 
 
 def create_sms_notification(
@@ -176,10 +136,10 @@ def create_sms_notifications(
         return []
 
     content_types: dict[str, ContentType | None] = {}
-    cleaned: list[_CleanSms] = []
+    cleaned: list[CleanSms] = []
     errors: dict[int, dict[str, list[ValidationError]]] = {}
     for index, request in enumerate(requests):
-        item, item_errors = _clean_item(request, content_types)
+        item, item_errors = clean_item(request, content_types)
         cleaned.append(item)
         if item_errors:
             errors[index] = item_errors
@@ -210,201 +170,11 @@ def create_sms_notifications(
     return _with_opt_outs(written)
 
 
-# --- validation -----------------------------------------------------------------
-
-
-def validate_body_length(body: str) -> None:
-    """Raise ``ValidationError`` (code ``max_length``) for a body SMS cannot carry.
-
-    Shared with the admin form, so both refuse the same bodies with the same message.
-    """
-    if len(body) > MAX_BODY_CHARACTERS:
-        raise ValidationError(
-            "The body has %(length)d characters; SMS allows at most %(limit)d.",
-            code="max_length",
-            params={"length": len(body), "limit": MAX_BODY_CHARACTERS},
-        )
-
-
-def _clean_item(
-    request: SmsNotificationRequest,
-    content_types: dict[str, ContentType | None],
-) -> tuple[_CleanSms, dict[str, list[ValidationError]]]:
-    """Check each field on its own (content types through the request-wide cache).
-
-    Returns the cleaned item and the errors by field; the item is only fit to write when
-    there are none (references are checked later, for all items at once).
-    """
-    errors: dict[str, list[ValidationError]] = defaultdict(list)
-
-    def fail(field: str, message: str, code: str, **params: object) -> None:
-        errors[field].append(ValidationError(message, code=code, params=params or None))
-
-    title = (request.title or "").strip()
-    if problem := unstorable_text_problem(title):
-        fail("title", problem, "invalid")
-    elif not title:
-        fail("title", "A title is required.", "required")
-    elif len(title) > _TITLE_MAX_LENGTH:
-        fail(
-            "title",
-            "The title has %(length)d characters; at most %(limit)d are allowed.",
-            "max_length",
-            length=len(title),
-            limit=_TITLE_MAX_LENGTH,
-        )
-
-    body = request.body or ""
-    if problem := unstorable_text_problem(body):
-        fail("body", problem, "invalid")
-    elif not body.strip():
-        fail("body", "The message body is required.", "required")
-    else:
-        try:
-            validate_body_length(body)
-        except ValidationError as exc:
-            errors["body"].extend(exc.error_list)
-
-    to_phone_number = ""
-    try:
-        to_phone_number = normalize_phone_number(request.to_phone_number)
-    except ValidationError as exc:
-        errors["to_phone_number"].extend(exc.error_list)
-    else:
-        try:
-            countries.check_allowed(to_phone_number)
-        except ValidationError as exc:
-            errors["to_phone_number"].extend(exc.error_list)
-
-    category = request.category
-    if category not in NotificationCategoryChoices.values:
-        fail("category", "%(value)r is not a valid category.", "invalid_choice", value=category)
-
-    recipient_time_zone = ""
-    if request.recipient_time_zone:
-        try:
-            recipient_time_zone = quiet_hours.validate_time_zone(request.recipient_time_zone)
-        except ValidationError as exc:
-            errors["recipient_time_zone"].extend(exc.error_list)
-
-    url = (request.url or "").strip()
-    if problem := unstorable_text_problem(url):
-        fail("url", problem, "invalid")
-    elif url:
-        if len(url) > _URL_MAX_LENGTH:
-            fail(
-                "url",
-                "The URL is longer than %(limit)d characters.",
-                "max_length",
-                limit=_URL_MAX_LENGTH,
-            )
-        else:
-            try:
-                validate_web_url(url)  # the model field's own rule
-            except ValidationError as exc:
-                errors["url"].extend(exc.error_list)
-
-    user_id = _parse_id(request.user_id, "user_id", errors)
-    object_id = _parse_id(request.object_id, "object_id", errors)
-
-    publish_datetime = _utc_datetime(request.publish_datetime, fail)
-
-    priority = request.priority
-    if priority not in NotificationPriorityChoices.values:
-        fail("priority", "%(value)r is not a valid priority.", "invalid_choice", value=priority)
-
-    content_type = None
-    if request.content_type and (problem := unstorable_text_problem(request.content_type)):
-        fail("content_type", problem, "invalid")
-    elif request.content_type:
-        label = request.content_type.strip().lower()
-        if label not in content_types:
-            content_types[label] = _content_type(label)
-        content_type = content_types[label]
-        if content_type is None:
-            fail(
-                "content_type",
-                'There is no model %(label)r; give it as "app_label.model", e.g. "auth.user".',
-                "does_not_exist",
-                label=request.content_type,
-            )
-    elif object_id is not None:
-        fail("object_id", "An object id needs a content type.", "requires_content_type")
-
-    return (
-        _CleanSms(
-            title=title,
-            body=body,
-            url=url,
-            to_phone_number=to_phone_number,
-            user_id=user_id,
-            publish_datetime=publish_datetime,
-            priority=priority,
-            content_type=content_type,
-            object_id=object_id,
-            category=str(category),
-            recipient_time_zone=recipient_time_zone,
-        ),
-        dict(errors),
-    )
-
-
-def _utc_datetime(
-    value: datetime.datetime | None, fail: Callable[[str, str, str], None]
-) -> datetime.datetime | None:
-    """``value`` in UTC (stored as UTC anyway, so the result matches later reads).
-
-    Naive times are refused (see the module docstring), and so are times whose UTC
-    equivalent leaves Python's years 1-9999 (year 1 at +14:00 is year 0 in UTC).
-    """
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        fail(
-            "publish_datetime",
-            "Give the time with a UTC offset (for example 2030-01-01T09:00:00+00:00).",
-            "naive_datetime",
-        )
-        return None
-    try:
-        return value.astimezone(datetime.UTC)
-    except OverflowError:
-        fail("publish_datetime", "The time is out of range once converted to UTC.", "invalid")
-        return None
-
-
-def _parse_id(
-    value: int | str | None, field: str, errors: dict[str, list[ValidationError]]
-) -> int | None:
-    if value is None or value == "":
-        return None
-    parsed = parse_database_id(value.strip() if isinstance(value, str) else value)
-    if parsed is None:
-        errors[field].append(
-            ValidationError(
-                "%(value)r is not a valid id (a whole number from 1 to %(max)d).",
-                code="invalid",
-                params={"value": value, "max": MAX_DATABASE_ID},
-            )
-        )
-    return parsed
-
-
-def _content_type(label: str) -> ContentType | None:
-    """The content type for ``"app_label.model"``, or None if there is no such model."""
-    app_label, dot, model = label.partition(".")
-    if not dot or not app_label or not model:
-        return None
-    try:
-        # Cached by Django per process once found.
-        content_type = ContentType.objects.get_by_natural_key(app_label, model)
-    except ContentType.DoesNotExist:
-        return None
-    return content_type if content_type.model_class() is not None else None
+# --- validation (per item: ``validation.clean_item``) ------------------------------
 
 
 def _check_references(
-    cleaned: list[_CleanSms],
+    cleaned: list[CleanSms],
 ) -> list[tuple[int, str, ValidationError]]:
     """Check referenced users and objects exist: one query per kind, not per item."""
     problems: list[tuple[int, str, ValidationError]] = []
@@ -463,7 +233,7 @@ def _check_references(
 
 
 def _insert_within_caps(
-    cleaned: list[_CleanSms], indexes: list[int], created_by_id: int | None
+    cleaned: list[CleanSms], indexes: list[int], created_by_id: int | None
 ) -> list[Notification]:
     """Insert the items at ``indexes`` (those not replayed) unless one would pass
     ``SMS_RECIPIENT_DAILY_LIMIT``: then ``BulkValidationError``, and the caller's
@@ -477,7 +247,7 @@ def _insert_within_caps(
     return _insert([cleaned[i] for i in indexes], created_by_id)
 
 
-def _insert(items: list[_CleanSms], created_by_id: int | None) -> list[Notification]:
+def _insert(items: list[CleanSms], created_by_id: int | None) -> list[Notification]:
     now = timezone.now()
     notifications = [
         Notification(
