@@ -5,12 +5,12 @@ write nothing; a good input passes all of them."""
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import override_settings
 from django.urls import reverse
 
 from notification.models import Notification, SmsNotification, SmsOptOut
 from notification.segments import MAX_BODY_CHARACTERS
 from notification.validators import URL_MAX_LENGTH, validate_notification_url
+from tests.settings_helpers import sms_settings
 from tests.test_admin import add_form
 from tests.test_graphql_create import CREATE, CREATE_MANY, valid_input
 
@@ -139,7 +139,7 @@ def test_the_model_stores_only_e164_numbers():
 @pytest.mark.django_db
 def test_an_opt_out_is_any_reachable_number_not_only_an_allowed_one():
     # Opting out is never refused for the country: the allow-list is about sending.
-    with override_settings(SMS_ALLOWED_COUNTRIES="US"):
+    with sms_settings(SMS_ALLOWED_COUNTRIES="US"):
         SmsOptOut(phone_number="+998901234567", source="admin").full_clean()
         with pytest.raises(ValidationError):
             SmsOptOut(phone_number="+19005550100", source="admin").full_clean()
@@ -148,9 +148,9 @@ def test_an_opt_out_is_any_reachable_number_not_only_an_allowed_one():
 @pytest.mark.django_db
 def test_the_allow_list_is_read_when_validating():
     sms = SmsNotification(to_phone_number="+998901234567")
-    with override_settings(SMS_ALLOWED_COUNTRIES="US,UZ"):
+    with sms_settings(SMS_ALLOWED_COUNTRIES="US,UZ"):
         sms.full_clean(exclude={"notification"})
-    with override_settings(SMS_ALLOWED_COUNTRIES="US"), pytest.raises(ValidationError):
+    with sms_settings(SMS_ALLOWED_COUNTRIES="US"), pytest.raises(ValidationError):
         sms.full_clean(exclude={"notification"})
 
 
