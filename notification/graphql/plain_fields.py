@@ -15,6 +15,23 @@ extension (so no permission extension), no permission classes, no arguments, not
 relation. Anything else keeps strawberry-django's behaviour exactly; the query
 optimizer still sees every field (it reads the type, not the resolver), and its
 per-field hook still runs.
+
+``PlainFieldExecutionContext`` goes one step further for the same fields, inside
+graphql-core: a loaded column whose value is not null is read and serialised
+directly, and a to-one relation the query's ``select_related`` already cached is
+taken from Django's cache, without graphql-core's per-field resolve info, the
+middleware chain and the resolver call (issue 21's second profile: about half of
+listing 100 notifications). What it skips can change nothing for these fields:
+
+* the resolver: it is the basic path above (the same ``__dict__`` read), or for a
+  relation strawberry-django's own read of the same cache;
+* the middleware: only when every middleware is strawberry-django's optimizer,
+  whose per-field hook acts on querysets and managers only (never a column value
+  or a model instance); any other middleware (a host's tracing, say) keeps every
+  field on graphql-core's path;
+* nulls, unloaded columns, uncached relations, and every field that is not plain
+  (resolvers, permissions, arguments, lists) take graphql-core's path unchanged,
+  so errors (a null in a non-null field) are raised and located the same way.
 """
 
 import functools
@@ -22,8 +39,16 @@ from functools import cached_property
 from typing import Any
 
 import strawberry_django
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+)
 from django.db.models.query_utils import DeferredAttribute
+from graphql import GraphQLField, get_nullable_type, is_leaf_type
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry_django.fields.field import StrawberryDjangoField
+from strawberry_django.optimizer import DjangoOptimizerExtension
 
 _NOT_LOADED = object()
 
@@ -64,6 +89,136 @@ class PlainAttributeField(StrawberryDjangoField):
             if value is not _NOT_LOADED:
                 return value
         return super().get_result(source, info, args, kwargs)
+
+    @cached_property
+    def _cached_relation(self) -> Any:
+        """The Django relation (``FieldCacheMixin``) a plain to-one relation is cached by.
+
+        A relation qualifies when the field has nothing but the read to do (no
+        resolver, extension, permission or argument; strawberry-django's
+        ``get_result`` then returns the cached object as it is) and is a forward
+        foreign key / one-to-one or a reverse one-to-one.
+        """
+        origin = self.origin_django_type
+        model = origin.model if origin is not None else None
+        if (
+            model is None
+            or not self.is_relation
+            or self.base_resolver is not None
+            or self.extensions
+            or self.permission_classes
+            or self.arguments
+        ):
+            return None
+        descriptor = model.__dict__.get(self.django_name or self.python_name)
+        if type(descriptor) is ReverseOneToOneDescriptor:
+            return descriptor.related
+        if isinstance(descriptor, ForwardManyToOneDescriptor):
+            return descriptor.field
+        return None
+
+
+_NO_PLAN = ("none",)
+
+
+def _plan(field_def: GraphQLField) -> tuple:
+    """How ``PlainFieldExecutionContext`` may resolve ``field_def`` (memoised on it)."""
+    plan = field_def.__dict__.get("_plain_plan")
+    if plan is not None:
+        return plan
+    plan = _NO_PLAN
+    field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if isinstance(field, PlainAttributeField):
+        leaf = get_nullable_type(field_def.type)
+        if (
+            field._column_attname is not None
+            and is_leaf_type(leaf)
+            # strawberry's basic resolver (no exception handler of the schema applies)
+            and getattr(field_def.resolve, "_is_default", False)
+        ):
+            plan = ("column", field._column_attname, leaf)
+        elif field._cached_relation is not None:
+            plan = ("relation", field._cached_relation)
+    field_def.__dict__["_plain_plan"] = plan
+    return plan
+
+
+class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor with the plain-field shortcut (see the module docstring)."""
+
+    def _plain_allowed(self) -> bool:
+        allowed = self.__dict__.get("_plain_allowed_value")
+        if allowed is None:
+            manager = self.middleware_manager
+            middlewares = manager.middlewares if manager is not None else ()
+            allowed = all(type(m) is DjangoOptimizerExtension for m in middlewares)
+            self.__dict__["_plain_allowed_value"] = allowed
+        return allowed
+
+    def execute_field(
+        self,
+        parent_type: Any,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
+    ) -> Any:
+        if source is not None and self._plain_allowed():
+            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            plan = _plan(field_def) if field_def is not None else _NO_PLAN
+            kind = plan[0]
+            if kind == "column":
+                value = getattr(source, "__dict__", {}).get(plan[1])
+                if value is not None:
+                    try:
+                        return self.complete_leaf_value(plan[2], value)
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+                        return None
+            elif kind == "relation" and plan[1].is_cached(source):
+                return self._complete_cached(
+                    field_def,
+                    plan[1].get_cached_value(source),
+                    field_details_list,
+                    path,
+                    parent_type,
+                    position_context,
+                )
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def _complete_cached(
+        self,
+        field_def: GraphQLField,
+        related: Any,
+        field_details_list: Any,
+        path: Any,
+        parent_type: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's ``execute_field`` from the resolved value on: same errors."""
+        info = self.build_resolve_info(
+            field_def, [details.node for details in field_details_list], parent_type, path
+        )
+        try:
+            completed = self.complete_value(
+                field_def.type, field_details_list, info, path, related, position_context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+            return None
+        if not self.is_awaitable(completed):
+            return completed
+
+        async def await_completed() -> Any:
+            try:
+                return await completed
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+                return None
+
+        return await_completed()
 
 
 #: ``strawberry_django.field`` for the app's types: plain attributes take the plain path.
