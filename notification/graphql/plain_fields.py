@@ -45,6 +45,7 @@ from django.db.models.fields.related_descriptors import (
 )
 from django.db.models.query_utils import DeferredAttribute
 from graphql import GraphQLField, get_nullable_type, is_leaf_type
+from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry_django.fields.field import StrawberryDjangoField
@@ -154,6 +155,91 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             allowed = all(type(m) is DjangoOptimizerExtension for m in middlewares)
             self.__dict__["_plain_allowed_value"] = allowed
         return allowed
+
+    def _field_plans(self, parent_type: Any, grouped_field_set: Any) -> list[tuple]:
+        """(response name, field group, column plan or None) for each field of the set.
+
+        Memoised per execution on the set's identity (graphql-core collects a
+        selection once per type and reuses the set for every row of a list); the
+        set is kept alive with its plans so that its id cannot be reused meanwhile.
+        """
+        memo = self.__dict__.setdefault("_plain_field_plans", {})
+        key = (parent_type, id(grouped_field_set))
+        found = memo.get(key)
+        if found is not None:
+            return found[1]
+        plans = []
+        for response_name, field_details_list in grouped_field_set.items():
+            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+            plan = _plan(field_def) if field_def is not None else _NO_PLAN
+            column = (plan[1], plan[2], field_def.type) if plan[0] == "column" else None
+            plans.append((response_name, field_details_list, column))
+        memo[key] = (grouped_field_set, plans)
+        return plans
+
+    def execute_fields(
+        self,
+        parent_type: Any,
+        source_value: Any,
+        path: Any,
+        grouped_field_set: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's ``execute_fields``, reading loaded non-null columns in the loop.
+
+        Every other field (and a column that is null or not loaded) goes through
+        ``execute_field`` exactly as graphql-core's loop does; a column that fails
+        to serialise is handled at its own path, as graphql-core would.
+        """
+        if source_value is None or not self._plain_allowed():
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        values = getattr(source_value, "__dict__", {})
+        complete_leaf_value = self.complete_leaf_value
+        is_awaitable = self.is_awaitable
+        results: dict[str, Any] = {}
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list, column in self._field_plans(
+                parent_type, grouped_field_set
+            ):
+                if column is not None:
+                    value = values.get(column[0])
+                    if value is not None:
+                        try:
+                            results[response_name] = complete_leaf_value(column[1], value)
+                        except Exception as raw_error:
+                            field_path = Path(path, response_name, parent_type.name)
+                            self.handle_field_error(
+                                raw_error, column[2], field_details_list, field_path
+                            )
+                            results[response_name] = None
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+            results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
 
     def execute_field(
         self,
