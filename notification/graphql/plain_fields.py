@@ -20,8 +20,10 @@ per-field hook still runs.
 graphql-core: a loaded column whose value is not null is read and serialised
 directly, and a to-one relation the query's ``select_related`` already cached is
 taken from Django's cache, without graphql-core's per-field resolve info, the
-middleware chain and the resolver call (issue 21's second profile: about half of
-listing 100 notifications). What it skips can change nothing for these fields:
+middleware chain and the resolver call (issue 21's second profile: graphql-core's
+work per field, ~800 of them, was the largest part of listing 100 notifications
+left after the basic path; the optimizer's per-field hook alone ran 803 times).
+What it skips can change nothing for these fields:
 
 * the resolver: it is the basic path above (the same ``__dict__`` read), or for a
   relation strawberry-django's own read of the same cache;
@@ -122,8 +124,12 @@ class PlainAttributeField(StrawberryDjangoField):
 _NO_PLAN = ("none",)
 
 
-def _plan(field_def: GraphQLField) -> tuple:
-    """How ``PlainFieldExecutionContext`` may resolve ``field_def`` (memoised on it)."""
+def _plan(field_def: GraphQLField | None) -> tuple:
+    """How ``PlainFieldExecutionContext`` may resolve ``field_def`` (memoised on it):
+    ``("column", attname, leaf type, field type)``, ``("relation", relation, field_def)``
+    or ``("none",)``."""
+    if field_def is None:
+        return _NO_PLAN
     plan = field_def.__dict__.get("_plain_plan")
     if plan is not None:
         return plan
@@ -137,9 +143,9 @@ def _plan(field_def: GraphQLField) -> tuple:
             # strawberry's basic resolver (no exception handler of the schema applies)
             and getattr(field_def.resolve, "_is_default", False)
         ):
-            plan = ("column", field._column_attname, leaf)
+            plan = ("column", field._column_attname, leaf, field_def.type)
         elif field._cached_relation is not None:
-            plan = ("relation", field._cached_relation)
+            plan = ("relation", field._cached_relation, field_def)
     field_def.__dict__["_plain_plan"] = plan
     return plan
 
@@ -170,9 +176,8 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return found[1]
         plans = []
         for response_name, field_details_list in grouped_field_set.items():
-            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-            plan = _plan(field_def) if field_def is not None else _NO_PLAN
-            column = (plan[1], plan[2], field_def.type) if plan[0] == "column" else None
+            plan = _plan(self.schema.get_field(parent_type, field_details_list[0].node.name.value))
+            column = plan[1:] if plan[0] == "column" else None
             plans.append((response_name, field_details_list, column))
         memo[key] = (grouped_field_set, plans)
         return plans
@@ -250,8 +255,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> Any:
         if source is not None and self._plain_allowed():
-            field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-            plan = _plan(field_def) if field_def is not None else _NO_PLAN
+            plan = _plan(self.schema.get_field(parent_type, field_details_list[0].node.name.value))
             kind = plan[0]
             if kind == "column":
                 value = getattr(source, "__dict__", {}).get(plan[1])
@@ -259,11 +263,11 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     try:
                         return self.complete_leaf_value(plan[2], value)
                     except Exception as raw_error:
-                        self.handle_field_error(raw_error, field_def.type, field_details_list, path)
+                        self.handle_field_error(raw_error, plan[3], field_details_list, path)
                         return None
             elif kind == "relation" and plan[1].is_cached(source):
                 return self._complete_cached(
-                    field_def,
+                    plan[2],
                     plan[1].get_cached_value(source),
                     field_details_list,
                     path,
