@@ -36,7 +36,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError, print_ast
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
 from notification.db_threads import run_in_db_thread
@@ -52,6 +51,7 @@ from notification.events import (
 from notification.graphql import types as graphql_types
 from notification.graphql.enums import DeliveryStatus, NotificationStatus
 from notification.graphql.permissions import LOGIN_REQUIRED_MESSAGE, visible_to
+from notification.graphql.plain_fields import PlainFieldExecutionContext
 from notification.ids import parse_database_id
 from notification.models import (
     DeliveryStatusChoices,
@@ -132,7 +132,7 @@ class _SharedEventExecution:
         return self._context.execute_shared(self._event, serially)
 
 
-class SharedEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutionContext(PlainFieldExecutionContext):
     """Executes a subscription event once for all subscriptions with the same query.
 
     graphql-core executes the selection set of a subscription anew for every
