@@ -69,8 +69,10 @@ def worker_main() -> None:
     from django.db import connection
 
     from notification.sending.batch import run_batch
+    from notification.sending.dispatch import status_callback_url
 
     connection.ensure_connection()
+    status_callback_url()  # imports the URLconf: start-up, as a long-lived worker pays once
     statements = 0
 
     def count(execute, sql, params, many, context):

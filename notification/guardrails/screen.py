@@ -247,9 +247,11 @@ def write(
         notify_status_changed(r.sms.notification_id for r in refused)
 
 
-def estimate_fields(estimates: dict[int, Decimal | None], now: datetime) -> dict:
-    """Fields for the claim's own UPDATE: each row's estimated price, counted in
-    ``now``'s periods (no query of its own)."""
+def estimate_fields(
+    estimates: dict[int, Decimal | None], now: datetime, claimed: Sequence[int] = ()
+) -> dict:
+    """Fields for the claim's own UPDATE (of the rows ``claimed``): each row's estimated
+    price, counted in ``now``'s periods (no query of its own)."""
     # One WHEN per distinct price, not per row: a batch holds a few prices (country ×
     # segments), and a WHEN per row made this UPDATE's compilation most of a claim's
     # CPU (README, "Benchmarks").
@@ -260,6 +262,9 @@ def estimate_fields(estimates: dict[int, Decimal | None], now: datetime) -> dict
     if not by_value:
         return {}
     priced = [pk for pks in by_value.values() for pk in pks]
+    if len(by_value) == 1 and set(priced) == set(claimed):
+        # Every row the UPDATE touches has the same price: no CASE at all.
+        return {"estimated_price": next(iter(by_value)), "priced_datetime": now}
     return {
         "estimated_price": Case(
             *[When(pk__in=pks, then=Value(value)) for value, pks in by_value.items()],

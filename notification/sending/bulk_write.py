@@ -8,6 +8,13 @@ statement that joins a ``VALUES`` list, supported by PostgreSQL and by SQLite
 3.33+. Values go through each field's ``get_db_prep_save`` (so datetimes and
 choices are stored exactly as the ORM stores them) and, on PostgreSQL, are
 cast to the column type because ``VALUES`` literals arrive untyped.
+
+On PostgreSQL the rows arrive as one array per column (``unnest(%s, %s, ...)``):
+a ``VALUES`` list has a placeholder per value (1,400 for a 100-row batch of
+SMS rows), and psycopg's client-side parsing of so many placeholders in a query
+too long for its cache was a quarter of a send worker's CPU (README,
+"Benchmarks"); fifteen array parameters parse in no time. SQLite binds its
+parameters in C, so it keeps the ``VALUES`` list.
 """
 
 import sqlite3
@@ -78,6 +85,10 @@ def update_rows(
     pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
     guard = f" AND ({where_sql})" if where_sql else ""
 
+    if cast:
+        return _update_from_arrays(
+            model, rows, model_fields, assignments, pk_value, guard, where_params
+        )
     updated = 0
     chunk = _max_rows(width)
     with connection.cursor() as cursor:
@@ -96,5 +107,41 @@ def update_rows(
                 f"FROM (VALUES {placeholders}) AS v WHERE t.{pk_column} = {pk_value}{guard}"
             )
             cursor.execute(sql, [*params, *where_params])
+            updated += cursor.rowcount
+    return updated
+
+
+def _update_from_arrays(
+    model: type[Model],
+    rows: Sequence[tuple[int, Sequence[Any]]],
+    model_fields: list[Field],
+    assignments: list[str],
+    pk_value: str,
+    guard: str,
+    where_params: Sequence[Any],
+) -> int:
+    """PostgreSQL: the same UPDATE joined to ``unnest`` of one typed array per column."""
+    qn = connection.ops.quote_name
+    meta = model._meta
+    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
+    types = [meta.pk.cast_db_type(connection)]
+    types += [field.cast_db_type(connection) for field in model_fields]
+    arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in types)
+    names = ", ".join(f"column{index + 1}" for index in range(len(types)))
+    updated = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _max_rows(len(types))):
+            part = rows[start : start + _max_rows(len(types))]
+            columns: list[list[Any]] = [[pk for pk, _ in part]]
+            for index, field in enumerate(model_fields):
+                columns.append(
+                    [field.get_db_prep_save(values[index], connection) for _, values in part]
+                )
+            sql = (
+                f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} "
+                f"FROM unnest({arrays}) AS v({names}) "
+                f"WHERE t.{pk_column} = {pk_value}{guard}"
+            )
+            cursor.execute(sql, [*columns, *where_params])
             updated += cursor.rowcount
     return updated
