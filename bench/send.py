@@ -323,12 +323,16 @@ def against_peer(env, args, emulator, database_url: str, stack: ExitStack) -> No
         fresh_due_sms(count)
         ours = run_workers(env, 1, {})
         assert ours.sent == count, (ours.sent, count)
-        other = run_peer(peer, peer_url, emulator.base_url, count) if peer else run_floor(env, count)
+        if peer:
+            other = run_peer(peer, peer_url, emulator.base_url, count)
+        else:
+            other = run_floor(env, count)
         assert other.sent == count, (other.sent, count)
         ours_runs.append(ours)
         other_runs.append(other)
         ratios.append(ours.rate / other.rate)
-        print(f"{index + 1:>5} {ours.rate:>10.0f} {other.rate:>26.0f} {ours.rate / other.rate:>5.2f}×")
+        ratio = ours.rate / other.rate
+        print(f"{index + 1:>5} {ours.rate:>10.0f} {other.rate:>26.0f} {ratio:>5.2f}×")
     print(
         f"range: ours {span([r.rate for r in ours_runs])} msg/s, {name} "
         f"{span([r.rate for r in other_runs])} msg/s, ratio {span(ratios, '.2f')}× (target ≥ 2×)"
