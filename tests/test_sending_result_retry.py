@@ -26,9 +26,9 @@ Status = NotificationStatusChoices
 
 
 def is_result_write(sql: str) -> bool:
-    """``bulk_write.update_rows``: a VALUES list (SQLite) or unnest of arrays (PostgreSQL)."""
+    """``bulk_write.update_rows``: a VALUES list (SQLite) or one JSON document (PostgreSQL)."""
     text = sql.lstrip().upper()
-    return text.startswith("UPDATE") and ("FROM (VALUES" in text or "FROM UNNEST(" in text)
+    return text.startswith("UPDATE") and ("FROM (VALUES" in text or "JSON_TO_RECORDSET(" in text)
 
 
 @pytest.mark.postgres
