@@ -215,9 +215,9 @@ def run_floor(env: dict[str, str], count: int) -> Run:
 
 
 def peer_python() -> Path | None:
-    """A Python >= 3.12 for the peer's virtualenv (django-spire 1.3 requires it)."""
+    """A working Python >= 3.12 for the peer's virtualenv (django-spire 1.3 requires it):
+    ``SPIRE_PYTHON``, else pyenv's 3.13/3.12, else ``python3.13``/``python3.12`` on PATH."""
     candidates = [os.environ.get("SPIRE_PYTHON", "")]
-    candidates += [shutil.which(f"python3.{minor}") or "" for minor in (13, 12)]
     pyenv = Path.home() / ".pyenv" / "versions"
     if pyenv.is_dir():
         candidates += [
@@ -225,7 +225,15 @@ def peer_python() -> Path | None:
             for path in sorted(pyenv.iterdir(), reverse=True)
             if path.name.startswith(("3.13", "3.12"))
         ]
-    return next((Path(c) for c in candidates if c and Path(c).exists()), None)
+    candidates += [shutil.which(f"python3.{minor}") or "" for minor in (13, 12)]
+    probe = "import sys; sys.exit(sys.version_info < (3, 12))"
+    for candidate in filter(None, candidates):
+        try:
+            if subprocess.run([candidate, "-c", probe], capture_output=True).returncode == 0:
+                return Path(candidate)
+        except OSError:
+            continue
+    return None
 
 
 def ensure_peer() -> tuple[Path | None, str]:
