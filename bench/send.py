@@ -240,7 +240,7 @@ def ensure_peer() -> tuple[Path | None, str]:
     """(the peer virtualenv's python, "") or (None, why it is unavailable).
 
     The first run installs django-spire and its pinned dependencies from PyPI
-    (about a minute, psycopg2 compiles); later runs reuse ``.bench/spire-venv``.
+    (1–6 minutes: psycopg2 compiles); later runs reuse ``.bench/spire-venv``.
     """
     python = SPIRE_VENV / "bin" / "python"
     check = [str(python), "-c", "import django_spire, twilio, psycopg2"]
