@@ -67,7 +67,7 @@ schema: install
 run: install
 	$(PYTHON) -m devstack.run || test $$? -eq 130
 
-# Send-job benchmark: throwaway PostgreSQL + Redis + emulator process (~1 min).
+# Send-job benchmark beside django-spire 1.3's own job: throwaway PostgreSQL + Redis + emulator process (~10 min on a busy machine; the first run installs django-spire into .bench/ from PyPI).
 bench-send: install
 	$(PYTHON) bench/send.py
 

@@ -24,11 +24,12 @@ loop, a large share of the server's CPU per change at 1,000 subscribers
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 from django.db import transaction
 
@@ -75,9 +76,33 @@ def publish_status_changes(notification_ids: Iterable[int]) -> None:
         layer = get_channel_layer()
         if layer is None or not payloads:
             return
-        async_to_sync(_send_all)(layer, payloads)
+        asyncio.run_coroutine_threadsafe(_send_all(layer, payloads), _publisher_loop()).result()
     except Exception:
         logger.exception("Could not publish status changes for notifications %s", notification_ids)
+
+
+_publisher_lock = threading.Lock()
+#: (process id, loop): a forked process (an RQ work horse) starts its own.
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, in a daemon thread, for publishes from sync code.
+
+    ``async_to_sync`` ran each publish in a new event loop, and the channel layer
+    keeps its Redis connections per loop: every batch of the send job opened up to
+    ``_PUBLISH_CONCURRENCY`` new connections (each a handshake plus redis-py's
+    driver-info lookup), a fifth of a send worker's CPU (README, "Benchmarks").
+    One long-lived loop keeps them; a connection broken by a Redis restart is
+    replaced by redis-py's retry, as in the ASGI process's own loop.
+    """
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid() or _publisher[1].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="status-publish", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
 
 
 async def publish_payloads(payloads: list[dict[str, Any]]) -> None:

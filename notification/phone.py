@@ -115,13 +115,26 @@ def allowed_countries() -> frozenset[str] | None:
 def country_of(e164: str, number: phonenumbers.PhoneNumber | None = None) -> str:
     """ISO 3166 alpha-2 region of an E.164 number ("" when it has none, e.g. +882).
 
-    ``number`` is ``e164`` already parsed, when the caller has it.
+    ``number`` is ``e164`` already parsed, when the caller has it; otherwise the
+    answer is cached by text: a claim asks twice per row (the allow-list, then the
+    price), and libphonenumber's parse and region match were a tenth of a send
+    worker's CPU (README, "Benchmarks").
     """
     if number is None:
-        try:
-            number = phonenumbers.parse(e164, None)
-        except phonenumbers.NumberParseException:
-            return ""
+        return _country_of_text(e164)
+    return _region(number)
+
+
+@functools.lru_cache(maxsize=8192)
+def _country_of_text(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ""
+    return _region(number)
+
+
+def _region(number: phonenumbers.PhoneNumber) -> str:
     region = phonenumbers.region_code_for_number(number) or ""
     return "" if region == phonenumbers.UNKNOWN_REGION or region == "001" else region
 

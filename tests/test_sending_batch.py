@@ -288,6 +288,32 @@ def test_result_write_never_moves_a_raced_status_callback_back(twilio_emulator):
     assert (reload(fresh).delivery_status, reload(fresh).twilio_sid) == ("queued", "SM2")
 
 
+def test_result_write_stores_every_value_exactly_as_the_orm_would(twilio_emulator):
+    """``update_rows`` sends values through SQL (a VALUES list on SQLite, one JSON
+    document on PostgreSQL): what comes back is what went in, to the microsecond."""
+    from decimal import Decimal
+
+    from notification.models import SmsNotification
+    from notification.sending.bulk_write import update_rows
+
+    first, second = make_sms(body="first"), make_sms(body="second")
+    at = timezone.now().replace(microsecond=123456)
+    text = 'quote\' "double" back\\slash\nnew line, ünïcødé 😀 %s %(x)s'
+    fields = ["error_message", "error_code", "sent_datetime", "estimated_price", "segments"]
+    rows = [
+        (first.pk, [text, 30007, at, Decimal("0.00790"), 3]),
+        (second.pk, ["", None, None, None, 1]),
+    ]
+
+    assert update_rows(SmsNotification, rows, fields) == 2
+
+    one, two = reload(first), reload(second)
+    assert (one.error_message, one.error_code, one.sent_datetime) == (text, 30007, at)
+    assert (one.estimated_price, one.segments) == (Decimal("0.00790"), 3)
+    assert (two.error_message, two.error_code, two.sent_datetime) == ("", None, None)
+    assert (two.estimated_price, two.segments) == (None, 1)
+
+
 def test_rows_that_left_still_count_in_the_fluid_formula(twilio_emulator, settings):
     """FIFO: the messages that left used the drain; the rest have not drained with them."""
     set_sms(settings, TWILIO_SMS_RATE=2.0)

@@ -27,7 +27,9 @@ Status = NotificationStatusChoices
 
 
 def is_result_write(sql: str) -> bool:
-    return sql.lstrip().upper().startswith("UPDATE") and "VALUES" in sql.upper()
+    """``bulk_write.update_rows``: a VALUES list (SQLite) or one JSON document (PostgreSQL)."""
+    text = sql.lstrip().upper()
+    return text.startswith("UPDATE") and ("FROM (VALUES" in text or "JSON_TO_RECORDSET(" in text)
 
 
 @pytest.mark.postgres

@@ -8,10 +8,24 @@ statement that joins a ``VALUES`` list, supported by PostgreSQL and by SQLite
 3.33+. Values go through each field's ``get_db_prep_save`` (so datetimes and
 choices are stored exactly as the ORM stores them) and, on PostgreSQL, are
 cast to the column type because ``VALUES`` literals arrive untyped.
+
+On PostgreSQL the rows arrive as one JSON parameter (``json_to_recordset``,
+typed by the column list): a ``VALUES`` list has a placeholder per value (1,400
+for a 100-row batch of SMS rows), and psycopg's client-side parsing and quoting
+of them, in a query too long for its cache, was a quarter of a send worker's CPU
+(README, "Benchmarks"); one array per column still quoted every element in
+Python. ``json.dumps`` is C. Values are the ``get_db_prep_save`` ones; datetimes
+travel as ISO 8601 with their offset and decimals as strings, which PostgreSQL's
+own input functions read back exactly. SQLite binds its parameters in C, so it
+keeps the ``VALUES`` list.
 """
 
+import json
 import sqlite3
+import uuid
 from collections.abc import Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -78,6 +92,10 @@ def update_rows(
     pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
     guard = f" AND ({where_sql})" if where_sql else ""
 
+    if cast:
+        return _update_from_json(
+            model, rows, model_fields, assignments, pk_value, guard, where_params
+        )
     updated = 0
     chunk = _max_rows(width)
     with connection.cursor() as cursor:
@@ -96,5 +114,60 @@ def update_rows(
                 f"FROM (VALUES {placeholders}) AS v WHERE t.{pk_column} = {pk_value}{guard}"
             )
             cursor.execute(sql, [*params, *where_params])
+            updated += cursor.rowcount
+    return updated
+
+
+def _json_value(value: Any) -> Any:
+    """What ``json.dumps`` cannot encode itself, as PostgreSQL's input syntax."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    raise TypeError(f"bulk_write cannot send {type(value).__name__} as JSON")
+
+
+def _update_from_json(
+    model: type[Model],
+    rows: Sequence[tuple[int, Sequence[Any]]],
+    model_fields: list[Field],
+    assignments: list[str],
+    pk_value: str,
+    guard: str,
+    where_params: Sequence[Any],
+) -> int:
+    """PostgreSQL: the same UPDATE joined to ``json_to_recordset`` of every row at once."""
+    qn = connection.ops.quote_name
+    meta = model._meta
+    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
+    types = [meta.pk.cast_db_type(connection)]
+    types += [field.cast_db_type(connection) for field in model_fields]
+    names = [f"column{index + 1}" for index in range(len(types))]
+    record = ", ".join(f"{name} {kind}" for name, kind in zip(names, types, strict=True))
+    sql = (
+        f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} "
+        f"FROM json_to_recordset(CAST(%s AS json)) AS v({record}) "
+        f"WHERE t.{pk_column} = {pk_value}{guard}"
+    )
+    updated = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _max_rows(len(types))):
+            document = [
+                dict(
+                    zip(
+                        names,
+                        [
+                            pk,
+                            *(
+                                field.get_db_prep_save(value, connection)
+                                for field, value in zip(model_fields, values, strict=True)
+                            ),
+                        ],
+                        strict=True,
+                    )
+                )
+                for pk, values in rows[start : start + _max_rows(len(types))]
+            ]
+            cursor.execute(sql, [json.dumps(document, default=_json_value), *where_params])
             updated += cursor.rowcount
     return updated

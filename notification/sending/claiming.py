@@ -155,7 +155,7 @@ def claim_batch(
             claimed_datetime=now,
             claim_token=batch.token,
             sender=sender,
-            **screen.estimate_fields(batch.estimates, now),
+            **screen.estimate_fields(batch.estimates, now, ids),
         )
         if claimed != len(ids):
             # Another worker got some rows between our read and our update

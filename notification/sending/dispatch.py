@@ -8,6 +8,10 @@ its own ``requests`` session and connection pool): sessions are not documented
 as thread-safe, and a shared pool smaller than the concurrency would open and
 discard connections.
 
+The threads are one pool per process, kept from batch to batch (``shared_pool``):
+a pool per batch started eight threads, eight SDK clients and eight TCP
+connections to Twilio for every batch (README, "Benchmarks").
+
 Threads never touch the database: they return ``SendOutcome`` values and the
 caller writes them all at once (see ``results``). Right before each request
 leaves, the thread records its start (``record_start``, the batch's
@@ -17,6 +21,7 @@ failure: nothing reached the provider, so sending it later cannot duplicate it.
 An exception from the backend's ``send`` is ambiguous: the message may have left.
 """
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +76,30 @@ def message_status_callback_url(base: str, sms_id: int) -> str:
 def current_sender() -> str:
     """The sender key: the Messaging Service SID when set, else the From number."""
     return app_settings.TWILIO_MESSAGING_SERVICE_SID or app_settings.TWILIO_FROM_NUMBER
+
+
+_pool_lock = threading.Lock()
+#: (process id, size, executor): a forked process (an RQ work horse) makes its own.
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def shared_pool(size: int) -> ThreadPoolExecutor:
+    """This process's sending threads, ``size`` of them, created on first use.
+
+    Kept for the life of the process so each thread keeps its SDK client and its
+    keep-alive connection (``backends.twilio.client``). A different size (the
+    setting changed) replaces the pool; the old one finishes what it was given.
+    The threads never hold a database connection, so idle ones cost nothing.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] != size:
+            old = _pool
+            executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sms-send")
+            _pool = (os.getpid(), size, executor)
+            if old is not None and old[0] == os.getpid():
+                old[2].shutdown(wait=False)
+        return _pool[2]
 
 
 class Dispatcher:
@@ -137,6 +166,4 @@ class Dispatcher:
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
         if not requests:
             return []
-        workers = min(self.concurrency, len(requests))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sms-send") as pool:
-            return list(pool.map(self.send_one, requests))
+        return list(shared_pool(self.concurrency).map(self.send_one, requests))
