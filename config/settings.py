@@ -265,6 +265,9 @@ SMS_RECIPIENT_DAILY_LIMIT = env_int("SMS_RECIPIENT_DAILY_LIMIT", 0, minimum=0)
 # per client address (set 0 behind a reverse proxy, whose address they all share).
 HTTP_HEAD_TIMEOUT = env_float("HTTP_HEAD_TIMEOUT", 10, minimum=0)
 HTTP_MAX_CONNECTIONS_PER_ADDRESS = env_int("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 256, minimum=0)
+# Open websockets per server process (also http_guard: uvicorn's --limit-concurrency
+# counts HTTP requests only there).
+GRAPHQL_WS_MAX_SOCKETS = env_int("GRAPHQL_WS_MAX_SOCKETS", 15_000, minimum=0)
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=0)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 15, minimum=0)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=0)

@@ -83,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
     # has to send a whole request head, and connections per client address (0: off).
     "HTTP_HEAD_TIMEOUT": 10.0,
     "HTTP_MAX_CONNECTIONS_PER_ADDRESS": 256,
+    # Open websockets per server process (notification.http_guard): past it the
+    # handshake is refused 503 before the application runs. uvicorn's own
+    # --limit-concurrency then counts HTTP requests only.
+    "GRAPHQL_WS_MAX_SOCKETS": 15_000,
     # Changes one subscription may have waiting to be sent; a subscriber that does
     # not read that many is dropped (an error ends its subscription), not buffered.
     "GRAPHQL_WS_MAX_QUEUED_EVENTS": 1000,

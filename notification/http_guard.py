@@ -26,7 +26,20 @@ one header byte per second were never closed either (slow loris).
   proxy every connection comes from the proxy's address: set it to 0 there and
   let the proxy limit per client (README "Security").
 
-Both read the Django settings (``notification.conf``) per connection; 0 turns
+* **Open websockets per process** (``GRAPHQL_WS_MAX_SOCKETS``, default 15,000):
+  the handshake of one more is answered ``503`` with ``connection: close``
+  before the application sees it (no session lookup, no consumer), so a flood of
+  upgrades is refused as cheaply as a flood of connections.
+* **``--limit-concurrency`` counts HTTP only.** uvicorn counts every open
+  connection *and* every open websocket against it, and checks it only for
+  plain HTTP requests (an upgrade is never refused by it): a process holding
+  4,096 subscribers answered every status callback and every API request 503,
+  while the next websocket was still accepted. Here the limit is raised by the
+  number of websockets this process holds, so it bounds concurrent HTTP work as
+  its name says, and ``GRAPHQL_WS_MAX_SOCKETS`` bounds websockets.
+  The websockets stay in uvicorn's own sets, which its shutdown walks.
+
+All read the Django settings (``notification.conf``) per connection; 0 turns
 each off. Counts are per process: uvicorn's workers do not share them.
 """
 
@@ -55,9 +68,21 @@ _REQUEST_TIMEOUT = _plain_response(
 _TOO_MANY_CONNECTIONS = _plain_response(
     b"503 Service Unavailable", b"Too many connections from your address."
 )
+_TOO_MANY_WEBSOCKETS = _plain_response(
+    b"503 Service Unavailable", b"This server holds as many websockets as it may."
+)
 
 #: Open connections (HTTP and websocket) per client address key, in this process.
 _open_per_address: Counter = Counter()
+
+
+#: Websockets this process holds (upgraded through ``GuardedH11Protocol``, not yet lost).
+_open_websockets = 0
+
+
+def open_websockets() -> int:
+    """Websockets this process holds (for tests and benches)."""
+    return _open_websockets
 
 
 def address_key(host: str) -> str:
@@ -79,10 +104,23 @@ class GuardedH11Protocol(H11Protocol):
     """``H11Protocol`` with a request-head deadline and a per-address connection cap."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._http_limit: int | None = None
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._address: str | None = None
         self._refused = False
+
+    @property  # type: ignore[override]
+    def limit_concurrency(self) -> int | None:
+        """uvicorn's limit plus the websockets held: it compares the limit with *all* open
+        connections and tasks, websockets included (see the module docstring)."""
+        if self._http_limit is None:
+            return None
+        return self._http_limit + _open_websockets
+
+    @limit_concurrency.setter
+    def limit_concurrency(self, value: int | None) -> None:
+        self._http_limit = value
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -113,14 +151,24 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        global _open_websockets
         self._cancel_head_timer()
+        cap = app_settings.GRAPHQL_WS_MAX_SOCKETS
+        if cap and _open_websockets >= cap:
+            self.transport.write(_TOO_MANY_WEBSOCKETS)
+            self.transport.close()  # connection_lost (ours) releases the address
+            return
         super().handle_websocket_upgrade(event)
         # The websocket protocol owns the transport now and this protocol hears no
-        # more of it: release the address when the websocket's connection ends.
+        # more of it: release the address and the websocket's place when the
+        # websocket's connection ends.
+        _open_websockets += 1
         protocol = self.transport.get_protocol()
         websocket_lost = protocol.connection_lost
 
         def connection_lost(exc: Exception | None) -> None:
+            global _open_websockets
+            _open_websockets -= 1
             self._release()
             websocket_lost(exc)
 
