@@ -108,6 +108,7 @@ class SocketGuardMixin:
         self._watch_task: asyncio.Task | None = None
         self._recheck_task: asyncio.Task | None = None
         self._closing = False
+        self._close_sent = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -233,7 +234,17 @@ class SocketGuardMixin:
         if self._closing:
             return
         self._closing = True
-        await self.close(code=code, reason=reason)  # type: ignore[attr-defined]
+        await self.close(code=code, reason=reason)
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Send the close once, whoever asks: strawberry's own init timeout, ours
+        (``_close_unless_initialised``) and an authority close can race, and the ASGI
+        server raises on a second ``websocket.close`` (a logged error per socket: 56
+        of them in one 10,000-subscriber connect storm)."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        await super().close(code=code, reason=reason)  # type: ignore[misc]
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
