@@ -34,10 +34,13 @@ one header byte per second were never closed either (slow loris).
   connection *and* every open websocket against it, and checks it only for
   plain HTTP requests (an upgrade is never refused by it): a process holding
   4,096 subscribers answered every status callback and every API request 503,
-  while the next websocket was still accepted. Here the limit is raised by the
-  number of websockets this process holds, so it bounds concurrent HTTP work as
-  its name says, and ``GRAPHQL_WS_MAX_SOCKETS`` bounds websockets.
-  The websockets stay in uvicorn's own sets, which its shutdown walks.
+  while the next websocket was still accepted. Here the protocol compares the
+  limit with the HTTP connections and request tasks only (``_HttpOnly``), so it
+  bounds concurrent HTTP work as its name says, and ``GRAPHQL_WS_MAX_SOCKETS``
+  bounds websockets. (A first version raised the limit by the websockets held:
+  when 10,000 sockets closed at once, their consumers' tasks outlived the
+  connections and the status callbacks got 503 meanwhile.) Everything stays in
+  uvicorn's own sets, which its shutdown walks.
 
 All read the Django settings (``notification.conf``) per connection; 0 turns
 each off. Counts are per process: uvicorn's workers do not share them.
@@ -100,27 +103,56 @@ def open_connections(host: str) -> int:
     return _open_per_address[address_key(host)]
 
 
+class _HttpOnly:
+    """One of uvicorn's shared sets (open connections, running tasks), as HTTP protocols
+    see it: what they add and discard goes to the shared set, and ``len`` counts only
+    that, not the websockets (their protocols and ASGI tasks, which uvicorn keeps in
+    the same sets, until a closed socket's consumer has finished too)."""
+
+    __slots__ = ("_mine", "_shared")
+
+    def __init__(self, shared: set) -> None:
+        self._shared = shared
+        self._mine: set = set()
+
+    def add(self, item: Any) -> None:
+        self._mine.add(item)
+        self._shared.add(item)
+
+    def discard(self, item: Any) -> None:
+        if item in self._mine:
+            self._mine.discard(item)
+            self._shared.discard(item)
+
+    def __len__(self) -> int:
+        return len(self._mine)
+
+
+_views: dict[int, tuple[set, _HttpOnly]] = {}
+
+
+def _http_only(shared: Any) -> Any:
+    """The one ``_HttpOnly`` view of ``shared`` (all protocols of the server share it)."""
+    if isinstance(shared, _HttpOnly):
+        return shared
+    entry = _views.get(id(shared))
+    if entry is None or entry[0] is not shared:
+        entry = _views[id(shared)] = (shared, _HttpOnly(shared))
+    return entry[1]
+
+
 class GuardedH11Protocol(H11Protocol):
     """``H11Protocol`` with a request-head deadline and a per-address connection cap."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._http_limit: int | None = None
         super().__init__(*args, **kwargs)
+        # uvicorn compares --limit-concurrency with the lengths of these two sets:
+        # views that count only what HTTP protocols put in them (module docstring).
+        self.connections = _http_only(self.connections)
+        self.tasks = _http_only(self.tasks)
         self._head_timer: asyncio.TimerHandle | None = None
         self._address: str | None = None
         self._refused = False
-
-    @property  # type: ignore[override]
-    def limit_concurrency(self) -> int | None:
-        """uvicorn's limit plus the websockets held: it compares the limit with *all* open
-        connections and tasks, websockets included (see the module docstring)."""
-        if self._http_limit is None:
-            return None
-        return self._http_limit + _open_websockets
-
-    @limit_concurrency.setter
-    def limit_concurrency(self, value: int | None) -> None:
-        self._http_limit = value
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
