@@ -116,7 +116,7 @@ class SocketGuardMixin:
         cap = _limit(app_settings.GRAPHQL_WS_MAX_SOCKETS_PER_USER)
         if user is not None and cap is not None and _open_sockets[user.pk] >= cap:
             logger.warning("Websocket refused: user %s already has %d open", user.pk, cap)
-            await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
+            await self.close()  # before accept(): HTTP 403
             return
         if user is not None:
             _open_sockets[user.pk] += 1
