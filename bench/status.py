@@ -227,17 +227,21 @@ async def subscriber(
     from websockets.asyncio.client import connect
 
     async with slots:  # connecting and subscribing, at most so many at once
-        ws = await connect(
-            ws_url,
-            subprotocols=["graphql-transport-ws"] if cookie else None,
-            additional_headers={"Cookie": cookie} if cookie else None,
-            proxy=None,
-            open_timeout=120,
-            max_queue=None,
-            ping_interval=None,
-        )
-        if cookie:
-            await _subscribe(ws, ids)
+        try:
+            ws = await connect(
+                ws_url,
+                subprotocols=["graphql-transport-ws"] if cookie else None,
+                additional_headers={"Cookie": cookie} if cookie else None,
+                proxy=None,
+                open_timeout=120,
+                max_queue=None,
+                ping_interval=None,
+            )
+            if cookie:
+                await _subscribe(ws, ids)
+        except Exception as exc:  # the bench fails at once, saying why
+            await ready.put(exc)
+            raise
     async with ws:
         await ready.put(True)
         # Until the bench cancels this task. No polling with a timeout: at 10,000
@@ -293,7 +297,11 @@ async def measure_latency(
         for _ in range(subscribers)
     ]
     for _ in range(subscribers):
-        await asyncio.wait_for(ready.get(), 300)
+        outcome = await asyncio.wait_for(ready.get(), 300)
+        if isinstance(outcome, BaseException):
+            for task in tasks:
+                task.cancel()
+            raise RuntimeError(f"a subscriber could not subscribe: {outcome!r}") from outcome
     await asyncio.sleep(0.5)
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=60) as client:
