@@ -57,6 +57,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def _urlpatterns() -> list:
     from django.conf import settings
+    from django.db import connection
     from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
     from django.urls import path
     from django.views.decorators.csrf import csrf_exempt
@@ -75,9 +76,16 @@ def _urlpatterns() -> list:
         signature = request.headers.get("X-Twilio-Signature", "")
         if not validator.validate(url, request.POST, signature):
             return HttpResponseForbidden("Invalid Twilio signature")
-        SmsNotification.objects.filter(twilio_sid=request.POST["MessageSid"]).update(
-            delivery_status=request.POST["MessageStatus"]
-        )
+        try:
+            SmsNotification.objects.filter(twilio_sid=request.POST["MessageSid"]).update(
+                delivery_status=request.POST["MessageStatus"]
+            )
+        finally:
+            # Under ASGI each request's sync view runs in a thread of its own, so a
+            # kept connection (the project's CONN_MAX_AGE on PostgreSQL) was never
+            # reused and PostgreSQL ran out of connections: a connection per request,
+            # as Django advises for ASGI (CONN_MAX_AGE 0).
+            connection.close()
         return HttpResponse("updated", content_type="text/plain")
 
     return [path("floor/status/", status), *project_urlpatterns]
