@@ -79,7 +79,7 @@ bench-status: install
 
 bench-status-10k: install
 	$(PYTHON) bench/status.py --subscribers 1000 10000 --rounds 3
-	$(PYTHON) bench/status.py --subscribers 1000 10000 --rounds 3 --database postgres
+	$(PYTHON) bench/status.py --subscribers 1000 10000 --rounds 3 --database postgres --connect 25
 
 # Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top, with
 # Twilio's status callbacks off and then on (~4 min).
