@@ -14,7 +14,7 @@ INSTALL_STAMP := $(VENV)/.install-stamp
 
 NOX := $(VENV)/bin/nox
 
-.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood bench-api manage vendor mutants
+.PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-status-10k bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood bench-api manage vendor mutants
 
 help:
 	@echo "make run      install, migrate, create the dev superuser, start the stack (Ctrl-C stops it)"
@@ -23,7 +23,7 @@ help:
 	@echo "make lint     ruff check + ruff format --check + the import contracts + mypy"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make schema   export the GraphQL schema to schema.graphql"
-	@echo "make bench-send / bench-status / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics / bench-idle-flood / bench-api   print the benchmark figures"
+	@echo "make bench-send / bench-status / bench-status-10k / bench-throttles / bench-pacing / bench-heal / bench-reconcile / bench-guardrails / bench-metrics / bench-idle-flood / bench-api   print the benchmark figures"
 	@echo "make manage cmd=\"send_sms_batch\"   a manage.py command with make run's environment"
 	@echo "make install  create $(VENV) and install the project with its [dev] extra"
 	@echo "make vendor   re-download the pinned GraphiQL/React/graphql-ws files from npm (then commit)"
@@ -71,9 +71,15 @@ run: install
 bench-send: install
 	$(PYTHON) bench/send.py
 
-# Live-status benchmark: callback-to-subscriber latency, webhook requests/s (~1 min).
+# Live-status benchmark: callback-to-subscriber latency, webhook requests/s, each beside
+# its floor (~1 min). bench-status-10k: 1,000 and 10,000 subscribers on SQLite and on
+# PostgreSQL (connect storms of a few minutes each: ~15 min on a quiet 2-core machine).
 bench-status: install
 	$(PYTHON) bench/status.py
+
+bench-status-10k: install
+	$(PYTHON) bench/status.py --subscribers 1000 10000 --rounds 3
+	$(PYTHON) bench/status.py --subscribers 1000 10000 --rounds 3 --database postgres --connect 25
 
 # Pacing benchmark: scaled-time campaign at the carrier's rate, HIGH on top, with
 # Twilio's status callbacks off and then on (~4 min).

@@ -261,6 +261,9 @@ SMS_NOTIFICATIONS = env_values(
         # every connection shares. Introspection and GraphiQL follow DEBUG unless set.
         "HTTP_HEAD_TIMEOUT": float,
         "HTTP_MAX_CONNECTIONS_PER_ADDRESS": int,
+        # Open websockets per server process (uvicorn's --limit-concurrency counts
+        # HTTP requests only under notification.http_guard).
+        "GRAPHQL_WS_MAX_SOCKETS": int,
         "GRAPHQL_MAX_DEPTH": int,
         "GRAPHQL_MAX_ALIASES": int,
         "GRAPHQL_MAX_TOKENS": int,

@@ -92,6 +92,7 @@ class SmsNotificationsSettings(TypedDict, total=False):
     GRAPHQL_WS_AUTH_RECHECK_SECONDS: int
     HTTP_HEAD_TIMEOUT: float
     HTTP_MAX_CONNECTIONS_PER_ADDRESS: int
+    GRAPHQL_WS_MAX_SOCKETS: int
     GRAPHQL_WS_MAX_QUEUED_EVENTS: int
     GRAPHQL_MAX_DEPTH: int
     GRAPHQL_MAX_ALIASES: int
@@ -192,6 +193,10 @@ class Resolved:
     # has to send a whole request head, and connections per client address (0: off).
     HTTP_HEAD_TIMEOUT: float = 10.0
     HTTP_MAX_CONNECTIONS_PER_ADDRESS: int = 256
+    # Open websockets per server process (notification.http_guard): past it the
+    # handshake is refused 503 before the application runs. uvicorn's own
+    # --limit-concurrency then counts HTTP requests only.
+    GRAPHQL_WS_MAX_SOCKETS: int = 15_000
     # Changes one subscription may have waiting to be sent; a subscriber that does
     # not read that many is dropped (an error ends its subscription), not buffered.
     GRAPHQL_WS_MAX_QUEUED_EVENTS: int = 1000
@@ -281,6 +286,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "GRAPHQL_WS_MAX_QUEUED_EVENTS": (1, None),
     "HTTP_HEAD_TIMEOUT": (0, None),
     "HTTP_MAX_CONNECTIONS_PER_ADDRESS": (0, None),
+    "GRAPHQL_WS_MAX_SOCKETS": (0, None),
     "GRAPHQL_MAX_DEPTH": (0, None),
     "GRAPHQL_MAX_ALIASES": (0, None),
     "GRAPHQL_MAX_TOKENS": (0, None),

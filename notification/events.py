@@ -37,14 +37,16 @@ from notification import instruments
 from notification.conf import app_settings
 from notification.delivery.payload import status_payloads
 from notification.exceptions import SmsNotificationError
+from notification.layer_send import group_send_many
 from notification.signals import send_status_changed
 
 logger = logging.getLogger(__name__)
 
-# Group sends in flight at once per event loop, across all concurrent publishes:
-# channels_redis takes one pooled connection per send, and redis-py 8's pool
-# *fails* (rather than waits) past its 100 connections: unbounded sends lost
-# publishes that way under concurrent status callbacks (README, "Profiling notes").
+# Batches of group sends in flight at once per event loop, across all concurrent
+# publishes: each holds a pooled connection per Redis host while it runs, and
+# redis-py 8's pool *fails* (rather than waits) past its 100 connections: unbounded
+# sends lost publishes that way under concurrent status callbacks (README,
+# "Profiling notes").
 _PUBLISH_CONCURRENCY = 32
 _publish_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
@@ -126,28 +128,20 @@ def _loop_publish_slots() -> asyncio.Semaphore:
 
 
 async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
-    semaphore = _loop_publish_slots()
-
-    async def send(group: str, payload: dict[str, Any]) -> None:
-        async with semaphore:
-            await layer.group_send(group, payload)
-
+    """Every payload to its groups, in one batch (``layer_send``: two Redis round trips
+    for the lot on channels_redis' core layer, instead of up to four per group)."""
     sends = []
     for payload in payloads:
         groups = [notification_group(payload["notification_id"])]
         # Recipient and creator (``myNotifications``), once when they are the same user.
         owners = {payload["user_id"], payload.get("created_by_id")} - {None}
         groups += [user_group(owner) for owner in sorted(owners)]
-        sends += [send(group, {**payload, "group": group}) for group in groups]
-    results = await asyncio.gather(*sends, return_exceptions=True)
-    failures = [result for result in results if isinstance(result, BaseException)]
-    if failures:
-        logger.error(
-            "%d of %d status messages were not published: %r",
-            len(failures),
-            len(results),
-            failures[0],
-        )
+        sends += [(group, {**payload, "group": group}) for group in groups]
+    try:
+        async with _loop_publish_slots():
+            await group_send_many(layer, sends)
+    except Exception as exc:
+        logger.error("%d status messages were not published: %r", len(sends), exc)
 
 
 # --- receiving (the ASGI process) ------------------------------------------------------

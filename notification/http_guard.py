@@ -26,7 +26,23 @@ one header byte per second were never closed either (slow loris).
   proxy every connection comes from the proxy's address: set it to 0 there and
   let the proxy limit per client (README "Security").
 
-Both read the Django settings (``notification.conf``) per connection; 0 turns
+* **Open websockets per process** (``GRAPHQL_WS_MAX_SOCKETS``, default 15,000):
+  the handshake of one more is answered ``503`` with ``connection: close``
+  before the application sees it (no session lookup, no consumer), so a flood of
+  upgrades is refused as cheaply as a flood of connections.
+* **``--limit-concurrency`` counts HTTP only.** uvicorn counts every open
+  connection *and* every open websocket against it, and checks it only for
+  plain HTTP requests (an upgrade is never refused by it): a process holding
+  4,096 subscribers answered every status callback and every API request 503,
+  while the next websocket was still accepted. Here the protocol compares the
+  limit with the HTTP connections and request tasks only (``_HttpOnly``), so it
+  bounds concurrent HTTP work as its name says, and ``GRAPHQL_WS_MAX_SOCKETS``
+  bounds websockets. (A first version raised the limit by the websockets held:
+  when 10,000 sockets closed at once, their consumers' tasks outlived the
+  connections and the status callbacks got 503 meanwhile.) Everything stays in
+  uvicorn's own sets, which its shutdown walks.
+
+All read the Django settings (``notification.conf``) per connection; 0 turns
 each off. Counts are per process: uvicorn's workers do not share them.
 """
 
@@ -55,9 +71,21 @@ _REQUEST_TIMEOUT = _plain_response(
 _TOO_MANY_CONNECTIONS = _plain_response(
     b"503 Service Unavailable", b"Too many connections from your address."
 )
+_TOO_MANY_WEBSOCKETS = _plain_response(
+    b"503 Service Unavailable", b"This server holds as many websockets as it may."
+)
 
 #: Open connections (HTTP and websocket) per client address key, in this process.
 _open_per_address: Counter = Counter()
+
+
+#: Websockets this process holds (upgraded through ``GuardedH11Protocol``, not yet lost).
+_open_websockets = 0
+
+
+def open_websockets() -> int:
+    """Websockets this process holds (for tests and benches)."""
+    return _open_websockets
 
 
 def address_key(host: str) -> str:
@@ -75,11 +103,53 @@ def open_connections(host: str) -> int:
     return _open_per_address[address_key(host)]
 
 
+class _HttpOnly:
+    """One of uvicorn's shared sets (open connections, running tasks), as HTTP protocols
+    see it: what they add and discard goes to the shared set, and ``len`` counts only
+    that, not the websockets (their protocols and ASGI tasks, which uvicorn keeps in
+    the same sets, until a closed socket's consumer has finished too)."""
+
+    __slots__ = ("_mine", "_shared")
+
+    def __init__(self, shared: set) -> None:
+        self._shared = shared
+        self._mine: set = set()
+
+    def add(self, item: Any) -> None:
+        self._mine.add(item)
+        self._shared.add(item)
+
+    def discard(self, item: Any) -> None:
+        if item in self._mine:
+            self._mine.discard(item)
+            self._shared.discard(item)
+
+    def __len__(self) -> int:
+        return len(self._mine)
+
+
+_views: dict[int, tuple[set, _HttpOnly]] = {}
+
+
+def _http_only(shared: Any) -> Any:
+    """The one ``_HttpOnly`` view of ``shared`` (all protocols of the server share it)."""
+    if isinstance(shared, _HttpOnly):
+        return shared
+    entry = _views.get(id(shared))
+    if entry is None or entry[0] is not shared:
+        entry = _views[id(shared)] = (shared, _HttpOnly(shared))
+    return entry[1]
+
+
 class GuardedH11Protocol(H11Protocol):
     """``H11Protocol`` with a request-head deadline and a per-address connection cap."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn compares --limit-concurrency with the lengths of these two sets:
+        # views that count only what HTTP protocols put in them (module docstring).
+        self.connections = _http_only(self.connections)
+        self.tasks = _http_only(self.tasks)
         self._head_timer: asyncio.TimerHandle | None = None
         self._address: str | None = None
         self._refused = False
@@ -113,14 +183,24 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        global _open_websockets
         self._cancel_head_timer()
+        cap = app_settings.GRAPHQL_WS_MAX_SOCKETS
+        if cap and _open_websockets >= cap:
+            self.transport.write(_TOO_MANY_WEBSOCKETS)
+            self.transport.close()  # connection_lost (ours) releases the address
+            return
         super().handle_websocket_upgrade(event)
         # The websocket protocol owns the transport now and this protocol hears no
-        # more of it: release the address when the websocket's connection ends.
+        # more of it: release the address and the websocket's place when the
+        # websocket's connection ends.
+        _open_websockets += 1
         protocol = self.transport.get_protocol()
         websocket_lost = protocol.connection_lost
 
         def connection_lost(exc: Exception | None) -> None:
+            global _open_websockets
+            _open_websockets -= 1
             self._release()
             websocket_lost(exc)
 

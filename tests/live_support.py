@@ -42,10 +42,13 @@ MY_NOTIFICATIONS_SUBSCRIPTION = f"subscription {{ myNotifications {{ {STATUS_FIE
 
 
 @contextmanager
-def serve_project(django_db_blocker: Any, redis_url: str, **overrides: str) -> Iterator[str]:
+def serve_project(
+    django_db_blocker: Any, redis_url: str, uvicorn_args: tuple[str, ...] = (), **overrides: str
+) -> Iterator[str]:
     """uvicorn serving the project on the test database and Redis; yields its base URL.
 
-    ``overrides`` are extra environment variables (limits set low for a test module).
+    ``overrides`` are extra environment variables (limits set low for a test module);
+    ``uvicorn_args`` extra flags (a later flag wins over the production limits').
     """
     import os
 
@@ -68,7 +71,7 @@ def serve_project(django_db_blocker: Any, redis_url: str, **overrides: str) -> I
         "PYTHONUNBUFFERED": "1",
         **overrides,
     }
-    with run_uvicorn(env, sock) as url:
+    with run_uvicorn(env, sock, *uvicorn_args) as url:
         assert url == base_url
         yield url
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from tests.live_support import serve_project
@@ -155,6 +156,76 @@ def test_websockets_count_against_the_cap_until_they_close(server_address):
             await asyncio.to_thread(
                 wait_until,
                 lambda: is_served(served(server_address, ATTACKER)),
+                10,
+                "the place of a closed websocket to be given back",
+            )
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        session.close()
+
+
+# --- websockets against uvicorn's --limit-concurrency, and their own cap (issue 21) ---
+HTTP_LIMIT = 4
+WS_CAP = 6
+
+
+@pytest.fixture(scope="module")
+def crowded_server(django_db_setup, django_db_blocker, redis_url):
+    """A server whose ``--limit-concurrency`` is below its websocket cap."""
+    with serve_project(
+        django_db_blocker,
+        redis_url,
+        uvicorn_args=("--limit-concurrency", str(HTTP_LIMIT)),
+        HTTP_MAX_CONNECTIONS_PER_ADDRESS="0",
+        GRAPHQL_WS_MAX_SOCKETS_PER_USER="0",
+        GRAPHQL_WS_MAX_SOCKETS=str(WS_CAP),
+    ) as url:
+        yield url
+
+
+def test_websockets_leave_the_http_budget_alone_and_have_a_cap_of_their_own(crowded_server):
+    """uvicorn counted open websockets against --limit-concurrency: a process holding that
+    many subscribers answered every HTTP request (status callbacks included) 503, while
+    it still accepted websockets. Now HTTP is served beside WS_CAP websockets (more than
+    HTTP_LIMIT), and one websocket more is refused with 503 until one closes."""
+    host, port = crowded_server.removeprefix("http://").split(":")
+    address = (host, int(port))
+    session = login(crowded_server, make_user("bea"))
+
+    async def open_socket():
+        ws = await ws_connect(
+            session.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            additional_headers={"Cookie": session.cookie_header},
+            proxy=None,
+        )
+        await ws.send('{"type": "connection_init", "payload": {}}')
+        assert "connection_ack" in await asyncio.wait_for(ws.recv(), 10)
+        return ws
+
+    async def refused_status() -> int | None:
+        try:
+            ws = await open_socket()
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        await ws.close()
+        return None
+
+    async def scenario() -> None:
+        sockets = [await open_socket() for _ in range(WS_CAP)]
+        try:
+            for _ in range(HTTP_LIMIT):  # one at a time: within the HTTP budget
+                assert is_served(await asyncio.to_thread(served, address))
+            assert await refused_status() == 503
+            await sockets.pop().close()
+            await asyncio.to_thread(
+                wait_until,
+                lambda: asyncio.run(refused_status()) is None,
                 10,
                 "the place of a closed websocket to be given back",
             )

@@ -8,6 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from notification.events import ListenerDropped, StatusListeners, _receiving_layer
+from notification.layer_send import group_send_many
 from tests.layer_helpers import group_size
 from tests.settings_helpers import set_sms
 
@@ -64,3 +65,44 @@ def test_the_listeners_receive_on_a_layer_instance_of_their_own():
     own = _receiving_layer()
     assert own is not layer
     assert own.client_prefix != layer.client_prefix
+
+
+def test_a_batch_of_group_sends_reaches_exactly_each_groups_members():
+    """``layer_send.group_send_many`` (the publish path): two processes' listeners, a
+    plain channel, a group with no member; each gets its groups' messages, once,
+    as ``group_send`` would have delivered them."""
+
+    async def scenario() -> None:
+        one, two = StatusListeners(_receiving_layer()), StatusListeners(_receiving_layer())
+        layer = get_channel_layer()
+        plain = await layer.new_channel("plain.")
+        await layer.group_add("g-batch-b", plain)
+        async with (
+            one.listen(["g-batch-a", "g-batch-b"]) as first,
+            two.listen(["g-batch-a"]) as second,
+        ):
+            await group_send_many(
+                layer,
+                [
+                    ("g-batch-a", {"type": "x", "group": "g-batch-a", "n": 1}),
+                    ("g-batch-nobody", {"type": "x", "group": "g-batch-nobody", "n": 2}),
+                    ("g-batch-b", {"type": "x", "group": "g-batch-b", "n": 3}),
+                ],
+            )
+            got_first = [await asyncio.wait_for(first.get(), 10) for _ in range(2)]
+            assert sorted(message["n"] for message in got_first) == [1, 3]
+            assert (await asyncio.wait_for(second.get(), 10)) == {
+                "type": "x",
+                "group": "g-batch-a",
+                "n": 1,
+            }
+            assert await asyncio.wait_for(layer.receive(plain), 10) == {
+                "type": "x",
+                "group": "g-batch-b",
+                "n": 3,
+            }
+            one.deliver({"type": "x", "group": "g-batch-a", "n": 4})  # nothing else queued
+            assert (await asyncio.wait_for(first.get(), 10))["n"] == 4
+        await layer.group_discard("g-batch-b", plain)
+
+    async_to_sync(scenario)()

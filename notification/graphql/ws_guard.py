@@ -16,7 +16,8 @@
   ``connection_init`` (``GRAPHQL_WS_INIT_TIMEOUT``) in both protocols
   (``ws_pace``): past them the socket is closed with 4429 or 4408;
 * the socket's authority (``ws_authority``): re-checked before each operation
-  a client sends, every ``GRAPHQL_WS_AUTH_RECHECK_SECONDS`` and when a logout,
+  a client sends, every ``GRAPHQL_WS_AUTH_RECHECK_SECONDS`` (one timer and one
+  database trip per session for all its sockets, ``SessionRechecks``) and when a logout,
   a user change or a permission change is announced. A socket whose session
   ended or whose user lost a permission is closed with 4403 (Forbidden): its
   running subscriptions stop and it runs nothing more. A client reconnects and
@@ -106,15 +107,16 @@ class SocketGuardMixin:
         self._counted_user: Any = None
         self._authority: Authority | None = None
         self._watch_task: asyncio.Task | None = None
-        self._recheck_task: asyncio.Task | None = None
+        self._recheck_key: str | None | bool = False  # False: not in session_rechecks()
         self._closing = False
+        self._close_sent = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         cap = _limit(app_settings.GRAPHQL_WS_MAX_SOCKETS_PER_USER)
         if user is not None and cap is not None and _open_sockets[user.pk] >= cap:
             logger.warning("Websocket refused: user %s already has %d open", user.pk, cap)
-            await self.close()  # type: ignore[attr-defined]  # before accept(): HTTP 403
+            await self.close()  # before accept(): HTTP 403
             return
         if user is not None:
             _open_sockets[user.pk] += 1
@@ -124,7 +126,10 @@ class SocketGuardMixin:
         await self._start_watching(user)
 
     async def disconnect(self, code: int) -> None:
-        for task in (self._recheck_task, self._init_task, self._watch_task):
+        if self._recheck_key is not False:
+            session_rechecks().discard(self._recheck_key, self)  # type: ignore[arg-type]
+            self._recheck_key = False
+        for task in (self._init_task, self._watch_task):
             if task is not None:
                 task.cancel()
         if self._watch_task is not None:
@@ -189,7 +194,8 @@ class SocketGuardMixin:
             waiter.cancel()
         interval = app_settings.GRAPHQL_WS_AUTH_RECHECK_SECONDS
         if interval > 0:
-            self._recheck_task = asyncio.create_task(self._recheck_every(interval))
+            self._recheck_key = key
+            session_rechecks().add(key, self, interval)
 
     async def _watch_pushes(self, groups: list[str], joined: asyncio.Event) -> None:
         """Apply the session's and user's pushed messages until the socket closes."""
@@ -206,20 +212,18 @@ class SocketGuardMixin:
                 logger.exception("Could not watch a websocket's session for pushed changes")
                 return
 
-    async def _recheck_every(self, interval: float) -> None:
-        while not self._closing:
-            await asyncio.sleep(interval)
-            try:
-                await self._recheck()
-            except Exception:  # a database hiccup: keep the socket, try again next time
-                logger.exception("Could not re-check a websocket's session")
-
     async def _recheck(self) -> bool:
         """Reload the session's user; close the socket if it may do less. True if still open."""
         if self._closing:
             return False
         key = session_key(self.scope)
         user, authority = await run_in_db_thread(current_user_and_authority, key)
+        return await self._apply_recheck(user, authority)
+
+    async def _apply_recheck(self, user: Any, authority: Authority | None) -> bool:
+        """Close the socket if ``authority`` (just loaded) is less than it had; else adopt it."""
+        if self._closing:
+            return False
         if lost_authority(self._authority, authority):
             logger.info("Websocket closed: its session ended or its user lost access")
             await self._close(CLOSE_FORBIDDEN, "Forbidden")
@@ -233,7 +237,82 @@ class SocketGuardMixin:
         if self._closing:
             return
         self._closing = True
-        await self.close(code=code, reason=reason)  # type: ignore[attr-defined]
+        await self.close(code=code, reason=reason)
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Send the close once, whoever asks: strawberry's own init timeout, ours
+        (``_close_unless_initialised``) and an authority close can race, and the ASGI
+        server raises on a second ``websocket.close`` (a logged error per socket: 56
+        of them in one 10,000-subscriber connect storm)."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        await super().close(code=code, reason=reason)  # type: ignore[misc]
+
+
+class SessionRechecks:
+    """The periodic re-check of each session, once per interval for all its sockets.
+
+    Each socket used to re-check on a timer of its own: a database trip (session,
+    user, permissions) per socket every ``GRAPHQL_WS_AUTH_RECHECK_SECONDS``. At
+    10,000 sockets that was 166 trips a second on the one database thread, which
+    then made every new socket wait behind them (a connect storm slowed as it
+    grew). The answer only depends on the session, so sockets of one session (a
+    user's tabs, up to ``GRAPHQL_WS_MAX_SOCKETS_PER_USER``) share one timer and one
+    trip: each still hears within the interval, and the re-check on each
+    operation and the pushed logout and user changes stay per socket and at once.
+    One per event loop (``session_rechecks()``).
+    """
+
+    def __init__(self) -> None:
+        self._sockets: dict[str | None, set[SocketGuardMixin]] = {}
+        self._tasks: dict[str | None, asyncio.Task] = {}
+
+    def add(self, key: str | None, socket: SocketGuardMixin, interval: float) -> None:
+        self._sockets.setdefault(key, set()).add(socket)
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(self._run(key, interval))
+
+    def discard(self, key: str | None, socket: SocketGuardMixin) -> None:
+        sockets = self._sockets.get(key)
+        if sockets is None:
+            return
+        sockets.discard(socket)
+        if not sockets:
+            del self._sockets[key]
+            self._tasks.pop(key).cancel()
+
+    def session_count(self) -> int:
+        """Sessions with a running re-check timer (for tests)."""
+        return len(self._tasks)
+
+    async def _run(self, key: str | None, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                user, authority = await run_in_db_thread(current_user_and_authority, key)
+            except Exception:  # a database hiccup: keep the sockets, try again next time
+                logger.exception("Could not re-check a websocket session")
+                continue
+            for socket in list(self._sockets.get(key, ())):
+                try:
+                    await socket._apply_recheck(user, authority)
+                except Exception:
+                    logger.exception("Could not apply a websocket session's re-check")
+
+
+_session_rechecks: dict[asyncio.AbstractEventLoop, SessionRechecks] = {}
+
+
+def session_rechecks() -> SessionRechecks:
+    """This event loop's ``SessionRechecks`` (created on first use)."""
+    loop = asyncio.get_running_loop()
+    rechecks = _session_rechecks.get(loop)
+    if rechecks is None:
+        for stale in [other for other in _session_rechecks if other.is_closed()]:
+            del _session_rechecks[stale]
+        rechecks = _session_rechecks[loop] = SessionRechecks()
+    return rechecks
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
