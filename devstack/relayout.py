@@ -589,8 +589,6 @@ def _defined_names(node: ast.stmt) -> list[str]:
         return [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
     if isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):
         return [node.target.id]
-    if isinstance(node, ast.TypeAlias) and isinstance(node.name, ast.Name):
-        return [node.name.id]
     return []
 
 
