@@ -181,7 +181,7 @@ MODULES: dict[str, str] = {
     "notification.graphql.enums": "notification.graphql.filters",
     "notification.graphql.ordering": "notification.graphql.filters",
     "notification.graphql.filters": "notification.graphql.filters",
-    "notification.graphql.permissions": "notification.graphql.types",
+    "notification.graphql.permissions": "notification.graphql.filters",
     "notification.graphql.plain_fields": "notification.graphql.types",
     "notification.graphql.types": "notification.graphql.types",
     "notification.graphql.field_errors": "notification.graphql.mutations",
@@ -789,7 +789,9 @@ def main() -> int:
             + ", ".join(again)
         )
 
-    # 1. Rewrite references in every tracked text file (old paths still in place).
+    # 1. Rewrite references in every tracked text file (in memory: nothing is written
+    #    until every merge has been built, so a refusal leaves the tree as it was).
+    rewritten: dict[Path, str] = {}
     for path in tracked_text_files():
         source = path.read_text()
         try:
@@ -797,7 +799,7 @@ def main() -> int:
         except SyntaxError as error:
             raise RelayoutError(f"{path}: {error}") from error
         if new != source:
-            path.write_text(new)
+            rewritten[path] = new
 
     # 2. Group by target: pure moves and merges.
     by_target: dict[str, list[str]] = defaultdict(list)
@@ -812,10 +814,12 @@ def main() -> int:
             if source != destination:
                 moves.append((source, destination))
             continue
-        parts = [Part(old, on_disk[old].read_text()) for old in olds]
+        parts = [Part(old, rewritten.get(on_disk[old]) or on_disk[old].read_text()) for old in olds]
         contents[destination] = merge(target, parts)
 
-    # 3. Apply: merged sources out, pure moves (git mv keeps history), merged modules in.
+    # 3. Apply: references, merged sources out, pure moves (git mv keeps history), merged modules in.
+    for path, text in rewritten.items():
+        path.write_text(text)
     merged_sources = [on_disk[o] for t, olds in by_target.items() if len(olds) > 1 for o in olds]
     for source in merged_sources:
         git("rm", "-q", "--cached", str(source))
