@@ -644,6 +644,8 @@ def merge(target: str, parts: list[Part]) -> str:
         doc.append(f"{title} (was ``{part.name}``): {part.docstring.strip()}")
     future, imports = [], []
     aliases_of_self: set[str] = set()
+    #: ``from target import name as alias`` in a part: its body says ``name`` instead.
+    renames: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for part in order:
         for node, text in zip(part.imports, part.import_text, strict=True):
             if isinstance(node, ast.ImportFrom) and node.module == "__future__":
@@ -652,10 +654,7 @@ def merge(target: str, parts: list[Part]) -> str:
             if isinstance(node, ast.ImportFrom) and node.module == target:
                 for alias in node.names:
                     if alias.asname and alias.asname != alias.name:
-                        raise RelayoutError(
-                            f"{part.name}: `from {target} import {alias.name} as "
-                            f"{alias.asname}` would import itself; rename by hand"
-                        )
+                        renames[part.name].append((alias.asname, alias.name))
                 continue  # the names are in this module now
             parent, _, last = target.rpartition(".")
             if isinstance(node, ast.ImportFrom) and node.module == parent:
@@ -677,6 +676,10 @@ def merge(target: str, parts: list[Part]) -> str:
         body = part.body
         for name in duplicates.get(part.name, ()):
             body = body.replace(part.defined[name], "", 1)
+        for alias, name in renames.get(part.name, ()):
+            if name in part.defined or name in part.imported_names():
+                raise RelayoutError(f"{part.name}: {alias} -> {name} collides; rename by hand")
+            body = re.sub(rf"(?<![\w.]){re.escape(alias)}(?!\w)", name, body)
         for alias in aliases_of_self:
             body = re.sub(rf"(?<![\w.]){re.escape(alias)}\.(?=[A-Za-z_])", "", body)
         title = part.name.rsplit(".", 1)[-1]
