@@ -810,6 +810,7 @@ def main() -> int:
         by_target[new].append(old)
     contents: dict[Path, str] = {}
     moves: list[tuple[Path, Path]] = []
+    refusals: list[str] = []
     for target, olds in sorted(by_target.items()):
         destination = module_path(target, new_packages)
         if len(olds) == 1:
@@ -818,7 +819,12 @@ def main() -> int:
                 moves.append((source, destination))
             continue
         parts = [Part(old, rewritten.get(on_disk[old]) or on_disk[old].read_text()) for old in olds]
-        contents[destination] = merge(target, parts)
+        try:
+            contents[destination] = merge(target, parts)
+        except RelayoutError as error:
+            refusals.append(str(error.code))
+    if refusals:
+        raise RelayoutError("cannot merge:\n  " + "\n  ".join(refusals))
 
     # 3. Apply: references, merged sources out, pure moves (git mv keeps history), merged modules in.
     for path, text in rewritten.items():
