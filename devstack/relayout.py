@@ -139,9 +139,10 @@ MODULES: dict[str, str] = {
     "notification.reconciliation.passes": "notification.reconciliation.passes",
     "notification.guardrails": "notification.guardrails",
     "notification.guardrails.screen": "notification.guardrails.screen",
-    "notification.guardrails.countries": "notification.guardrails.recipients",
-    "notification.guardrails.quiet_hours": "notification.guardrails.recipients",
-    "notification.guardrails.recipients": "notification.guardrails.recipients",
+    # Where and when a recipient may be texted: their country, their time of day.
+    "notification.guardrails.countries": "notification.guardrails.places",
+    "notification.guardrails.quiet_hours": "notification.guardrails.places",
+    "notification.guardrails.recipients": "notification.guardrails.costs",
     "notification.guardrails.pricing": "notification.guardrails.costs",
     "notification.guardrails.spend": "notification.guardrails.costs",
     "notification.guardrails.reported": "notification.guardrails.costs",
