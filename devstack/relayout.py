@@ -519,9 +519,13 @@ class Rewriter:
             else:
                 new = self.import_plain(node, indent)
             if new is not None:
-                edits.append((node.lineno, node.end_lineno or node.lineno, new))
-        for start, end, new in sorted(edits, reverse=True):
+                end = node.end_lineno or node.lineno
+                comment = lines[end - 1][node.end_col_offset or 0 :].rstrip("\r\n")
+                edits.append((node.lineno, end, new, comment))
+        for start, end, new, comment in sorted(edits, reverse=True):
             tail = lines[end - 1][len(lines[end - 1].rstrip("\r\n")) :] or "\n"
+            if comment.strip():  # `# noqa: E402` and the like, on each new line
+                new = "\n".join(line + "  " + comment.strip() for line in new.split("\n"))
             lines[start - 1 : end] = [new + tail]
         return self.text("".join(lines))
 
@@ -733,7 +737,11 @@ def tracked_text_files() -> list[Path]:
         if not line:
             continue
         path = Path(line)
-        if "vendor" in path.parts or not path.is_file():
+        if (
+            "vendor" in path.parts
+            or not path.is_file()
+            or path == Path(__file__).relative_to(Path.cwd())
+        ):  # this script's tables name the old modules on purpose
             continue
         if path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES:
             files.append(path)
