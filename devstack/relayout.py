@@ -646,7 +646,7 @@ def merge(target: str, parts: list[Part]) -> str:
         if part is head or not part.docstring.strip():
             continue
         title = part.name.rsplit(".", 1)[-1].replace("_", " ").capitalize()
-        doc.append(f"{title} (was ``{part.name}``): {part.docstring.strip()}")
+        doc.append(f"{title} (was ``{part.name}``):\n\n{part.docstring.strip()}")
     future, imports = [], []
     aliases_of_self: set[str] = set()
     #: ``from target import name as alias`` in a part: its body says ``name`` instead.
@@ -835,7 +835,8 @@ def main() -> int:
     if refusals:
         raise RelayoutError("cannot merge:\n  " + "\n  ".join(refusals))
 
-    # 3. Apply: references, merged sources out, pure moves (git mv keeps history), merged modules in.
+    # 3. Apply: references, merged sources out, pure moves (git mv keeps history),
+    #    merged modules in.
     for path, text in rewritten.items():
         path.write_text(text)
     merged_sources = [on_disk[o] for t, olds in by_target.items() if len(olds) > 1 for o in olds]
