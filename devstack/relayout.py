@@ -377,6 +377,32 @@ _ROOT = "Path(__file__).resolve().parent.parent"
 _DEEPER = "Path(__file__).resolve().parents[2]"
 _DEEPEST = "Path(__file__).resolve().parents[3]"
 
+#: Text that names old folders (not modules), file -> [(old, new)]. A missing ``old``
+#: is reported, not fatal: another branch may have reworded it.
+FILE_EDITS: dict[str, list[tuple[str, str]]] = {
+    "Makefile": [
+        (
+            "notification/sending/,notification/webhooks/,notification/tracking/,"
+            "notification/delivery/,notification/backends/twilio/",
+            "notification/send/,notification/status/,notification/delivery.py,"
+            "notification/backends/twilio.py,notification/backends/twilio_payloads.py",
+        )
+    ],
+    "README.md": [
+        (
+            "(`notification/sending/`, `webhooks/`, `tracking/`, `delivery/` and "
+            "`backends/twilio/`)",
+            "(`notification/send/`, `status/`, `delivery.py` and `backends/twilio*.py`)",
+        )
+    ],
+    "tests/README.md": [
+        (
+            "tests.run --database sqlite tests/test_x.py",
+            "tests.run --database sqlite tests/send/test_x.py",
+        ),
+    ],
+}
+
 ROOTS = ("notification", "tests")
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".ini", ".yml", ".yaml", ".sh", ".rst"}
 TEXT_NAMES = {"Makefile", "Procfile", "run", "Dockerfile"}
@@ -876,6 +902,15 @@ def main() -> int:
             text = path.read_text().replace(_ROOT, _DEEPER if depth == 1 else _DEEPEST)
             path.write_text(text)
 
+    for name, edits in FILE_EDITS.items():
+        path = Path(name)
+        text = path.read_text()
+        for before, after in edits:
+            if before in text:
+                text = text.replace(before, after)
+            else:
+                print(f"relayout: {name}: text to edit not found (check by hand): {before!r}")
+        path.write_text(text)
     write_pyproject_layers()
     git("add", "-A", *ROOTS, "pyproject.toml")
     ruff = str(Path(sys.executable).with_name("ruff"))
