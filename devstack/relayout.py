@@ -400,6 +400,12 @@ FILE_EDITS: dict[str, list[tuple[str, str]]] = {
             "tests.run --database sqlite tests/test_x.py",
             "tests.run --database sqlite tests/send/test_x.py",
         ),
+        (
+            "`sending/claiming.py`,\n  `sending/recovery.py`, `sending/bulk_write.py`, "
+            "`tracking/forward.py`,\n  `idempotency/claims.py`",
+            "`send/claim.py`,\n  `send/batch.py` (recovery), `send/results.py` (bulk writes), "
+            "`status/forward.py`,\n  `create/idempotency.py`",
+        ),
     ],
 }
 
