@@ -556,7 +556,7 @@ class Rewriter:
                 edits.append((node.lineno, end, new, comment))
         for start, end, new, comment in sorted(edits, reverse=True):
             tail = lines[end - 1][len(lines[end - 1].rstrip("\r\n")) :] or "\n"
-            if comment.strip():  # `# noqa: E402` and the like, on each new line
+            if comment.strip():  # a `noqa: E402` comment and the like, on each new line
                 new = "\n".join(line + "  " + comment.strip() for line in new.split("\n"))
             lines[start - 1 : end] = [new + tail]
         return self.text("".join(lines))
