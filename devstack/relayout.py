@@ -672,7 +672,14 @@ def merge(target: str, parts: list[Part]) -> str:
     if problems:
         raise RelayoutError(f"merging into {target}, names collide: " + "; ".join(problems))
 
-    head = next((p for p in order if p.name == target), None) or order[0]
+    # The docstring that opens the module: the part of the same name (the old package's
+    # own docstring when a package becomes a module), else the lowest part.
+    last = target.rsplit(".", 1)[-1]
+    head = (
+        next((p for p in order if p.name == target), None)
+        or next((p for p in order if p.name.rsplit(".", 1)[-1] == last), None)
+        or order[0]
+    )
     doc = [head.docstring.strip("\n")]
     for part in order:
         if part is head or not part.docstring.strip():
