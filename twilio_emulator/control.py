@@ -5,14 +5,34 @@ JSON; a malformed body answers 400 with ``{"error": ...}`` naming the problem.
 """
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from twilio_emulator.state import FINAL_STATUSES, Fault, Outcome
-
-if TYPE_CHECKING:
-    from twilio_emulator.server import EmulatorServer
+from twilio_emulator.callbacks import CallbackSender
+from twilio_emulator.state import FINAL_STATUSES, EmulatorState, Fault, Outcome
 
 ControlAnswer = tuple[int, Any]
+
+
+class Emulator(Protocol):
+    """What the control API steers: ``server.EmulatorServer`` is one.
+
+    A protocol rather than an import of the server, which imports this module to
+    route ``/_emulator/`` requests: the two importing each other was the
+    emulator's one import cycle (import-linter's acyclic contract now holds it).
+    """
+
+    state: EmulatorState
+    callbacks: CallbackSender
+
+    def reset(self) -> None: ...
+
+    def configure(self, values: dict[str, Any]) -> None: ...
+
+    def release_held(self) -> None: ...
+
+    def post_inbound(
+        self, *, from_: str, to: str, body: str, url: str, messaging_service_sid: str | None
+    ) -> tuple[int, dict[str, Any]]: ...
 
 
 class ControlError(ValueError):
@@ -65,7 +85,7 @@ def _parse_outcomes(data: dict[str, Any]) -> dict[str, Outcome]:
 
 
 def handle(
-    emulator: "EmulatorServer", method: str, path: str, query: dict[str, list[str]], body: bytes
+    emulator: Emulator, method: str, path: str, query: dict[str, list[str]], body: bytes
 ) -> ControlAnswer:
     state = emulator.state
     route = (method, path.rstrip("/"))
