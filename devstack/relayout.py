@@ -76,6 +76,10 @@ MODULES: dict[str, str] = {
     "notification.ids": "notification.values",
     "notification.db_threads": "notification.connections",
     "notification.redis_connection": "notification.connections",
+    "notification.layer_send": "notification.connections",
+    # The rules of a valid notification, one validator a field: beside the models,
+    # where Django people look for them.
+    "notification.validators": "notification.validators",
     # The delivery rules: one module (it was seven of 10-62 lines).
     "notification.delivery": "notification.delivery",
     "notification.delivery.statuses": "notification.delivery",
@@ -87,6 +91,7 @@ MODULES: dict[str, str] = {
     # Flow 1: create.
     "notification.operations": "notification.create",
     "notification.operations.creation": "notification.create.creation",
+    "notification.operations.validation": "notification.create.validation",
     "notification.operations.changes": "notification.create.changes",
     "notification.idempotency": "notification.create.idempotency",
     "notification.idempotency.checks": "notification.create.idempotency",
@@ -218,12 +223,14 @@ _SUPPORT = [
     "throttle_traffic",
     "waiting",
     "webhook_helpers",
+    "settings_helpers",
 ]
 _TEST_FOLDERS: dict[str, list[str]] = {
     "app": [
         "test_admin",
         "test_api",
         "test_checks",
+        "test_settings_namespace",
         "test_exceptions",
         "test_signals",
         "test_migrations",
@@ -366,9 +373,10 @@ LAYERS: list[str] = [
     "signals",
     "delivery",
     "models",
+    "validators",
     "values | connections | instruments | http_guard | csrf",
-    "exceptions",
     "conf",
+    "exceptions",
 ]
 
 #: Per-file text replacements applied after the move (new path -> [(old, new)]):
