@@ -21,11 +21,9 @@ still used, with one :class:`~notification.exceptions.SmsNotificationsDeprecatio
 per name per process naming its key; the dict wins when both are set. The system
 check ``notification.W004`` lists the old names in use.
 
-Only what the app owns lives here: ``RQ_QUEUES``, ``CHANNEL_LAYERS``,
-``AUTHENTICATION_BACKENDS`` and other libraries' settings stay top-level. The numeric
-settings' ranges are here too (``RANGES``), applied by the system check E004 and by
-``config/settings.py`` to the environment.
-The app never reads the environment: ``config/settings.py`` maps it onto the dict.
+Only what the app owns lives here: ``RQ_QUEUES``, ``CHANNEL_LAYERS`` and other
+libraries' settings stay top-level. The ranges (``RANGES``) are applied by the check
+E004 and by ``config/settings.py``, which maps the environment onto the dict.
 """
 
 import dataclasses
@@ -193,9 +191,7 @@ class Resolved:
     # has to send a whole request head, and connections per client address (0: off).
     HTTP_HEAD_TIMEOUT: float = 10.0
     HTTP_MAX_CONNECTIONS_PER_ADDRESS: int = 256
-    # Open websockets per server process (notification.http_guard): past it the
-    # handshake is refused 503 before the application runs. uvicorn's own
-    # --limit-concurrency then counts HTTP requests only.
+    # Open websockets per server process (http_guard refuses one more with 503).
     GRAPHQL_WS_MAX_SOCKETS: int = 15_000
     # Changes one subscription may have waiting to be sent; a subscriber that does
     # not read that many is dropped (an error ends its subscription), not buffered.
@@ -318,11 +314,8 @@ def out_of_range(name: str, value: object) -> str | None:
         and (maximum is None or value <= maximum)
     ):
         return None
-    return (
-        f"a number from {minimum} to {maximum}"
-        if maximum is not None
-        else f"a number of at least {minimum}"
-    )
+    at_most = f" to {maximum}" if maximum is not None else ""
+    return f"a number from {minimum}{at_most}" if at_most else f"a number of at least {minimum}"
 
 
 _resolved: Resolved | None = None
