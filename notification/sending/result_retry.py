@@ -25,7 +25,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from notification.exceptions import SmsNotificationError
 
-logger = logging.getLogger("notification.sending")
+# The send path's logger: operators filter on "notification.sending".
+sending_logger = logging.getLogger("notification.sending")
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ def write_with_retry(write: Callable[[], T], *, timeout: float, what: str = "res
             drop_connection()
             if lost_at is None:
                 lost_at = time.monotonic()
-                logger.warning(
+                sending_logger.warning(
                     'sms_%s db=lost error="%s" (answers kept in memory; retrying for up to %g s)',
                     what,
                     str(error).strip().splitlines()[0] if str(error).strip() else type(error),
@@ -79,7 +80,7 @@ def write_with_retry(write: Callable[[], T], *, timeout: float, what: str = "res
             pause = min(MAX_PAUSE_SECONDS, pause * 2)
             continue
         if lost_at is not None:
-            logger.warning(
+            sending_logger.warning(
                 "sms_%s db=recovered after_s=%.1f attempts=%d",
                 what,
                 time.monotonic() - lost_at,
