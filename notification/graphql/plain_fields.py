@@ -150,6 +150,15 @@ def _plan(field_def: GraphQLField | None) -> tuple:
     return plan
 
 
+async def _with_awaited_fields(
+    results: dict[str, Any], awaitable_fields: list[str]
+) -> dict[str, Any]:
+    """``results`` once its awaitable fields have resolved (graphql-core's ``get_results``)."""
+    awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+    results.update(zip(awaitable_fields, awaited, strict=True))
+    return results
+
+
 class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor with the plain-field shortcut (see the module docstring)."""
 
@@ -238,13 +247,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             raise
         if not awaitable_fields:
             return results
-
-        async def get_results() -> dict[str, Any]:
-            awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
-            results.update(zip(awaitable_fields, awaited, strict=True))
-            return results
-
-        return get_results()
+        return _with_awaited_fields(results, awaitable_fields)
 
     def execute_field(
         self,

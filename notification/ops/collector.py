@@ -16,6 +16,7 @@ failing the whole scrape: ``/metrics`` is how an operator sees the outage.
 import logging
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db.models import Count, Min
 from django.utils import timezone
@@ -142,6 +143,17 @@ def _pending(now: float) -> Iterator[Metric]:
         retrying += n
         if reason is not None:
             held[reason] = held.get(reason, 0) + n
+    yield from _pending_families(now, counts, retrying, held, oldest)
+
+
+def _pending_families(
+    now: float,
+    counts: dict[str, int],
+    retrying: int,
+    held: dict[str, int],
+    oldest: datetime | None,
+) -> Iterator[Metric]:
+    """The metric families of ``_pending``'s counts (due by priority, retrying, held, oldest)."""
     family = GaugeMetricFamily(
         "sms_pending_messages",
         "SMS due for sending (published, past any retry backoff) and not yet handed to Twilio.",

@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 from notification.backends import get_backend
 from notification.backends.base import BaseSmsBackend
 from notification.conf import app_settings
-from notification.sending.claiming import claim_batch, mark_send_started
-from notification.sending.dispatch import Dispatcher, SendRequest, current_sender
+from notification.sending.claiming import ClaimedBatch, claim_batch, mark_send_started
+from notification.sending.dispatch import Dispatcher, SendOutcome, SendRequest, current_sender
 from notification.sending.dispatch_log import DispatchLog
 from notification.sending.recovery import recover_stale_claims
 from notification.sending.result_retry import ResultsNotWritten
@@ -66,6 +66,77 @@ def _filled_pct(queued: int, target: int | None) -> int:
     return round(100 * queued / target) if target else 0
 
 
+def _claim(now: datetime, batch_segments: int | None, queue_target: int | None) -> ClaimedBatch:
+    """Claim the batch, logging why it came out smaller than a full one (unless paced)."""
+    batch = claim_batch(
+        now=now,
+        sender=current_sender(),
+        batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
+        queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
+        queue_target=queue_target,
+    )
+    if batch.wait_reason and batch.wait_reason != WAIT_TARGET:
+        logger.info(
+            "sms_batch_shrunk reason=%r queue_estimate=%d queue_limit=%d",
+            batch.wait_reason,
+            batch.queue_estimate,
+            app_settings.TWILIO_SMS_QUEUE_LIMIT,
+        )
+    return batch
+
+
+def _dispatch(
+    batch: ClaimedBatch,
+    clock: Callable[[], datetime],
+    concurrency: int | None,
+    backend_factory: Callable[[], BaseSmsBackend] | None,
+) -> tuple[list[SendOutcome], DispatchLog | None]:
+    """Send the claimed rows, each recorded in the batch's dispatch log as it leaves."""
+    if not batch.to_send:
+        return [], None
+    dispatch_log = DispatchLog(batch.token)
+    try:
+        dispatch_log.open()
+    except RedisError as exc:
+        # Nothing will leave: each request's record_start is refused, so every
+        # row comes back as a retryable "not sent" outcome.
+        logger.warning("sms_batch dispatch log unavailable, sending nothing: %s", exc)
+    mark_send_started(batch, clock())
+    dispatcher = Dispatcher(
+        concurrency or app_settings.TWILIO_SMS_CONCURRENCY,
+        backend_factory or get_backend,
+        record_start=dispatch_log.record_start,
+    )
+    outcomes = dispatcher.send_all(
+        [
+            SendRequest(sms.pk, sms.to_phone_number, sms.notification.body, sms.segments)
+            for sms in batch.to_send
+        ]
+    )
+    return outcomes, dispatch_log
+
+
+def _write_and_close_log(
+    batch: ClaimedBatch,
+    outcomes: list[SendOutcome],
+    dispatch_log: DispatchLog | None,
+    now: datetime,
+) -> ResultCounts:
+    """Write the results, then drop the dispatch log (or mark it unwritten for recovery)."""
+    try:
+        counts = write_results(
+            batch, outcomes, now=now, max_attempts=app_settings.TWILIO_SMS_MAX_ATTEMPTS
+        )
+    except ResultsNotWritten:
+        # The rows stay claimed: recovery settles them (unknown, "database unreachable").
+        if dispatch_log is not None:
+            dispatch_log.mark_unwritten()
+        raise
+    if dispatch_log is not None:
+        dispatch_log.discard()  # results are written: recovery will not need it
+    return counts
+
+
 def run_batch(
     *,
     now: datetime | None = None,
@@ -87,55 +158,9 @@ def run_batch(
 
     now = clock()
     recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
-
-    batch = claim_batch(
-        now=now,
-        sender=current_sender(),
-        batch_segments=batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE,
-        queue_limit=app_settings.TWILIO_SMS_QUEUE_LIMIT,
-        queue_target=queue_target,
-    )
-    if batch.wait_reason and batch.wait_reason != WAIT_TARGET:
-        logger.info(
-            "sms_batch_shrunk reason=%r queue_estimate=%d queue_limit=%d",
-            batch.wait_reason,
-            batch.queue_estimate,
-            app_settings.TWILIO_SMS_QUEUE_LIMIT,
-        )
-
-    outcomes = []
-    dispatch_log = None
-    if batch.to_send:
-        dispatch_log = DispatchLog(batch.token)
-        try:
-            dispatch_log.open()
-        except RedisError as exc:
-            # Nothing will leave: each request's record_start is refused, so every
-            # row comes back as a retryable "not sent" outcome.
-            logger.warning("sms_batch dispatch log unavailable, sending nothing: %s", exc)
-        mark_send_started(batch, clock())
-        dispatcher = Dispatcher(
-            concurrency or app_settings.TWILIO_SMS_CONCURRENCY,
-            backend_factory or get_backend,
-            record_start=dispatch_log.record_start,
-        )
-        outcomes = dispatcher.send_all(
-            [
-                SendRequest(sms.pk, sms.to_phone_number, sms.notification.body, sms.segments)
-                for sms in batch.to_send
-            ]
-        )
-    try:
-        counts = write_results(
-            batch, outcomes, now=clock(), max_attempts=app_settings.TWILIO_SMS_MAX_ATTEMPTS
-        )
-    except ResultsNotWritten:
-        # The rows stay claimed: recovery settles them (unknown, "database unreachable").
-        if dispatch_log is not None:
-            dispatch_log.mark_unwritten()
-        raise
-    if dispatch_log is not None:
-        dispatch_log.discard()  # results are written: recovery will not need it
+    batch = _claim(now, batch_segments, queue_target)
+    outcomes, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
+    counts = _write_and_close_log(batch, outcomes, dispatch_log, clock())
     report = BatchReport(
         **asdict(counts),
         queue_estimate=batch.queue_estimate,

@@ -51,51 +51,39 @@ def _column_name(field: Field) -> str:
     return field.column
 
 
-def update_rows(
-    model: type[Model],
-    rows: Sequence[tuple[int, Sequence[Any]]],
-    fields: Sequence[str],
-    *,
-    keep_if_set: Sequence[str] = (),
-    where_sql: str = "",
-    where_params: Sequence[Any] = (),
-) -> int:
-    """Set ``fields`` of each (pk, values) row; ``where_sql`` (on alias ``t``) guards it.
+def _assignments(model_fields: list[Field], keep_if_set: Sequence[str], *, cast: bool) -> list[str]:
+    """The ``SET`` clauses: each column from its ``VALUES`` column (cast on PostgreSQL).
 
-    Returns the number of rows updated. The number of statements depends only
-    on the database's parameter limit, never on which values the rows hold.
+    PostgreSQL and SQLite both name the columns of an unaliased VALUES list
+    column1, column2, ... (a CTE with named columns would also work, but SQLite
+    then reports no rowcount); column1 is the primary key.
     """
-    if not rows:
-        return 0
-    connection.ensure_connection()
     qn = connection.ops.quote_name
-    meta = model._meta
-    model_fields = [_column_field(model, name) for name in fields]
-    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
-    # PostgreSQL and SQLite both name the columns of an unaliased VALUES list
-    # column1, column2, ... (a CTE with named columns would also work, but
-    # SQLite then reports no rowcount).
-    width = len(model_fields) + 1
-    cast = connection.vendor == "postgresql"
-
-    def value_of(index: int, field) -> str:
-        ref = f"v.column{index + 2}"
-        return f"CAST({ref} AS {field.cast_db_type(connection)})" if cast else ref
-
     assignments = []
     for index, field in enumerate(model_fields):
         column = qn(_column_name(field))
-        new = value_of(index, field)
+        ref = f"v.column{index + 2}"
+        new = f"CAST({ref} AS {field.cast_db_type(connection)})" if cast else ref
         if field.name in keep_if_set:
             new = f"CASE WHEN t.{column} = '' THEN {new} ELSE t.{column} END"
         assignments.append(f"{column} = {new}")
-    pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
-    guard = f" AND ({where_sql})" if where_sql else ""
+    return assignments
 
-    if cast:
-        return _update_from_json(
-            model, rows, model_fields, assignments, pk_value, guard, where_params
-        )
+
+def _update_from_values(
+    model: type[Model],
+    rows: Sequence[tuple[int, Sequence[Any]]],
+    model_fields: list[Field],
+    assignments: list[str],
+    pk_value: str,
+    guard: str,
+    where_params: Sequence[Any],
+) -> int:
+    """SQLite: the UPDATE joined to a ``VALUES`` list, in chunks under its parameter limit."""
+    qn = connection.ops.quote_name
+    meta = model._meta
+    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
+    width = len(model_fields) + 1
     updated = 0
     chunk = _max_rows(width)
     with connection.cursor() as cursor:
@@ -116,6 +104,39 @@ def update_rows(
             cursor.execute(sql, [*params, *where_params])
             updated += cursor.rowcount
     return updated
+
+
+def update_rows(
+    model: type[Model],
+    rows: Sequence[tuple[int, Sequence[Any]]],
+    fields: Sequence[str],
+    *,
+    keep_if_set: Sequence[str] = (),
+    where_sql: str = "",
+    where_params: Sequence[Any] = (),
+) -> int:
+    """Set ``fields`` of each (pk, values) row; ``where_sql`` (on alias ``t``) guards it.
+
+    Returns the number of rows updated. The number of statements depends only
+    on the database's parameter limit, never on which values the rows hold.
+    """
+    if not rows:
+        return 0
+    connection.ensure_connection()
+    meta = model._meta
+    model_fields = [_column_field(model, name) for name in fields]
+    cast = connection.vendor == "postgresql"
+    assignments = _assignments(model_fields, keep_if_set, cast=cast)
+    pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
+    guard = f" AND ({where_sql})" if where_sql else ""
+
+    if cast:
+        return _update_from_json(
+            model, rows, model_fields, assignments, pk_value, guard, where_params
+        )
+    return _update_from_values(
+        model, rows, model_fields, assignments, pk_value, guard, where_params
+    )
 
 
 def _json_value(value: Any) -> Any:
