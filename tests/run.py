@@ -337,9 +337,12 @@ def plan_passes(
     return plan
 
 
-def execute(plan: Plan, processes: Processes) -> None:
-    """Run the plan: ``main`` and ``beside`` at once, then ``alone``; statuses land in
-    the passes. Stops starting passes once one was interrupted."""
+def execute(plan: Plan, processes: Processes, *, sequential: bool = False) -> None:
+    """Run the plan: ``main`` and ``beside`` at once (``sequential``: one after the
+    other, each streaming its output), then ``alone``; statuses land in the passes.
+    Stops starting passes once one was interrupted."""
+    if sequential:
+        plan = Plan(main=[*plan.main, *plan.beside], alone=plan.alone, clusters=plan.clusters)
     with tempfile.TemporaryDirectory(prefix="tests-run-") as logs:
 
         def beside() -> None:
@@ -402,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a command run beside the test passes (make test: the newest-Django slice); "
         "its output is printed afterwards and its exit status counts like a pass's",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the passes one after another instead of beside the PostgreSQL pass "
+        "(slower; to compare, or on a machine too busy for the overlap)",
+    )
     args, pytest_args = parser.parse_known_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     workers = args.workers if args.workers is not None else ("0" if pytest_args else "auto")
@@ -419,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_passes(args.database, bindir, workers, pytest_args, args.alongside)
     processes = Processes()
     try:
-        execute(plan, processes)
+        execute(plan, processes, sequential=args.sequential)
     except (KeyboardInterrupt, _Terminated):
         processes.terminate()
         return INTERRUPTED
