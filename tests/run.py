@@ -221,6 +221,9 @@ class Pass:
     argv: list[str]
     cluster: Cluster | None = None  # a PostgreSQL pass's database server
     probe: bool = False  # pytest is asked beforehand whether it selects any test
+    # An --alongside command gets the caller's environment, as if run from make;
+    # a pytest pass gets base_environment() (no DATABASE_URL, REDIS_URL, TWILIO_*).
+    callers_environment: bool = False
     status: int | None = None
     output: Path | None = None
 
@@ -229,7 +232,7 @@ class Pass:
         self.output = output
         if output is None:
             print(f"\n===== {self.label} =====", flush=True)
-        env = base_environment()
+        env = dict(os.environ) if self.callers_environment else base_environment()
         if self.cluster is not None:
             env["DATABASE_URL"] = self.cluster.url()
         self.status = processes.run(self.argv, env, output)
@@ -283,7 +286,10 @@ def plan_passes(
     serial``, ``serial``), so each test runs once per database it is meant for.
     """
     plan = Plan()
-    plan.beside = [Pass(f"alongside: {command}", shlex.split(command)) for command in alongside]
+    plan.beside = [
+        Pass(f"alongside: {command}", shlex.split(command), callers_environment=True)
+        for command in alongside
+    ]
     sqlite_label, sqlite_args = "SQLite pass", pytest_args
     if database == "all" and bindir is not None:
         # PostgreSQL runs everything; SQLite adds what differs by vendor.
