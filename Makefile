@@ -13,6 +13,7 @@ PYTHON := $(VENV)/bin/python
 INSTALL_STAMP := $(VENV)/.install-stamp
 
 NOX := $(VENV)/bin/nox
+NOX_NEWEST := $(NOX) --no-error-on-missing-interpreters -s newest
 
 .PHONY: help install test test-newest lint typecheck format schema run bench-send bench-status bench-status-10k bench-throttles bench-pacing bench-heal bench-reconcile bench-guardrails bench-metrics bench-idle-flood bench-api manage vendor mutants
 
@@ -36,15 +37,15 @@ $(INSTALL_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# The import contracts and the newest-Django slice run beside the PostgreSQL pass
+# (tests/run.py says what overlaps and why that is honest); their output follows it.
 test: install
-	$(VENV)/bin/lint-imports
-	$(PYTHON) -m tests.run
-	$(MAKE) --no-print-directory test-newest
+	$(PYTHON) -m tests.run --alongside $(VENV)/bin/lint-imports --alongside "$(NOX_NEWEST)"
 
 # The fast slice (noxfile.py) on the newest Django with the newest Python this
 # machine has; skipped with a message where that Python is missing.
 test-newest: install
-	$(NOX) --no-error-on-missing-interpreters -s newest
+	$(NOX_NEWEST)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -25,6 +25,7 @@ import pytest
 from devstack.subprocesses import stop_process
 from notification.guardrails import pricing
 from tests.settings_helpers import set_sms
+from tests.waiting import STARTUP_TIMEOUT_SECONDS
 from twilio_emulator import EmulatorConfig, EmulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,6 @@ TEST_AUTH_TOKEN = "70ca1e57" * 4
 TEST_FROM_NUMBER = "+15005550006"
 TEST_CONFIG = EmulatorConfig(drain_rate=10_000, callback_delay_ms=20)
 LISTENING_PREFIX = "Twilio emulator listening on "
-STARTUP_TIMEOUT_SECONDS = 30
 
 
 @dataclass

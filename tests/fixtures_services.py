@@ -23,6 +23,11 @@ Fixtures and hooks (a pytest plugin, listed in ``tests/conftest.py``):
   ``tests/README.md`` for which tests qualify.
 - marker ``serial``: the test bounds wall-clock time; the parallel passes of
   ``tests.run`` leave it out and run it afterwards in one process.
+- marker ``stops_postgres``: the test stops the PostgreSQL server; ``tests.run``
+  gives it a cluster of its own, beside the other passes.
+- marker ``slow``: the module takes long (mostly waiting: paced campaigns,
+  outages); collection puts such modules first, so that the parallel pass
+  starts them early instead of ending with one of them on one core.
 
 On SQLite the test database is a file in a temp dir (not Django's default
 in-memory database) so that subprocesses can open it.
@@ -47,6 +52,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_MARKER = "postgres"
 VENDOR_MARKER = "db_vendor"
 SERIAL_MARKER = "serial"
+STOPS_POSTGRES_MARKER = "stops_postgres"
+SLOW_MARKER = "slow"
 
 _sqlite_test_dir: str | None = None
 
@@ -80,6 +87,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        f"{STOPS_POSTGRES_MARKER}: stops the PostgreSQL server, so `make test` runs it on a "
+        "cluster of its own",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{SLOW_MARKER}: a module that takes long; collected first, so the parallel pass "
+        "starts it early",
+    )
+    config.addinivalue_line(
+        "markers",
         f"{VENDOR_MARKER}: behaviour depends on the database vendor (locking, SQL dialect, "
         "several processes writing): `make test` runs it on SQLite as well as PostgreSQL",
     )
@@ -102,12 +119,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker
+        slow_first(items)
     if on_postgres():
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL: runs on the PostgreSQL pass of `make test`")
     for item in items:
         if item.get_closest_marker(POSTGRES_MARKER):
             item.add_marker(skip)
+
+
+def slow_first(items: list[pytest.Item]) -> None:
+    """Put the modules marked ``slow`` first, keeping the order within each group.
+
+    pytest-xdist (``--dist loadfile --no-loadscope-reorder``, see ``tests.run``)
+    hands files to workers in this order. Its default, most tests first, sends the
+    modules with a few long tests last, and the run then ends with one of them
+    on one worker while the other cores idle.
+    """
+    slow_modules = {item.path for item in items if item.get_closest_marker(SLOW_MARKER)}
+    items.sort(key=lambda item: item.path not in slow_modules)
 
 
 @pytest.fixture(scope="session")

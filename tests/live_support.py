@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 
 from devstack.subprocesses import bound_socket, stop_process, uvicorn_command
 from notification.conf import app_settings
-from tests.waiting import wait_until
+from tests.waiting import STARTUP_TIMEOUT_SECONDS, wait_until
 from tests.webhook_helpers import AUTH_TOKEN as WEBHOOK_AUTH_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -133,7 +133,7 @@ def _wait_until_serving(base_url: str, process: subprocess.Popen, log: Path) -> 
         return True
 
     try:
-        wait_until(serving, timeout=30, what="uvicorn serving")
+        wait_until(serving, timeout=STARTUP_TIMEOUT_SECONDS, what="uvicorn serving")
     except AssertionError:
         raise RuntimeError(f"uvicorn did not start: {server_log(log)}") from None
 

@@ -220,3 +220,80 @@ def test_dev_superuser_is_refused_without_debug(settings, tmp_path):
         run_ensure_dev_superuser()
     assert not get_user_model().objects.exists()
     assert not (tmp_path / ".run").exists()
+
+
+@pytest.mark.parametrize("database", ["all", "postgres", "sqlite"])
+@pytest.mark.parametrize("postgres_installed", [True, False])
+def test_the_launchers_passes_run_each_test_once_per_database_it_is_meant_for(
+    database, postgres_installed
+):
+    """``tests.run`` splits a whole-suite run into passes that overlap in time; their
+    ``-m`` expressions must still select each test exactly once per database: on
+    PostgreSQL every test, on SQLite (beside PostgreSQL) the ``db_vendor`` ones,
+    whatever else a test is marked (``serial``, ``stops_postgres``) and with a
+    user's own ``-m`` kept."""
+    import itertools
+
+    from _pytest.mark.expression import Expression
+
+    from tests import run
+
+    bindir = Path("/usr/lib/postgresql/bin") if postgres_installed else None
+    if database == "sqlite":
+        bindir = None
+    plan = run.plan_passes(database, bindir, "auto", ["-m", "not excluded"], ["lint-imports"])
+    assert [p.argv for p in plan.beside[:1]] == [["lint-imports"]]
+    passes = [p for p in plan.passes() if p.argv[1:3] == ["-m", "pytest"]]
+    markers = ["serial", "stops_postgres", "db_vendor", "excluded"]
+    for marked in itertools.chain.from_iterable(
+        itertools.combinations(markers, n) for n in range(len(markers) + 1)
+    ):
+        runs = {"postgres": 0, "sqlite": 0}
+        for item in passes:
+            expression = item.argv[item.argv.index("-m", 3) + 1]
+            if Expression.compile(expression).evaluate(marked.__contains__):
+                runs["postgres" if item.cluster else "sqlite"] += 1
+        wanted_on_postgres = bindir is not None and "excluded" not in marked
+        wanted_on_sqlite = "excluded" not in marked and (
+            bindir is None or (database == "all" and "db_vendor" in marked)
+        )
+        assert runs == {"postgres": int(wanted_on_postgres), "sqlite": int(wanted_on_sqlite)}, (
+            marked
+        )
+    # The passes that stop their server or bound wall-clock time never share a
+    # cluster or the machine with the parallel pass.
+    for item in passes:
+        expression = item.argv[item.argv.index("-m", 3) + 1]
+        if "stops_postgres and" in expression:
+            assert item in plan.beside and item.cluster is not plan.main[0].cluster
+        if expression.endswith(" and serial"):
+            assert item in plan.alone
+
+
+def test_modules_marked_slow_are_handed_out_first_keeping_the_order_within_each_group():
+    """The parallel pass gives files to workers in collection order (``tests.run``:
+    ``--no-loadscope-reorder``): a long module must not be the last one started."""
+    from types import SimpleNamespace
+
+    from tests.fixtures_services import slow_first
+
+    def item(module: str, slow: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(
+            name=f"{module}-{slow}",
+            path=Path(f"tests/{module}.py"),
+            get_closest_marker=lambda name: object() if slow and name == "slow" else None,
+        )
+
+    items = [item("a"), item("b"), item("b", slow=True), item("c"), item("d", slow=True), item("a")]
+    slow_first(items)
+    assert [(i.path.stem, i.name) for i in items] == [
+        ("b", "b-False"),
+        ("b", "b-True"),
+        ("d", "d-True"),
+        ("a", "a-False"),
+        ("c", "c-False"),
+        ("a", "a-False"),
+    ]
+    from tests import run
+
+    assert "--no-loadscope-reorder" in run.parallel_args("auto")

@@ -21,7 +21,10 @@ from tests.live_support import (
     run_worker,
 )
 
-pytestmark = pytest.mark.db_vendor
+pytestmark = [
+    pytest.mark.db_vendor,
+    pytest.mark.slow,  # whole stacks of processes per test: started first (tests/README.md)
+]
 
 PASSWORD = "correct horse battery staple"
 CREATE = """

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from django.utils import timezone
 
@@ -25,6 +26,8 @@ from tests.live_support import run_worker
 from tests.prometheus_support import prometheus_binary
 from tests.sending_helpers import make_sms
 from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # a real Prometheus scraping a stack: started first
 
 TOKEN = "live-metrics-token-0123456789"
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"

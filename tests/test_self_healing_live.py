@@ -23,6 +23,7 @@ from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.slow,  # minutes of paced sending: started first (tests/README.md)
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_status_callbacks"),
 ]
@@ -116,7 +117,7 @@ def test_a_cut_database_connection_keeps_twilios_answers(twilio_emulator, subpro
     assert set(SmsNotification.objects.values_list("twilio_sid", flat=True)) == sids
 
 
-@pytest.mark.serial  # stops the cluster every test worker shares: never beside another
+@pytest.mark.stops_postgres  # tests.run gives it a cluster of its own: no other test shares it
 def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
     twilio_emulator, subprocess_env, redis
 ):

@@ -20,7 +20,11 @@ from tests.pacing_support import sending_stack
 from tests.sending_helpers import create_due_sms, make_sms
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,  # two 8 s paced campaigns: started first (tests/README.md)
+]
 
 Status = NotificationStatusChoices
 HIGH = NotificationPriorityChoices.HIGH

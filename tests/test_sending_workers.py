@@ -26,6 +26,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("no_status_callbacks"),
     pytest.mark.db_vendor,
+    pytest.mark.slow,  # thousands of sends by worker processes: started first (tests/README.md)
 ]
 
 Status = NotificationStatusChoices

@@ -30,6 +30,8 @@ from tests.live_support import (
     run_worker,
 )
 
+pytestmark = pytest.mark.slow  # rounds of many subscribers: started first (tests/README.md)
+
 PASSWORD = "correct horse battery staple"
 CREATE = """
 mutation Create($input: CreateSmsNotificationInput!) {

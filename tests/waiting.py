@@ -10,6 +10,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 POLL_SECONDS = 0.02
+#: How long a server process the tests start (uvicorn, the emulator) may take to be
+#: ready. A deadline reached only when something is wrong: no test asserts how fast
+#: a server starts, and on a loaded 2-core machine running ``tests.run``'s passes
+#: side by side, starting a Django process took over 30 s (the old deadline).
+STARTUP_TIMEOUT_SECONDS = 120.0
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
