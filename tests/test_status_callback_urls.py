@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from notification.backends.twilio.client import get_twilio_client
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
 from notification.tracking.early import RETIRED_PREFIX
+from tests.settings_helpers import set_sms
 from tests.waiting import wait_until
 from tests.webhook_helpers import (
     AUTH_TOKEN,
@@ -149,7 +150,7 @@ def test_callbacks_without_a_usable_parameter_work_as_before(client, signed, que
 def test_the_signature_holds_with_or_without_the_override_fragment(
     client, signed, signed_suffix, overrides, accepted
 ):
-    signed.TWILIO_STATUS_CALLBACK_OVERRIDES = overrides
+    set_sms(signed, TWILIO_STATUS_CALLBACK_OVERRIDES=overrides)
     sms = sms_in(Status.UNKNOWN)
     path = f"{STATUS_PATH}?sms={sms.pk}"
     url = PUBLIC_BASE_URL + path + signed_suffix
