@@ -131,14 +131,14 @@ manage: install
 # the runner stops at the first failure. mutmut edits the files in place (and
 # restores them), so run it on a clean checkout; `.venv/bin/mutmut results`
 # lists the survivors afterwards and `.venv/bin/mutmut show ID` shows one.
-# A bounded run: make mutants MUTATE_PATHS=notification/sending/claiming.py
-MUTATE_PATHS ?= notification/sending/,notification/webhooks/,notification/tracking/,notification/delivery/,notification/backends/twilio/
-MUTATE_TESTS ?= tests/test_sending_backoff.py tests/test_sending_claims.py \
-	tests/test_sending_dispatch.py tests/test_sending_batch.py tests/test_sending_faults.py \
-	tests/test_sending_recovery.py tests/test_sending_resend.py tests/test_status_publishes.py \
-	tests/test_send_command.py tests/test_webhooks_status.py tests/test_webhooks_inbound.py \
-	tests/test_webhooks_publish.py tests/test_webhooks_retry.py tests/test_webhooks_asgi.py \
-	tests/test_sending_jobs.py tests/test_sending_workers.py
+# A bounded run: make mutants MUTATE_PATHS=notification/send/claim.py
+MUTATE_PATHS ?= notification/send/,notification/status/,notification/delivery.py,notification/backends/twilio.py,notification/backends/twilio_payloads.py
+MUTATE_TESTS ?= tests/send/test_sending_backoff.py tests/send/test_sending_claims.py \
+	tests/send/test_sending_dispatch.py tests/send/test_sending_batch.py tests/send/test_sending_faults.py \
+	tests/send/test_sending_recovery.py tests/send/test_sending_resend.py tests/status/test_status_publishes.py \
+	tests/send/test_send_command.py tests/status/test_webhooks_status.py tests/status/test_webhooks_inbound.py \
+	tests/status/test_webhooks_publish.py tests/status/test_webhooks_retry.py tests/status/test_webhooks_asgi.py \
+	tests/send/test_sending_jobs.py tests/send/test_sending_workers.py
 MUTMUT := $(VENV)/bin/mutmut
 
 $(MUTMUT): $(INSTALL_STAMP)

@@ -38,14 +38,14 @@ COMBINATIONS = [
     if not (django.startswith("6") and python == "3.11")
 ]
 SLICE = [
-    "tests/test_host_project.py",
-    "tests/test_packaging.py",
-    "tests/test_graphql_create.py",
-    "tests/test_sending_dispatch.py",
-    "tests/test_send_command.py",
-    "tests/test_webhooks_status.py",
-    "tests/test_subscriptions_ws.py",
-    "tests/test_frontend_conventions.py",
+    "tests/app/test_host_project.py",
+    "tests/app/test_packaging.py",
+    "tests/graphql/test_graphql_create.py",
+    "tests/send/test_sending_dispatch.py",
+    "tests/send/test_send_command.py",
+    "tests/status/test_webhooks_status.py",
+    "tests/graphql/ws/test_subscriptions_ws.py",
+    "tests/project/test_frontend_conventions.py",
 ]
 
 

@@ -21,7 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from config.urls import urlpatterns as project_urlpatterns
-from notification.graphql.permissions import ADD_PERMISSION, visible_to
+from notification.graphql.filters import ADD_PERMISSION, visible_to
 from notification.models import Notification, SmsNotification
 
 #: Set by ``bench/api.py`` for its server: "0" leaves the permission rule out.

@@ -38,7 +38,7 @@ BODY = "Your order 42 has shipped and will arrive on Tuesday."
 def requests(count: int, first: int) -> list:
     """``count`` requests to numbers from ``first`` on: each round texts new numbers, so
     no round finds another's in a cache."""
-    from notification.operations.creation import SmsNotificationRequest
+    from notification.create.creation import SmsNotificationRequest
 
     return [
         SmsNotificationRequest(
@@ -52,7 +52,7 @@ def requests(count: int, first: int) -> list:
 
 
 def validated(count: int, first: int) -> tuple[float, float]:
-    from notification.operations.creation import create_sms_notifications
+    from notification.create.creation import create_sms_notifications
 
     batch = requests(count, first)
     started = time.perf_counter(), time.process_time()

@@ -62,7 +62,7 @@ def migrate_and_start_emulator(
         env=env,
         check=True,
     )
-    from tests.fixtures_emulator import start_emulator_process
+    from tests.support.fixtures_emulator import start_emulator_process
 
     emulator = stack.enter_context(
         start_emulator_process(

@@ -39,7 +39,7 @@ BATCH = 100
 
 
 def day_and_night_zones() -> tuple[str, str]:
-    from notification.guardrails.quiet_hours import hold_for
+    from notification.guardrails.places import hold_for
 
     now = datetime.now(UTC)
     day = [z for z in ZONES if hold_for(now, "+14155550100", z) is None]
@@ -80,7 +80,7 @@ def one_batch(settings_values: dict, marketing: bool, zones: list[str]):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from notification.sending.batch import run_batch
+    from notification.send.batch import run_batch
 
     with override_settings(SMS_NOTIFICATIONS={**settings.SMS_NOTIFICATIONS, **settings_values}):
         fresh_batch(marketing, zones)
@@ -98,8 +98,9 @@ def screening_ms(settings_values: dict, marketing: bool, zones: list[str]) -> fl
     from django.db import transaction
     from django.test.utils import override_settings
 
-    from notification.guardrails import screen, spend
-    from notification.sending.selection import batch_candidates, recount_segments
+    from notification.guardrails import costs as spend
+    from notification.guardrails import screen
+    from notification.send.claim import batch_candidates, recount_segments
 
     with override_settings(SMS_NOTIFICATIONS={**settings.SMS_NOTIFICATIONS, **settings_values}):
         fresh_batch(marketing, zones)

@@ -4,7 +4,7 @@ Run: ``make bench-heal`` or ``.venv/bin/python bench/heal.py`` (about 3 minutes)
 
 It starts everything it needs and removes it afterwards: a throwaway PostgreSQL
 cluster, a Redis that can be SIGKILLed and restarted on its port
-(``tests.outage_support``), the emulator as a separate process draining at 50
+(``tests.support.outage_support``), the emulator as a separate process draining at 50
 segments/s (callbacks off), and real ``sms_worker`` and ``sms_scheduler
 --interval 1`` processes with ``TWILIO_SMS_INTERVAL=4`` (scaled time: production
 runs every 300 s with a 10 s poll). Nobody restarts a process or runs a command.
@@ -46,8 +46,8 @@ def main() -> None:
     from devstack.ports import free_port
     from devstack.postgres_cluster import PostgresCluster
     from devstack.subprocesses import stop_process
-    from tests.fixtures_emulator import start_emulator_process
-    from tests.outage_support import RestartableRedis
+    from tests.support.fixtures_emulator import start_emulator_process
+    from tests.support.outage_support import RestartableRedis
 
     with ExitStack() as stack:
         database_url = stack.enter_context(PostgresCluster()).url
@@ -73,10 +73,10 @@ def main() -> None:
 
         django.setup()
         from notification.models import Notification, NotificationStatusChoices
-        from tests.outage_support import terminate_other_backends
-        from tests.pacing_support import sending_stack
-        from tests.sending_helpers import create_due_sms
-        from tests.waiting import wait_until
+        from tests.support.outage_support import terminate_other_backends
+        from tests.support.pacing_support import sending_stack
+        from tests.support.sending_helpers import create_due_sms
+        from tests.support.waiting import wait_until
 
         Status = NotificationStatusChoices
         emulator_port = free_port()

@@ -122,8 +122,8 @@ def main() -> None:
         from django.test import Client
         from django.utils import timezone
 
-        from notification.ops import collector
-        from notification.sending.selection import due_sms
+        from notification.ops import metrics as collector
+        from notification.send.claim import due_sms
 
         call_command("migrate", verbosity=0)
         started = time.perf_counter()

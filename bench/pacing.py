@@ -105,9 +105,9 @@ def main() -> None:
             NotificationPriorityChoices,
             NotificationStatusChoices,
         )
-        from tests.pacing_support import sending_stack
-        from tests.sending_helpers import create_due_sms, make_sms
-        from tests.waiting import wait_until
+        from tests.support.pacing_support import sending_stack
+        from tests.support.sending_helpers import create_due_sms, make_sms
+        from tests.support.waiting import wait_until
 
         def settled() -> bool:
             return not Notification.objects.filter(

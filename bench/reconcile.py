@@ -34,8 +34,8 @@ from bench.common import bench_environment, migrate_and_start_emulator  # noqa: 
 
 def send_all(count: int) -> None:
     from notification.models import Notification
-    from notification.sending.batch import run_batch
-    from tests.sending_helpers import create_due_sms
+    from notification.send.batch import run_batch
+    from tests.support.sending_helpers import create_due_sms
 
     Notification.objects.all().delete()
     create_due_sms(count)
@@ -58,7 +58,7 @@ def timed(action) -> float:
 
 
 def bare_fetches(sids: list[str]) -> None:
-    from notification.backends.twilio.client import get_twilio_client
+    from notification.backends.twilio import get_twilio_client
 
     client = get_twilio_client()
     for sid in sids:
@@ -66,7 +66,7 @@ def bare_fetches(sids: list[str]) -> None:
 
 
 def bare_lists(numbers: list[str], since) -> None:
-    from notification.backends.twilio.client import get_twilio_client
+    from notification.backends.twilio import get_twilio_client
 
     client = get_twilio_client()
     for number in numbers:

@@ -68,8 +68,8 @@ def worker_main() -> None:
     django.setup()
     from django.db import connection
 
-    from notification.sending.batch import run_batch
-    from notification.sending.dispatch import status_callback_url
+    from notification.send.batch import run_batch
+    from notification.send.dispatch import status_callback_url
 
     connection.ensure_connection()
     status_callback_url()  # imports the URLconf: start-up, as a long-lived worker pays once
@@ -114,7 +114,7 @@ def floor_main() -> None:
     from django.db import connection
 
     from bench.common import FROM_NUMBER
-    from notification.backends.twilio.client import build_twilio_client
+    from notification.backends.twilio import build_twilio_client
     from notification.models import Notification, NotificationStatusChoices, SmsNotification
 
     connection.ensure_connection()
@@ -160,7 +160,7 @@ class Run:
 def fresh_due_sms(count: int) -> None:
     """Replace every notification with ``count`` due SMS (the tests' bulk helper)."""
     from notification.models import Notification
-    from tests.sending_helpers import create_due_sms
+    from tests.support.sending_helpers import create_due_sms
 
     Notification.objects.all().delete()
     create_due_sms(count)
@@ -298,7 +298,7 @@ def queries_per_batch(batch_size: int) -> int:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from notification.sending.batch import run_batch
+    from notification.send.batch import run_batch
 
     fresh_due_sms(batch_size)
     with CaptureQueriesContext(connection) as captured:

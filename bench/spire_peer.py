@@ -21,7 +21,7 @@ Two settings shape the peer, both said in the README: django-spire sleeps 60 s
 every ``TWILIO_SMS_BATCH_SIZE`` segments (its rate limit), so the setting is set
 above the run's size (we measure its sending, not its sleep); and the SDK has no
 base-URL setting, so ``TwilioHttpClient.request`` gets the same host rewrite our
-``BaseUrlHttpClient`` does (``notification.backends.twilio.client``) — scheme,
+``BaseUrlHttpClient`` does (``notification.backends.twilio``) — scheme,
 host and port only; every other line of the SDK runs as shipped.
 """
 

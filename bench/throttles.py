@@ -9,7 +9,7 @@ throwaway PostgreSQL cluster) and one uvicorn process (``--proxy-headers`` so ea
 client has its own address through ``X-Forwarded-For``; all traffic is loopback).
 A legitimate user makes ``smsSegments`` requests alone (baseline), then the same
 number while an abusive user floods ``smsSegments`` from several threads and a
-guesser tries wrong passwords on another account (``tests/throttle_traffic.py``).
+guesser tries wrong passwords on another account (``tests/support/throttle_traffic.py``).
 Prints the legitimate user's p50/p99 latency in both phases, how many abusive
 requests got through, and the load average (only comparable on a quiet machine:
 client and server share the 2 cores, so part of any slowdown is the abusers'
@@ -65,7 +65,7 @@ def main() -> None:
         }
         setup_django(env)
         # After setup: the traffic helpers import Django-dependent test support.
-        from tests.throttle_traffic import run_traffic
+        from tests.support.throttle_traffic import run_traffic
 
         users = make_users()
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))

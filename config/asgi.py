@@ -3,10 +3,10 @@
 HTTP bodies are capped first (``config.body_limit``). HTTP goes to Django, which
 serves everything including ``/graphql/`` queries and mutations
 (``schema.views``); Twilio's status callbacks take a middleware-free path to the
-same view (``notification.webhooks.fast_path`` says why).
+same view (``notification.status.webhooks`` says why).
 Websockets on ``/graphql/`` go to strawberry's channels consumer with the same
 schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
-session cookie identifies the user (``notification.graphql.websocket``).
+session cookie identifies the user (``notification.graphql.ws.consumer``).
 """
 
 import gc
@@ -23,8 +23,8 @@ from django.urls import re_path  # noqa: E402
 
 from config import statement_timeout  # noqa: E402
 from config.body_limit import limit_request_body  # noqa: E402
-from notification.graphql.websocket import graphql_ws_application  # noqa: E402
-from notification.webhooks.fast_path import with_status_callback_fast_path  # noqa: E402
+from notification.graphql.ws.consumer import graphql_ws_application  # noqa: E402
+from notification.status.webhooks import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
 
 # Web requests only: workers import the settings, never this module.

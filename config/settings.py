@@ -35,7 +35,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 # Frontends on other origins (a dev server on another port, app.example.com calling
 # api.example.com): django-cors-headers answers preflights and allows credentials
 # on /graphql/, and the same origins are trusted for CSRF and by the websocket
-# handshake (notification.graphql.websocket), so this one setting is enough.
+# handshake (notification.graphql.ws.consumer), so this one setting is enough.
 CORS_ALLOWED_ORIGINS = env_list("DJANGO_CORS_ALLOWED_ORIGINS", "")
 CORS_ALLOW_CREDENTIALS = True
 CORS_URLS_REGEX = r"^/graphql/"

@@ -30,7 +30,7 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
 
 
 #: The web server's limits (README, "Security"). The Procfile's ``web`` line and
-#: the README's deploy command pass the same flags (``tests/test_server_limits.py``):
+#: the README's deploy command pass the same flags (``tests/project/test_server_limits.py``):
 #: websocket messages up to 64 KiB (``GRAPHQL_WS_MAX_MESSAGE_BYTES`` checks it again
 #: in the app), idle keep-alive connections closed after 5 s, 503 past 4,096
 #: connections, and request heads up to 16 KiB (a limit only the h11 parser has;

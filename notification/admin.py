@@ -15,7 +15,12 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from notification.guardrails import quiet_hours
+from notification.create.changes import (
+    NotificationNotCancelable,
+    cancel_notification,
+    resend_notifications,
+)
+from notification.guardrails import places as quiet_hours
 from notification.models import (
     Notification,
     NotificationStatusChoices,
@@ -23,13 +28,7 @@ from notification.models import (
     SmsNotification,
     SmsOptOut,
 )
-from notification.operations.changes import (
-    NotificationNotCancelable,
-    cancel_notification,
-    resend_notifications,
-)
-from notification.phone import normalize_phone_number
-from notification.segments import segment_fields
+from notification.values import normalize_phone_number, segment_fields
 
 # What Twilio and the send job wrote: never edited by hand.
 SMS_DELIVERY_FIELDS = (

@@ -30,18 +30,7 @@ the host's settings. URLs: ``include("notification.urls")`` and
 ``include("notification.ops.urls")``.
 """
 
-from notification.exceptions import SmsNotificationError
-from notification.graphql.http_only import HttpOnly
-from notification.graphql.parts import (
-    EXECUTION_CONTEXT_CLASS,
-    EXTENSIONS,
-    MUTATION_TYPES,
-    QUERY_TYPES,
-    SUBSCRIPTION_TYPES,
-)
-from notification.graphql.views import HardenedGraphQLView
-from notification.graphql.websocket import graphql_ws_application
-from notification.operations.changes import (
+from notification.create.changes import (
     NotificationNotCancelable,
     NotificationNotFound,
     ResendError,
@@ -49,7 +38,7 @@ from notification.operations.changes import (
     resend_notification,
     resend_notifications,
 )
-from notification.operations.creation import (
+from notification.create.creation import (
     MAX_BULK_NOTIFICATIONS,
     BulkValidationError,
     CreatedSmsNotification,
@@ -57,6 +46,16 @@ from notification.operations.creation import (
     create_sms_notification,
     create_sms_notifications,
 )
+from notification.exceptions import SmsNotificationError
+from notification.graphql.parts import (
+    EXECUTION_CONTEXT_CLASS,
+    EXTENSIONS,
+    MUTATION_TYPES,
+    QUERY_TYPES,
+    SUBSCRIPTION_TYPES,
+)
+from notification.graphql.views import HardenedGraphQLView, HttpOnly
+from notification.graphql.ws.consumer import graphql_ws_application
 from notification.reconciliation.passes import ReconcileReport, reconcile
 from notification.signals import sms_limit_reached, sms_received, sms_status_changed
 from notification.throttle.login import LOCKOUT_BACKEND_PATH, LoginLockedOut

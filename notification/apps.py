@@ -11,7 +11,7 @@ class NotificationConfig(AppConfig):
         from notification import checks  # noqa: F401
 
         # Open websockets hear about logouts and user changes (ws_authority).
-        from notification.graphql.ws_authority import connect_signals
+        from notification.graphql.ws.authority import connect_signals
 
         connect_signals()
 
@@ -24,6 +24,6 @@ class NotificationConfig(AppConfig):
         user_logged_in.connect(login.clear_account_failures, dispatch_uid="login-lockout")
 
         # A due HIGH notification starts (or wakes) a paced run at once (sending/wake.py).
-        from notification.sending.wake import connect_receivers
+        from notification.send.wake import connect_receivers
 
         connect_receivers()

@@ -29,7 +29,9 @@ from notification.conf import (
     out_of_range,
     unknown_keys,
 )
-from notification.guardrails import countries, pricing, quiet_hours
+from notification.guardrails import costs as pricing
+from notification.guardrails import places as countries
+from notification.guardrails import places as quiet_hours
 from notification.jobs.schedule import declared_schedule
 from notification.throttle.login import LOCKOUT_BACKEND_PATH
 

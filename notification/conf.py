@@ -122,7 +122,7 @@ class SmsNotificationsSettings(TypedDict, total=False):
 class Resolved:
     """Every setting of the app, with its type and its default: the ONE place of defaults.
 
-    ``tests/test_settings_namespace.py`` holds this class and
+    ``tests/app/test_settings_namespace.py`` holds this class and
     :class:`SmsNotificationsSettings` to the same keys and types.
     """
 
@@ -159,7 +159,7 @@ class Resolved:
     SMS_RECONCILE_INTERVAL: int = 900
     SMS_RECONCILE_AFTER: int = 600
     # Twilio webhook connection overrides (retry count and policy) appended to every
-    # StatusCallback URL as its fragment; empty: none (notification.backends.twilio.overrides).
+    # StatusCallback URL as its fragment; empty: none (notification.backends.twilio).
     TWILIO_STATUS_CALLBACK_OVERRIDES: str = "rc=3&rp=ct,5xx"
     # The reply to HELP (and to an unknown keyword, none: only HELP gets it).
     SMS_HELP_TEXT: str = "Reply STOP to stop receiving messages, START to receive them again."
@@ -173,7 +173,7 @@ class Resolved:
     SMS_QUEUE_NAME: str = "sms"
     # Redis for early status callbacks; empty: the SMS queue's own Redis connection.
     REDIS_URL: str = ""
-    # GraphQL websockets (notification.graphql.ws_guard); 0 turns a limit off.
+    # GraphQL websockets (notification.graphql.ws.guard); 0 turns a limit off.
     # Largest message a client may send (a subscription is a few hundred bytes).
     GRAPHQL_WS_MAX_MESSAGE_BYTES: int = 65_536
     # Open sockets per user, per server process.

@@ -8,7 +8,7 @@ without catching unrelated bugs as a bare ``except Exception`` would.
 Each class keeps its module and its other base (``ValueError``,
 ``ValidationError``, ``PermissionDenied``, ``RuntimeError``...), so code that
 caught it by those before still does: the base is added, nothing is taken away.
-``tests/test_exceptions.py`` asserts every public exception class derives from it.
+``tests/app/test_exceptions.py`` asserts every public exception class derives from it.
 """
 
 

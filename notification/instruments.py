@@ -2,7 +2,7 @@
 
 Everything a process *does* (a Twilio request, a status callback, a subscription
 opening) is counted here, where it happens; what the database *holds* (rows by
-status, the backlog) is read at scrape time by ``notification.ops.collector``.
+status, the backlog) is read at scrape time by ``notification.ops.metrics``.
 Call sites use the small functions below, never the metric objects, so a metric
 can change shape (labels, buckets) in this one module.
 

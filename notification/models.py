@@ -2,7 +2,7 @@
 
 A ``Notification`` is what the user is told; an ``SmsNotification`` is how it
 travels by SMS and what Twilio said about it. They are created together (see
-``notification.operations.creation``) but plain ORM creation works too: the send job picks
+``notification.create.creation``) but plain ORM creation works too: the send job picks
 up any pending notification that has an ``sms`` row, however it was made.
 """
 
@@ -14,8 +14,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from notification.phone import E164_MAX_LENGTH, looks_like_e164, normalize_phone_number
-from notification.segments import segment_fields
 from notification.validators import (
     BODY_REQUIRED,
     TITLE_REQUIRED,
@@ -26,6 +24,12 @@ from notification.validators import (
     validate_sms_body,
     validate_sms_recipient,
     validate_title,
+)
+from notification.values import (
+    E164_MAX_LENGTH,
+    looks_like_e164,
+    normalize_phone_number,
+    segment_fields,
 )
 
 
@@ -72,7 +76,7 @@ class NotificationCategoryChoices(models.TextChoices):
 
     Quiet hours (47 CFR 64.1200(c)(1)) restrict telephone solicitations, not
     receipts, codes and alerts, so only ``MARKETING`` is ever held for them
-    (``notification.guardrails.quiet_hours``).
+    (``notification.guardrails.places``).
     """
 
     TRANSACTIONAL = "transactional", "Transactional"
@@ -255,7 +259,7 @@ class SmsNotification(models.Model):
         blank=True,
         help_text=(
             "When the batch holding this row started dispatching; which requests really "
-            "left is in the batch's Redis dispatch log (notification.sending.dispatch_log)."
+            "left is in the batch's Redis dispatch log (notification.send.dispatch)."
         ),
     )
     sent_datetime = models.DateTimeField(null=True, blank=True)
@@ -277,7 +281,7 @@ class SmsNotification(models.Model):
                 condition=Q(priced_datetime__isnull=False),
                 name="sms_priced_idx",
             ),
-            # /metrics (notification.ops.collector): the few rows waiting for a retry,
+            # /metrics (notification.ops.metrics): the few rows waiting for a retry,
             # without reading the whole table.
             models.Index(
                 fields=["next_attempt_datetime"],
@@ -333,7 +337,7 @@ class IdempotencyKey(models.Model):
     The unique constraint is what makes concurrent retries safe: two requests that both
     found no row both try to insert one, and the database lets exactly one commit. A
     check-then-insert in Python alone would let both through (the rules around it are in
-    ``notification.idempotency``).
+    ``notification.create.idempotency``).
     """
 
     user = models.ForeignKey(

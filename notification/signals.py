@@ -9,7 +9,7 @@ the change, which is already committed.
 ``sms_status_changed``
     ``sender`` is ``Notification``. Arguments: ``notification_id`` (int),
     ``event`` (the normalised status event, a dict built by
-    ``notification.delivery.payload.status_payload``: ``notification_id``,
+    ``notification.delivery.status_payload``: ``notification_id``,
     ``user_id``, ``status``, ``delivery_status``, ``error_code``,
     ``error_message``, ``at``), ``report`` (the ``SmsStatusEvent`` parsed from
     the provider's status callback, or ``None`` when the change came from the
@@ -36,7 +36,7 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from notification.delivery.reports import InboundSmsEvent, SmsStatusEvent
+from notification.delivery import InboundSmsEvent, SmsStatusEvent
 
 logger = logging.getLogger(__name__)
 

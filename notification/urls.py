@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from notification.webhooks import views
+from notification.status import webhooks as views
 
 app_name = "notification"
 

@@ -1,7 +1,7 @@
 """The rules of a valid notification, each written once; the model's fields carry them.
 
 Every way in reaches these through the fields (``Model.full_clean()``): the GraphQL
-create, single and bulk (``notification.operations.creation``), the admin's forms (a
+create, single and bulk (``notification.create.creation``), the admin's forms (a
 ``ModelForm`` validates its instance) and a host project's own ``full_clean()``. Before
 they lived on the fields, the API, the admin and the model each had their own copy,
 and the copies disagreed (the admin took ``ftp://`` links the API refused).
@@ -15,9 +15,13 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from notification.phone import as_e164, check_allowed_country, reachable_number
-from notification.segments import MAX_BODY_CHARACTERS
-from notification.text import unstorable_text_problem
+from notification.values import (
+    MAX_BODY_CHARACTERS,
+    as_e164,
+    check_allowed_country,
+    reachable_number,
+    unstorable_text_problem,
+)
 
 #: ``Notification.url``'s column width, and the limit its validator states.
 URL_MAX_LENGTH = 2048

@@ -3,9 +3,9 @@
 import strawberry
 import strawberry_django
 
-from notification.graphql.http_only import HttpOnly
 from notification.graphql.throttles import login_lockout
 from notification.graphql.types import User
+from notification.graphql.views import HttpOnly
 
 
 @strawberry.type

@@ -15,11 +15,11 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-product
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 pytest_plugins = [
-    "tests.fixtures_services",
-    "tests.fixtures_emulator",
-    "tests.fixtures_graphql",
-    "tests.fixtures_sending",
-    "tests.fixtures_live",
+    "tests.support.fixtures_services",
+    "tests.support.fixtures_emulator",
+    "tests.support.fixtures_graphql",
+    "tests.support.fixtures_sending",
+    "tests.support.fixtures_live",
 ]
 
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from notification.segments import MAX_BODY_CHARACTERS, count_segments
+from notification.values import MAX_BODY_CHARACTERS, count_segments
 from twilio_emulator import errors
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")

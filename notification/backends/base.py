@@ -3,7 +3,7 @@
 Modelled on Django's email backends (``django.core.mail.backends``) and
 django-anymail's ``AnymailBaseBackend``: the app chooses a backend by the dotted
 path in ``SMS_BACKEND`` and knows nothing else about the provider. Claims, the
-dispatch log, recovery and the queue estimate stay in ``notification.sending``
+dispatch log, recovery and the queue estimate stay in ``notification.send``
 and work the same whichever backend sends.
 
 A backend instance is used by one thread at a time (the send job gives each of
@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from notification.delivery.error_codes import OPT_OUT_CODE
+from notification.delivery import OPT_OUT_CODE
 from notification.exceptions import SmsNotificationError
 
 
@@ -49,7 +49,7 @@ class OutgoingSms:
 
     to: str
     body: str
-    # Our own count (GSM-7 or UCS-2, ``notification.segments``); a provider may know better.
+    # Our own count (GSM-7 or UCS-2, ``notification.values``); a provider may know better.
     segments: int
     # Where the provider should post status callbacks (empty: none).
     status_callback: str
@@ -142,7 +142,7 @@ class BaseSmsBackend:
 
         ``None`` when the provider publishes none (the default): the spend limits
         then need ``SMS_PRICE_TABLE``. May raise on a network error; the caller
-        (``notification.guardrails.pricing``) caches and tolerates it.
+        (``notification.guardrails.costs``) caches and tolerates it.
         """
         return None
 

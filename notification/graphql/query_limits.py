@@ -43,9 +43,14 @@ from graphql.language import DocumentNode, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from notification.conf import app_settings
-from notification.graphql.document_cache import VALID_DOCUMENTS, ValidDocument, cache_key
-from notification.graphql.document_cost import Cost, operation_costs
-from notification.graphql.list_caps import list_over_cap
+from notification.graphql.cost import (
+    VALID_DOCUMENTS,
+    Cost,
+    ValidDocument,
+    cache_key,
+    list_over_cap,
+    operation_costs,
+)
 
 # graphql-core ends a message with its suggestions: " Did you mean 'x' or 'y'?",
 # " Did you mean the enum value 'X'?" (names never contain a question mark).

@@ -19,12 +19,11 @@ from strawberry_django.auth.utils import get_current_user
 from strawberry_django.resolvers import django_resolver
 from strawberry_django.utils.requests import get_request
 
-from notification.idempotency.expiry import expiry_cutoff
+from notification.create.idempotency import expiry_cutoff
 from notification.models import IdempotencyKey
-from notification.segments import MAX_BODY_CHARACTERS, count_segments
-from notification.text import unstorable_text_problem
+from notification.throttle.limits import LimitExceeded, check_rate, with_segment_quota
 from notification.throttle.login import LoginLockedOut, check_login_allowed
-from notification.throttle.user_limits import LimitExceeded, check_rate, with_segment_quota
+from notification.values import MAX_BODY_CHARACTERS, count_segments, unstorable_text_problem
 
 
 def limit_error(message: str, *, code: str, retry_after: int) -> GraphQLError:

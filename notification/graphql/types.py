@@ -13,20 +13,20 @@ from strawberry.types import Info
 from strawberry_django.fields.types import field_type_map
 
 from notification import models
-from notification.graphql.enums import (
+from notification.graphql.execution import PlainAttributeField
+from notification.graphql.execution import field as plain_field
+from notification.graphql.filters import (
     DeliveryStatus,
     NotificationCategory,
+    NotificationFilter,
     NotificationPriority,
     NotificationStatus,
     NotificationType,
     SmsEncoding,
+    visible_notifications,
 )
-from notification.graphql.filters import NotificationFilter
-from notification.graphql.permissions import visible_notifications
-from notification.graphql.plain_fields import PlainAttributeField
-from notification.graphql.plain_fields import field as plain_field
 from notification.models import SmsOptOut
-from notification.segments import SegmentInfo
+from notification.values import SegmentInfo
 
 # The link's field is a URLField with the notification's own rule (strawberry-django
 # maps field classes exactly, not by subclass): the same String as any URLField.

@@ -9,6 +9,15 @@ client reads every refusal the same way:
 
 GraphiQL is served when ``GRAPHIQL`` says so (default: ``DEBUG``); otherwise a
 browser GET is a 404, which still sets the CSRF cookie (``schema.views``).
+
+Http only (was ``notification.graphql.http_only``):
+
+Fields that only make sense over HTTP: ``login`` and ``logout``.
+
+Over a websocket they do harm: a socket has no session middleware, so
+``logout`` answered ``true`` and left the session valid, and ``login`` checked
+passwords outside any HTTP throttle (an unthrottled password oracle). A host
+project adds ``permission_classes=[HttpOnly]`` to such fields.
 """
 
 import json
@@ -18,8 +27,26 @@ from cross_web import HTTPException
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from strawberry.django.views import GraphQLView
+from strawberry.permission import BasePermission
+from strawberry.types import Info
 
 from notification.conf import app_settings
+
+# -------- http_only ---------------------------------------------------------------------
+
+
+class HttpOnly(BasePermission):
+    """Refuses the field when the operation came over a websocket."""
+
+    message = "This operation is only available over HTTP (POST /graphql/), not over a websocket."
+    error_extensions = {"code": "http_only"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        context = info.context
+        return not (isinstance(context, dict) and "ws" in context)
+
+
+# -------- views -------------------------------------------------------------------------
 
 BAD_REQUEST_CODE = "bad_request"
 

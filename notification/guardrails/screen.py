@@ -29,8 +29,10 @@ from functools import partial
 from django.db import transaction
 from django.db.models import Case, DateTimeField, DecimalField, F, Q, TextField, Value, When
 
-from notification.events import notify_status_changed
-from notification.guardrails import countries, pricing, quiet_hours, spend
+from notification.guardrails import costs as pricing
+from notification.guardrails import costs as spend
+from notification.guardrails import places as countries
+from notification.guardrails import places as quiet_hours
 from notification.models import (
     Notification,
     NotificationCategoryChoices,
@@ -38,6 +40,7 @@ from notification.models import (
     SmsNotification,
 )
 from notification.signals import send_limit_reached
+from notification.status.events import notify_status_changed
 
 logger = logging.getLogger("notification.guardrails")
 

@@ -2,15 +2,15 @@
 became code: before, every send run ended with it).
 
 Correctness does not depend on it: a key past ``SMS_IDEMPOTENCY_TTL`` already
-counts as unknown when read (``notification.idempotency.expiry``). The sweep
+counts as unknown when read (``notification.create.idempotency``). The sweep
 only keeps the table small, with one DELETE however many keys expired.
 """
 
 import logging
 
-from notification.idempotency.expiry import forget_expired_keys
+from notification.create.idempotency import forget_expired_keys
 
-logger = logging.getLogger("notification.sending")
+logger = logging.getLogger("notification.send")
 
 
 def forget_expired_idempotency_keys() -> dict[str, int]:

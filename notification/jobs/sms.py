@@ -4,7 +4,7 @@ Twilio reported for recently finished messages (a few fetches, time-boxed). (The
 sweep of expired idempotency keys that used to follow it is its own scheduled job
 now: ``notification.jobs.idempotency``.)
 
-A run paces sends for up to one interval (``notification.sending.pacing``) and
+A run paces sends for up to one interval (``notification.send.run``) and
 ends early enough that the next scheduled run never overlaps it: its deadline
 is the next scheduled time read from rq-scheduler, less a stop margin. The lock
 lives until just before that next run, so a worker killed mid-run leaves a lock
@@ -20,14 +20,13 @@ from typing import Any
 from django.utils import timezone
 
 from notification.conf import app_settings
-from notification.guardrails.reported import record_reported_prices
-from notification.jobs.last_run import record_run_finished
-from notification.jobs.scheduling import next_scheduled_run
-from notification.sending.lock import batch_lock
-from notification.sending.pacing import RunReport, run_paced
-from notification.sending.wake import WakeSignal, sms_connection
+from notification.guardrails.costs import record_reported_prices
+from notification.jobs.reconcile import record_run_finished
+from notification.jobs.schedule import next_scheduled_run
+from notification.send.run import RunReport, run_paced
+from notification.send.wake import WakeSignal, batch_lock, sms_connection
 
-logger = logging.getLogger("notification.sending")
+logger = logging.getLogger("notification.send")
 
 
 def stop_margin(interval: float) -> float:

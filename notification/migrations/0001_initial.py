@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
                 ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
                 ('claimed_at', models.DateTimeField(blank=True, help_text='When a worker claimed the row for a batch.', null=True)),
                 ('claim_token', models.CharField(blank=True, max_length=64)),
-                ('send_started_at', models.DateTimeField(blank=True, help_text="When the batch holding this row started dispatching; which requests really left is in the batch's Redis dispatch log (notification.sending.dispatch_log).", null=True)),
+                ('send_started_at', models.DateTimeField(blank=True, help_text="When the batch holding this row started dispatching; which requests really left is in the batch's Redis dispatch log (notification.send.dispatch).", null=True)),
                 ('sent_datetime', models.DateTimeField(blank=True, null=True)),
                 ('delivered_datetime', models.DateTimeField(blank=True, null=True)),
                 ('status_updated_datetime', models.DateTimeField(blank=True, null=True)),

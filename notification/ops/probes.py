@@ -17,15 +17,20 @@ arrive) and recomputed afterwards, so the probe recovers by itself.
 A failing check names only the error class and a fixed reason: exception texts
 carry hosts, ports, user names and sometimes URLs with passwords, and this
 endpoint needs no login.
+
+Cache (was ``notification.ops.cache``):
+
+A value recomputed at most once per period, shared by the threads of one process.
 """
 
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import django_rq
 import redis
@@ -36,7 +41,38 @@ from django.views.decorators.http import require_safe
 
 from notification.conf import app_settings
 from notification.exceptions import SmsNotificationError
-from notification.ops.cache import TimedCache
+
+# -------- cache -------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class TimedCache(Generic[T]):
+    """``get(compute, seconds)``: the last value if younger than ``seconds``, else a new one.
+
+    Concurrent callers wait for the one computing instead of computing too, so a
+    flood of probes or scrapes costs one computation per period, whatever its size.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = float("-inf")
+
+    def get(self, compute: Callable[[], T], seconds: float) -> T:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._at >= seconds:
+                self._value = compute()
+                self._at = time.monotonic()
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+# -------- probes ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ when no callback comes. A pass (``passes.reconcile``; the job
 seconds, or ``manage.py reconcile_sms``) looks at rows untouched for
 ``SMS_RECONCILE_AFTER`` seconds (``rows``) and, through the backend's
 ``fetch``/``find`` (``notification.backends.base``), applies the provider's
-evidence with the status callbacks' own rules (``notification.tracking``):
+evidence with the status callbacks' own rules (``notification.status``):
 
 * a sid we know (``unknown``, or handed over without a final status): fetch it;
 * ``unknown`` without a sid: list the provider's messages to that number from

@@ -17,20 +17,19 @@ from django.utils import timezone
 from notification import instruments
 from notification.backends import get_backend
 from notification.backends.base import BaseSmsBackend, LookupUnavailable, ProviderMessage
-from notification.delivery.reports import SmsStatusEvent
-from notification.delivery.statuses import is_behind, is_known
-from notification.events import notify_status_changed
+from notification.delivery import SmsStatusEvent, is_behind, is_known
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.reconciliation import absence
+from notification.reconciliation import rows as absence
 from notification.reconciliation.rows import TrackedRow, UnsentRow, tracked_rows, unsent_rows
-from notification.sending.dispatch import current_sender
-from notification.tracking import early
-from notification.tracking.status import (
+from notification.send.dispatch import current_sender
+from notification.status import early
+from notification.status.apply import (
     Outcome,
     apply_adopted,
     record_status_event,
     settle_unknown_callbacks,
 )
+from notification.status.events import notify_status_changed
 
 logger = logging.getLogger("notification.reconciliation")
 

@@ -24,7 +24,7 @@ from django.http import HttpRequest
 
 from notification.conf import app_settings
 from notification.exceptions import SmsNotificationError
-from notification.throttle import counters
+from notification.throttle import limits as counters
 
 
 class LoginLockedOut(SmsNotificationError, PermissionDenied):

@@ -118,7 +118,7 @@ def main() -> dict:
 
     from notification.backends import locmem
     from notification.models import Notification
-    from notification.sending.batch import run_batch
+    from notification.send.batch import run_batch
 
     call_command("migrate", verbosity=0)
     staff = get_user_model().objects.create_superuser("host-admin", password="x")

@@ -9,12 +9,12 @@ replaced, never duplicated. Not needed for healing: the scheduler process
 
 from django.core.management.base import BaseCommand
 
-from notification.jobs.schedule import sync_schedule
-from notification.jobs.scheduling import (
+from notification.jobs.schedule import (
     SMS_BATCH_FUNC,
     SMS_BATCH_JOB_ID,
     scheduled_sms_jobs,
     sms_interval,
+    sync_schedule,
 )
 
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from notification.backends import get_backend
 from notification.conf import app_settings
-from notification.sending.batch import BatchReport, run_batch
-from notification.sending.plan import BatchPlan, plan_next_batch
+from notification.send.batch import BatchReport, run_batch
+from notification.send.run import BatchPlan, plan_next_batch
 
 
 class Command(BaseCommand):
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             return
         import django_rq
 
-        from notification.sending.lock import batch_lock
+        from notification.send.wake import batch_lock
 
         with batch_lock(django_rq.get_connection(app_settings.SMS_QUEUE_NAME)) as acquired:
             if not acquired:

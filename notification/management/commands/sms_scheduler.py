@@ -11,7 +11,7 @@ import django_rq
 from django.core.management.base import BaseCommand
 
 from notification.conf import app_settings
-from notification.processes.scheduler import SmsScheduler
+from notification.processes import SmsScheduler
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ one of them; it stops at once instead, naming what is missing. (Malformed
 numbers such as a non-integer ``TWILIO_SMS_BATCH_SIZE`` already stop Django's
 settings import with a message naming the variable.)
 
-The worker is ``notification.processes.worker.SmsWorker``: it rides out Redis
+The worker is ``notification.processes.SmsWorker``: it rides out Redis
 outages by itself. It exits non-zero when its loop ends any other way than a
 stop signal (or an empty queue with ``--burst``), so a supervisor restarts it.
 """
@@ -19,8 +19,8 @@ from rq.logutils import setup_loghandlers
 
 from notification.backends import get_backend
 from notification.conf import app_settings
-from notification.processes.worker import SmsWorker
-from notification.sending.dispatch import current_sender
+from notification.processes import SmsWorker
+from notification.send.dispatch import current_sender
 
 
 class Command(BaseCommand):

@@ -1,0 +1,321 @@
+"""Concurrent sends through the configured SMS backend (``notification.backends``).
+
+A thread pool of ``TWILIO_SMS_CONCURRENCY`` threads keeps that many requests in
+flight, so a batch waits for the slowest of a few round trips at a time
+instead of one round trip per message (README, "Benchmarks").
+Each thread has its own backend instance (for Twilio, its own SDK client with
+its own ``requests`` session and connection pool): sessions are not documented
+as thread-safe, and a shared pool smaller than the concurrency would open and
+discard connections.
+
+The threads are one pool per process, kept from batch to batch (``shared_pool``):
+a pool per batch started eight threads, eight SDK clients and eight TCP
+connections to Twilio for every batch (README, "Benchmarks").
+
+Threads never touch the database: they return ``SendOutcome`` values and the
+caller writes them all at once (see ``results``). Right before each request
+leaves, the thread records its start (``record_start``, the batch's
+``DispatchLog`` in Redis); when that fails, or the SDK client cannot even be
+built (bad settings), the request never leaves and the outcome is a retryable
+failure: nothing reached the provider, so sending it later cannot duplicate it.
+An exception from the backend's ``send`` is ambiguous: the message may have left.
+
+Dispatch log (was ``notification.sending.dispatch_log``):
+
+Which requests of a batch actually started: one Redis set per claim, for exact recovery.
+
+The database marks a whole batch "send started" in one UPDATE before dispatch
+(``claiming.mark_send_started``): one query whatever the batch size, but on its
+own it cannot tell, after a SIGKILL, the rows whose request left from those
+still waiting in the pool. This log can, without a SQL query per message:
+
+* ``open()`` creates ``sms:dispatch:<claim_token>`` (a sentinel member, a TTL
+  far beyond the claim timeout) **before** any request of the batch leaves;
+* ``record_start(sms_id)`` adds the id, from the dispatching thread, right
+  before that request leaves. If the write fails (Redis down, the set gone, or
+  recovery has already closed it) the message is **not** sent: it is retried
+  later, which cannot duplicate it;
+* ``mark_unwritten()``: the worker gave up writing the results (the database
+  stayed unreachable for ``SMS_RESULT_WRITE_TIMEOUT``), so recovery's
+  ``unknown`` says the database was unreachable, not that the worker stopped;
+* ``settle(tokens)`` (recovery) closes each set atomically and returns its ids.
+  For a stale row whose batch was marked started: set present without its id →
+  the request never left → back to pending; id present, or set missing (Redis
+  lost it) → ``unknown``, because at most once beats avoiding ``unknown``.
+
+Adding an id and closing a set are Lua scripts, so they are atomic with respect
+to each other: once recovery has closed a set (and may have requeued its rows),
+a stalled worker that wakes up can no longer record, hence never sends, any of
+them. Keys expire on their own; a finished batch deletes its key.
+"""
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+import django_rq
+from django.urls import reverse
+from django.utils import timezone
+from redis import Redis
+from redis.exceptions import RedisError
+
+from notification.backends import get_backend
+from notification.backends.base import (
+    Accepted,
+    BaseSmsBackend,
+    FailureKind,
+    OutgoingSms,
+    SendFailure,
+)
+from notification.conf import app_settings
+from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
+from notification.exceptions import SmsNotificationError
+
+# -------- dispatch_log ------------------------------------------------------------------
+
+KEY_PREFIX = "sms:dispatch:"
+OPEN_MEMBER = "#open"
+CLOSED_MEMBER = "#closed"
+#: The worker gave up writing the batch's results: the database was unreachable.
+UNWRITTEN_MEMBER = "#unwritten"
+#: Long enough that recovery (claim timeout, at the next scheduled batch) finds it.
+MIN_TTL_SECONDS = 24 * 3600
+
+# KEYS[1] = the batch's set, ARGV[1] = sms id. 1 = recorded (send it), 0 = refused.
+_RECORD_START = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
+# KEYS[1] = the batch's set. nil = missing, else its members after closing it.
+_SETTLE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('SADD', KEYS[1], ARGV[1])
+return redis.call('SMEMBERS', KEYS[1])
+"""
+
+
+class DispatchLogError(SmsNotificationError, RuntimeError):
+    """The start of a request could not be recorded: the request must not leave."""
+
+
+def dispatch_connection() -> Redis:
+    """The Redis the sms queue uses (the same server as the batch lock)."""
+    return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+
+
+def dispatch_key(claim_token: str) -> str:
+    return KEY_PREFIX + claim_token
+
+
+def ttl_seconds() -> int:
+    return max(MIN_TTL_SECONDS, 10 * int(app_settings.TWILIO_SMS_CLAIM_TIMEOUT))
+
+
+class DispatchLog:
+    """The started-requests set of one claimed batch."""
+
+    def __init__(self, claim_token: str, connection: Redis | None = None) -> None:
+        self.key = dispatch_key(claim_token)
+        self.connection = connection or dispatch_connection()
+        self._record = self.connection.register_script(_RECORD_START)
+
+    def open(self) -> None:
+        """Create the set before any request leaves; raises ``RedisError`` on failure."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.sadd(self.key, OPEN_MEMBER)
+        pipe.expire(self.key, ttl_seconds())
+        pipe.execute()
+
+    def record_start(self, sms_id: int) -> None:
+        """Record that ``sms_id``'s request is leaving now; raise if it must not."""
+        try:
+            recorded = self._record(keys=[self.key], args=[sms_id, OPEN_MEMBER, CLOSED_MEMBER])
+        except RedisError as exc:
+            raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
+        if not recorded:
+            raise DispatchLogError(
+                "The batch's send log is missing or was closed by recovery (this worker "
+                "stalled past TWILIO_SMS_CLAIM_TIMEOUT)."
+            )
+
+    def mark_unwritten(self) -> None:
+        """Note that the results could not be written (the database stayed away), so
+        recovery says so in the rows' status message (best effort)."""
+        with suppress(RedisError):
+            self.connection.sadd(self.key, UNWRITTEN_MEMBER)
+
+    def discard(self) -> None:
+        """Delete the set once the batch's results are written (best effort: it expires)."""
+        with suppress(RedisError):
+            self.connection.delete(self.key)
+
+
+class StartedIds(set[int]):
+    """The ids whose request left; ``unwritten``: the worker could not write the results."""
+
+    unwritten: bool = False
+
+
+def settle(claim_tokens: Iterable[str], connection: Redis | None = None) -> dict[str, StartedIds]:
+    """Close the sets of ``claim_tokens`` and return the started ids of each present one.
+
+    Tokens whose set is missing are absent from the result. One round trip (a
+    pipeline). Raises ``RedisError`` when Redis is unreachable: the caller then
+    treats every started row as ``unknown``.
+    """
+    tokens = list(dict.fromkeys(claim_tokens))
+    if not tokens:
+        return {}
+    connection = connection or dispatch_connection()
+    script = connection.register_script(_SETTLE)
+    pipe = connection.pipeline(transaction=False)
+    for token in tokens:
+        script(keys=[dispatch_key(token)], args=[CLOSED_MEMBER], client=pipe)
+    started: dict[str, StartedIds] = {}
+    for token, members in zip(tokens, pipe.execute(), strict=True):
+        if members is None:
+            continue
+        ids = StartedIds()
+        for member in members:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            if text.isdigit():
+                ids.add(int(text))
+            elif text == UNWRITTEN_MEMBER:
+                ids.unwritten = True
+        started[token] = ids
+    return started
+
+
+# -------- dispatch ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    sms_id: int
+    to: str
+    body: str
+    segments: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    request: SendRequest
+    finished_at: datetime
+    sid: str = ""
+    status: str = ""
+    segments: int = 0
+    failure: SendFailure | None = None
+
+
+def status_callback_url() -> str:
+    """Where Twilio posts status callbacks: the route of ``notification.urls``, wherever
+    the project includes it, on ``PUBLIC_BASE_URL``."""
+    return app_settings.PUBLIC_BASE_URL.rstrip("/") + reverse(STATUS_CALLBACK_ROUTE)
+
+
+def message_status_callback_url(base: str, sms_id: int) -> str:
+    """``base`` naming one message (``?sms=<id>``): its callbacks say which row they are
+    about even when the create's answer, and so the sid, was lost (``tracking.adopt``)."""
+    return f"{base}?{STATUS_CALLBACK_SMS_PARAM}={sms_id}" if base else base
+
+
+def current_sender() -> str:
+    """The sender key: the Messaging Service SID when set, else the From number."""
+    return app_settings.TWILIO_MESSAGING_SERVICE_SID or app_settings.TWILIO_FROM_NUMBER
+
+
+_pool_lock = threading.Lock()
+#: (process id, size, executor): a forked process (an RQ work horse) makes its own.
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def shared_pool(size: int) -> ThreadPoolExecutor:
+    """This process's sending threads, ``size`` of them, created on first use.
+
+    Kept for the life of the process so each thread keeps its SDK client and its
+    keep-alive connection (``backends.twilio.client``). A different size (the
+    setting changed) replaces the pool; the old one finishes what it was given.
+    The threads never hold a database connection, so idle ones cost nothing.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] != size:
+            old = _pool
+            executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sms-send")
+            _pool = (os.getpid(), size, executor)
+            if old is not None and old[0] == os.getpid():
+                old[2].shutdown(wait=False)
+        return _pool[2]
+
+
+class Dispatcher:
+    """Sends requests with bounded concurrency; never raises for a single message."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        backend_factory: Callable[[], BaseSmsBackend] = get_backend,
+        record_start: Callable[[int], None] | None = None,
+    ) -> None:
+        self.concurrency = max(1, concurrency)
+        self._backend_factory = backend_factory
+        self._record_start = record_start
+        self._local = threading.local()
+        self._status_callback = status_callback_url()
+        self._validity_period = int(app_settings.TWILIO_SMS_VALIDITY_PERIOD)
+
+    def _backend(self) -> BaseSmsBackend:
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            backend = self._local.backend = self._backend_factory()
+        return backend
+
+    def _not_sent(self, request: SendRequest, message: str) -> SendOutcome:
+        failure = SendFailure(FailureKind.RETRYABLE, None, message)
+        return SendOutcome(request, timezone.now(), failure=failure)
+
+    def send_one(self, request: SendRequest) -> SendOutcome:
+        # Both steps before the request can fail without anything leaving.
+        try:
+            backend = self._backend()
+        except Exception as exc:
+            return self._not_sent(
+                request, f"Could not set up the SMS backend: {type(exc).__name__}: {exc}"
+            )
+        if self._record_start is not None:
+            try:
+                self._record_start(request.sms_id)
+            except Exception as exc:
+                return self._not_sent(request, f"Not sent: {exc}")
+        message = OutgoingSms(
+            to=request.to,
+            body=request.body,
+            segments=request.segments,
+            status_callback=message_status_callback_url(self._status_callback, request.sms_id),
+            validity_period=self._validity_period,
+        )
+        try:
+            result = backend.send(message)
+        except Exception as exc:  # one bad message never stops the batch
+            result = SendFailure(
+                FailureKind.AMBIGUOUS,
+                None,
+                f"Unexpected error while sending: {type(exc).__name__}: {exc}",
+            )
+        if isinstance(result, SendFailure):
+            return SendOutcome(request, timezone.now(), failure=result)
+        assert isinstance(result, Accepted)
+        return SendOutcome(
+            request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
+        )
+
+    def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
+        if not requests:
+            return []
+        return list(shared_pool(self.concurrency).map(self.send_one, requests))

@@ -1,0 +1,1 @@
+"""Tests of the app's front: admin, front door, checks, signals, packaging."""

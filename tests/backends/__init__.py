@@ -1,0 +1,1 @@
+"""Tests of the SMS backends (``notification/backends/``)."""

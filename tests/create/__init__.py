@@ -1,0 +1,1 @@
+"""Tests of flow 1, create (``notification/create/``, ``values``)."""

@@ -1,0 +1,188 @@
+"""Plain model attributes take strawberry's basic path; everything else keeps its resolver.
+
+``notification/graphql/execution.py``: a field may skip strawberry's resolver chain
+only when the chain has nothing to do, and a column that was not loaded is still
+read (the library's way), never answered as missing.
+"""
+
+import pytest
+
+from notification.models import Notification
+from schema.schema import schema
+
+
+def fields(type_name: str) -> dict:
+    return {f.name: f for f in schema.get_type_by_name(type_name).fields}
+
+
+def test_only_plain_columns_are_basic():
+    notification = fields("Notification")
+    sms = fields("SmsNotification")
+    assert notification["title"].is_basic_field and sms["segments"].is_basic_field
+    # A relation, a resolver, and a field with an annotation + resolver keep the chain.
+    assert not notification["sms"].is_basic_field
+    assert not notification["content_type"].is_basic_field
+    assert not sms["opted_out"].is_basic_field
+    # The list field (arguments, permission extension) is not touched.
+    query = {f.name: f for f in schema.get_type_by_name("Query").fields}
+    assert not query["notifications"].is_basic_field
+
+
+@pytest.mark.django_db
+def test_a_column_that_was_not_loaded_is_still_read():
+    made = Notification.objects.create(title="Deferred", body="b")
+    title = fields("Notification")["title"]
+    partial = Notification.objects.only("id").get(pk=made.pk)
+    assert "title" not in partial.__dict__
+    assert title.get_result(partial, None, [], {}) == "Deferred"
+    loaded = Notification.objects.get(pk=made.pk)
+    assert title.get_result(loaded, None, [], {}) == "Deferred"
+
+
+def test_a_renamed_field_reads_its_column():
+    assert fields("SmsNotification")["next_attempt_at"]._column_attname == "next_attempt_datetime"
+
+
+# --- PlainFieldExecutionContext: the same answers as graphql-core's own path -----------
+
+SHAPES = """
+query Shapes($skip: Boolean!) {
+  notifications(pagination: {limit: 10}) {
+    totalCount
+    results {
+      __typename
+      id
+      heading: title
+      title
+      status
+      priority
+      url
+      userId
+      createdDatetime
+      sentDatetime
+      ...More
+      sms {
+        __typename
+        toPhoneNumber
+        number: toPhoneNumber
+        deliveryStatus
+        segments
+        errorCode
+        twilioSid @skip(if: $skip)
+        sentDatetime
+        optedOut
+      }
+      again: sms { segments }
+    }
+  }
+}
+fragment More on Notification { body contentType sms { encoding attempts } }
+"""
+
+
+def _context(user):
+    from django.test import RequestFactory
+    from strawberry.django.context import StrawberryDjangoContext
+
+    request = RequestFactory().post("/graphql/")
+    request.user = user
+    return StrawberryDjangoContext(request=request, response=None)
+
+
+def _graphql_core_schema(*extensions):
+    """The project's schema types executed by graphql-core's own executor."""
+    import strawberry
+
+    from notification.graphql import parts
+    from schema.schema import Mutation
+
+    (query,) = parts.QUERY_TYPES
+    return strawberry.Schema(
+        query=query, mutation=Mutation, extensions=[*parts.EXTENSIONS, *extensions]
+    )
+
+
+def _rows(staff_user):
+    from notification.models import SmsNotification, SmsOptOut
+
+    plain = Notification.objects.create(title="No SMS", body="b", user=staff_user)
+    sent = Notification.objects.create(
+        title="Sent", body="b", url="https://example.com/x", user=staff_user
+    )
+    SmsNotification.objects.create(
+        notification=sent,
+        to_phone_number="+14155550100",
+        twilio_sid="SM" + "1" * 32,
+        error_code=30003,
+    )
+    SmsOptOut.objects.create(phone_number="+14155550100")
+    return plain, sent
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("skip", [True, False])
+def test_results_match_graphql_cores_own_execution(staff_user, skip):
+    from notification.graphql.execution import PlainFieldExecutionContext
+
+    assert isinstance(schema.execution_context_class, type)
+    assert issubclass(schema.execution_context_class, PlainFieldExecutionContext)
+    _rows(staff_user)
+    variables = {"skip": skip}
+    fast = schema.execute_sync(
+        SHAPES, variable_values=variables, context_value=_context(staff_user)
+    )
+    reference = _graphql_core_schema().execute_sync(
+        SHAPES, variable_values=variables, context_value=_context(staff_user)
+    )
+    assert fast.errors is None and reference.errors is None, (fast.errors, reference.errors)
+    assert fast.data == reference.data
+    results = fast.data["notifications"]["results"]
+    assert {r["title"]: r["sms"] is None for r in results} == {"No SMS": True, "Sent": False}
+
+
+@pytest.mark.django_db
+def test_errors_are_located_the_same_way(staff_user):
+    """A column that cannot be serialised (a status the enum lacks) errs at the same path."""
+    plain, _ = _rows(staff_user)
+    Notification.objects.filter(pk=plain.pk).update(status="bogus")
+    query = "{ notifications { results { id status sms { segments } } } }"
+    fast = schema.execute_sync(query, context_value=_context(staff_user))
+    reference = _graphql_core_schema().execute_sync(query, context_value=_context(staff_user))
+    assert fast.errors and reference.errors
+    assert fast.data == reference.data
+    assert [(e.path, e.message) for e in fast.errors] == [
+        (e.path, e.message) for e in reference.errors
+    ]
+
+
+@pytest.mark.django_db
+def test_any_other_middleware_keeps_every_field_on_graphql_cores_path(staff_user):
+    """A host's resolve hook (tracing, say) must still see every field."""
+    from strawberry.extensions import SchemaExtension
+
+    from notification.graphql.parts import EXECUTION_CONTEXT_CLASS
+
+    seen: list[str] = []
+
+    class Tracing(SchemaExtension):
+        def resolve(self, _next, root, info, *args, **kwargs):
+            seen.append(info.field_name)
+            return _next(root, info, *args, **kwargs)
+
+    import strawberry
+
+    from notification.graphql import parts
+
+    (query,) = parts.QUERY_TYPES
+    host = strawberry.Schema(
+        query=query,
+        extensions=[*parts.EXTENSIONS, Tracing],
+        execution_context_class=EXECUTION_CONTEXT_CLASS,
+    )
+    _rows(staff_user)
+    result = host.execute_sync(
+        "{ notifications { results { title sms { segments } } } }",
+        context_value=_context(staff_user),
+    )
+    assert result.errors is None, result.errors
+    assert seen.count("title") == 2 and seen.count("segments") == 1 and "sms" in seen

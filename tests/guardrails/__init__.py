@@ -1,0 +1,1 @@
+"""Tests of the compliance and cost guardrails."""

@@ -1,0 +1,1 @@
+"""Tests of what operators see: probes, metrics, alert rules, logs."""

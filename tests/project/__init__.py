@@ -1,0 +1,1 @@
+"""Tests of the project around the app: servers, devstack, emulator, browser."""

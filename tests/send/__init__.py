@@ -1,0 +1,1 @@
+"""Tests of flow 2, send (``notification/send/``, ``jobs/``, ``processes``)."""

@@ -1,0 +1,1 @@
+"""Tests of flow 3, status (``notification/status/``, ``reconciliation/``)."""

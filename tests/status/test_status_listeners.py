@@ -1,0 +1,108 @@
+"""The process's status listeners on the real Redis channel layer: bounded queues, one
+receiver of its own, each group joined once however many listeners share it."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from notification.connections import group_send_many
+from notification.status.events import ListenerDropped, StatusListeners, _receiving_layer
+from tests.support.layer_helpers import group_size
+from tests.support.settings_helpers import set_sms
+
+pytestmark = pytest.mark.usefixtures("redis")
+
+
+def test_a_listener_that_does_not_read_is_dropped_not_buffered(settings):
+    set_sms(settings, GRAPHQL_WS_MAX_QUEUED_EVENTS=5)
+
+    async def scenario() -> None:
+        listeners = StatusListeners(_receiving_layer())
+        async with (
+            listeners.listen(["g-slow"]) as slow,
+            listeners.listen(["g-slow"]) as reader,
+        ):
+            for number in range(8):
+                listeners.deliver({"type": "x", "group": "g-slow", "n": number})
+                assert (await reader.get())["n"] == number  # a reader keeps up
+            # The slow one gets what fitted, then the error; nothing more is kept for it.
+            assert [(await slow.get())["n"] for _ in range(5)] == [0, 1, 2, 3, 4]
+            with pytest.raises(ListenerDropped):
+                await slow.get()
+            listeners.deliver({"type": "x", "group": "g-slow", "n": 8})
+            assert (await reader.get())["n"] == 8
+            assert listeners.listener_count() == 1
+
+    async_to_sync(scenario)()
+
+
+def test_many_listeners_of_one_group_join_it_once_and_leave_it_with_the_last():
+    async def scenario() -> None:
+        listeners = StatusListeners(_receiving_layer())
+        entered = []
+        async with listeners.listen(["g-shared"]) as first:
+            entered.append(first)
+            contexts = [listeners.listen(["g-shared"]) for _ in range(200)]
+            others = await asyncio.gather(*(context.__aenter__() for context in contexts))
+            assert await asyncio.to_thread(group_size, "g-shared") == 1
+            # A message sent through the project's layer reaches every listener.
+            await get_channel_layer().group_send("g-shared", {"type": "x", "group": "g-shared"})
+            for listener in [first, *others]:
+                assert (await asyncio.wait_for(listener.get(), 10))["group"] == "g-shared"
+            for context in contexts:
+                await context.__aexit__(None, None, None)
+            assert await asyncio.to_thread(group_size, "g-shared") == 1
+        assert await asyncio.to_thread(group_size, "g-shared") == 0
+
+    async_to_sync(scenario)()
+
+
+def test_the_listeners_receive_on_a_layer_instance_of_their_own():
+    """No websocket consumer's (cancellable) receive shares its process channel."""
+    layer = get_channel_layer()
+    own = _receiving_layer()
+    assert own is not layer
+    assert own.client_prefix != layer.client_prefix
+
+
+def test_a_batch_of_group_sends_reaches_exactly_each_groups_members():
+    """``layer_send.group_send_many`` (the publish path): two processes' listeners, a
+    plain channel, a group with no member; each gets its groups' messages, once,
+    as ``group_send`` would have delivered them."""
+
+    async def scenario() -> None:
+        one, two = StatusListeners(_receiving_layer()), StatusListeners(_receiving_layer())
+        layer = get_channel_layer()
+        plain = await layer.new_channel("plain.")
+        await layer.group_add("g-batch-b", plain)
+        async with (
+            one.listen(["g-batch-a", "g-batch-b"]) as first,
+            two.listen(["g-batch-a"]) as second,
+        ):
+            await group_send_many(
+                layer,
+                [
+                    ("g-batch-a", {"type": "x", "group": "g-batch-a", "n": 1}),
+                    ("g-batch-nobody", {"type": "x", "group": "g-batch-nobody", "n": 2}),
+                    ("g-batch-b", {"type": "x", "group": "g-batch-b", "n": 3}),
+                ],
+            )
+            got_first = [await asyncio.wait_for(first.get(), 10) for _ in range(2)]
+            assert sorted(message["n"] for message in got_first) == [1, 3]
+            assert (await asyncio.wait_for(second.get(), 10)) == {
+                "type": "x",
+                "group": "g-batch-a",
+                "n": 1,
+            }
+            assert await asyncio.wait_for(layer.receive(plain), 10) == {
+                "type": "x",
+                "group": "g-batch-b",
+                "n": 3,
+            }
+            one.deliver({"type": "x", "group": "g-batch-a", "n": 4})  # nothing else queued
+            assert (await asyncio.wait_for(first.get(), 10))["n"] == 4
+        await layer.group_discard("g-batch-b", plain)
+
+    async_to_sync(scenario)()

@@ -1,0 +1,1 @@
+"""Test helpers and pytest plugins (``tests/conftest.py`` lists the plugins)."""
