@@ -7,6 +7,8 @@ Never twice, never lost: each test ends with every message sent exactly once.
 
 import collections
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,7 @@ from devstack.subprocesses import stop_process
 from notification.conf import app_settings
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from tests.support.fixtures_emulator import start_emulator_process
+from tests.support.fixtures_emulator import EmulatorHandle, start_emulator_process
 from tests.support.outage_support import (
     RestartableRedis,
     StoppablePostgres,
@@ -164,7 +166,11 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
         with sending_stack(env) as stack:
             create_due_sms(total)
             wait_until(lambda: len(first.requests()) >= 50, 30, "the campaign")
-            before = first.requests()
+            # What the first emulator accepted must be read while it still answers, and
+            # nothing may be accepted after: it turns new sends away (429, which a send
+            # retries later) until its record stops growing, then it stops.
+            first.inject_faults([{"kind": "http_429", "count": total}])
+            before = wait_until(_stable_record(first), 10, "the first emulator to settle")
             stop_process(first.process)  # Twilio unreachable: connections refused
             time.sleep(10)
             with start_emulator_process("--port", str(port)) as second:
@@ -177,3 +183,18 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
     assert len(accepted) == total and len(set(accepted)) == total  # each exactly once
     statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
     assert statuses == {Status.SENT: total}
+
+
+def _stable_record(emulator: EmulatorHandle) -> Callable[[], list[dict[str, Any]] | None]:
+    """A ``wait_until`` condition: the emulator's request record once two reads agree."""
+    last: list[list[dict[str, Any]]] = []
+
+    def check() -> list[dict[str, Any]] | None:
+        record = emulator.requests()
+        if last and last[-1] == record:
+            return record
+        last.append(record)
+        time.sleep(0.2)
+        return None
+
+    return check
