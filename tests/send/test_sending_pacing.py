@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from notification.conf import app_settings
 from notification.create.changes import resend_notifications
 from notification.jobs.schedule import SMS_BATCH_JOB_ID, get_scheduler, schedule_sms_batch
 from notification.jobs.sms import run_window
@@ -96,7 +97,11 @@ def test_a_high_notification_created_mid_run_waits_only_the_target_at_twilio(sca
     ]
     due_at_creation = [m for m in messages if m["queued_at"] > created_at]
     assert len(due_at_creation) > 100  # most of the campaign was still waiting...
-    assert len(later_normals) == len(due_at_creation) - 1  # ...and all of it went after
+    # ...and all of it went after, but for what its own batch sent alongside it: a
+    # batch's requests go out concurrently, so a busy machine may let a few of its
+    # neighbours reach Twilio first (a wait of one more batch would put dozens ahead).
+    ahead = len(due_at_creation) - 1 - len(later_normals)
+    assert 0 <= ahead < app_settings.TWILIO_SMS_CONCURRENCY
     # At Twilio it waited behind at most the target (50 segments at 200/s) plus itself.
     assert urgent["leaves_queue_at"] - urgent["queued_at"] <= (50 + 1) / RATE + 0.01
     assert Notification.objects.get(pk=high.notification_id).status == "sent"
