@@ -12,6 +12,8 @@ longest stall while the operation runs.
 import asyncio
 import time
 
+import pytest
+
 from notification.graphql.ws.authority import websocket_schema
 from schema.schema import schema
 from tests.support.settings_helpers import sms_settings
@@ -48,6 +50,7 @@ def test_the_document_size_cap_admits_this_document():
 
 # The token and field limits (GRAPHQL_MAX_TOKENS, _FIELDS) would stop this document: off here,
 # so the test measures the worst a host with the cost limits turned off could see.
+@pytest.mark.serial  # compares stalls in wall-clock time: never beside another test worker
 @sms_settings(GRAPHQL_MAX_TOKENS=0, GRAPHQL_MAX_FIELDS=0)
 def test_a_large_document_does_not_stall_the_loop():
     threaded = websocket_schema(schema)
