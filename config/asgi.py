@@ -9,7 +9,6 @@ schema, speaking ``graphql-transport-ws`` and the legacy ``graphql-ws``; the
 session cookie identifies the user (``notification.graphql.ws.consumer``).
 """
 
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -23,6 +22,7 @@ from django.urls import re_path  # noqa: E402
 
 from config import statement_timeout  # noqa: E402
 from config.body_limit import limit_request_body  # noqa: E402
+from config.collector import tune_for_server as tune_collector_for_server  # noqa: E402
 from notification.graphql.ws.consumer import graphql_ws_application  # noqa: E402
 from notification.status.webhooks import with_status_callback_fast_path  # noqa: E402
 from schema.schema import schema  # noqa: E402
@@ -37,14 +37,5 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Garbage collection tuned for many long-lived websocket connections. With
-# CPython's default thresholds, young collections ran hundreds of times per
-# published event and full collections paused the loop: the largest part of the
-# p99 latency at 1,000 subscribers (README, "Profiling notes"). Objects loaded at
-# start-up (Django, the schema, the URLconf) live for ever, so they leave the collector's view
-# (``gc.freeze``), and young collections run after 50,000 allocations instead:
-# nearly everything a request or an event allocates is freed by reference
-# counting long before, so the collector finds little to do but still reclaims
-# cycles within milliseconds.
-gc.freeze()
-gc.set_threshold(50_000, 20, 10)
+# Last, once everything that lives for ever is loaded (config.collector says why).
+tune_collector_for_server()

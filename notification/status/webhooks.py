@@ -323,6 +323,20 @@ def _refused_account(request: HttpRequest) -> HttpResponseForbidden | None:
     return HttpResponseForbidden("Not this Twilio account", content_type="text/plain")
 
 
+def _refusal(request: HttpRequest) -> tuple[str, HttpResponseForbidden] | None:
+    """Why a webhook is refused before its form is read, with the 403; ``None``: ours.
+
+    The one gate of both webhooks (signature, then account), so a forged or
+    misrouted request can reach neither handler; the reason names the
+    ``sms_status_callbacks`` result it counts as.
+    """
+    if not has_valid_signature(request):
+        return "refused", _forbidden(request)
+    if refused := _refused_account(request):
+        return "wrong_account", refused
+    return None
+
+
 def _record(event: SmsStatusEvent) -> tuple[ApplyResult, list[dict]]:
     """The database part, in one trip to the sync thread: write, then read what to publish."""
     result = record_status_event(event)
@@ -345,12 +359,10 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
     request and takes its database connection along, so every callback would
     pay for a new connection.
     """
-    if not has_valid_signature(request):
-        instruments.status_callback("refused")
-        return _forbidden(request)
-    if refused := _refused_account(request):
-        instruments.status_callback("wrong_account")
-        return refused
+    if refusal := _refusal(request):
+        reason, forbidden = refusal
+        instruments.status_callback(reason)
+        return forbidden
     # The signature covered the query string: this id is the one we sent Twilio.
     sms_id = parse_database_id(request.GET.get(STATUS_CALLBACK_SMS_PARAM))
     try:
@@ -371,10 +383,8 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
 @require_POST
 def sms_inbound(request: HttpRequest) -> HttpResponse:
     """``POST /twilio/sms/inbound/``: someone texted one of our numbers; answer TwiML."""
-    if not has_valid_signature(request):
-        return _forbidden(request)
-    if refused := _refused_account(request):
-        return refused
+    if refusal := _refusal(request):
+        return refusal[1]
     try:
         event = inbound_event_from_form(request.POST)
     except MalformedWebhook as exc:
