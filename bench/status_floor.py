@@ -56,7 +56,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _urlpatterns() -> list:
-    from django.conf import settings
+
     from django.db import connection
     from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
     from django.urls import path
@@ -65,14 +65,15 @@ def _urlpatterns() -> list:
     from twilio.request_validator import RequestValidator
 
     from config.urls import urlpatterns as project_urlpatterns
+    from notification.conf import app_settings
     from notification.models import SmsNotification
 
-    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    validator = RequestValidator(app_settings.TWILIO_AUTH_TOKEN)
 
     @csrf_exempt
     @require_POST
     def status(request: HttpRequest) -> HttpResponse:
-        url = settings.PUBLIC_BASE_URL + request.get_full_path()
+        url = app_settings.PUBLIC_BASE_URL + request.get_full_path()
         signature = request.headers.get("X-Twilio-Signature", "")
         if not validator.validate(url, request.POST, signature):
             return HttpResponseForbidden("Invalid Twilio signature")
