@@ -1,4 +1,6 @@
-"""The status webhook's database work: a few long-lived threads that keep their connection.
+"""Connections that outlive a request: DB threads, Redis, batched layer sends, write retries.
+
+The status webhook's database work: a few long-lived threads that keep their connection.
 
 Django's ORM is synchronous, so the async status view runs its database work
 in a thread (one hop per callback). The threads here live as long as the

@@ -1,4 +1,6 @@
-"""Which numbers we text: E.164 only, no extensions, no premium-rate, only the allowed
+"""The values every layer shares: phone numbers, storable text, SMS segments, ids.
+
+Which numbers we text: E.164 only, no extensions, no premium-rate, only the allowed
 countries.
 
 ``phonenumbers`` (Google's libphonenumber) decides validity so that numbers

@@ -1,4 +1,6 @@
-"""Bounding and cleaning single fields of Twilio's webhook forms, before anything else reads them.
+"""What Twilio sends and answers, read safely: form fields, payloads, failures, prices.
+
+Bounding and cleaning single fields of Twilio's webhook forms, before anything else reads them.
 
 A signed form is Twilio's, but its values still reach PostgreSQL, Redis, logs
 and subscribers, so each one is made safe for all of them first: a NUL

@@ -1,4 +1,6 @@
-"""The per-recipient cap (``SMS_RECIPIENT_DAILY_LIMIT``): messages one number may be
+"""What sending costs and its limits: prices, spend limits, the per-recipient cap.
+
+The per-recipient cap (``SMS_RECIPIENT_DAILY_LIMIT``): messages one number may be
 sent in any 24 hours, counted when they are created.
 
 One number flooded is a harassment complaint, a carrier filtering our sender, and,

@@ -1,4 +1,6 @@
-"""The country allow-list (``SMS_ALLOWED_COUNTRIES``).
+"""Where and when a message may go: the country allow-list and quiet hours.
+
+The country allow-list (``SMS_ALLOWED_COUNTRIES``).
 
 SMS pumping ("artificially inflated traffic") makes a sender pay for messages to
 number ranges an attacker profits from, usually in a few countries far from the

@@ -1,4 +1,6 @@
-"""HIGH does not wait for the heartbeat: a due HIGH notification starts a run at once.
+"""Starting a run: its lock, waking it for due HIGH messages, the provider's queue estimate.
+
+HIGH does not wait for the heartbeat: a due HIGH notification starts a run at once.
 
 Scheduled runs come every ``TWILIO_SMS_INTERVAL`` seconds; a login code or an
 outage alert created just after one would otherwise wait that long before the
