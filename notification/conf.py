@@ -302,8 +302,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
 
 
 def out_of_range(name: str, value: object) -> str | None:
-    """What ``value`` must be when it is not a number in ``name``'s range, else ``None``
-    (also for a setting that has no range)."""
+    """What ``value`` must be when out of ``name``'s range; ``None`` when in it or unranged."""
     if name not in RANGES:
         return None
     minimum, maximum = RANGES[name]
@@ -314,8 +313,9 @@ def out_of_range(name: str, value: object) -> str | None:
         and (maximum is None or value <= maximum)
     ):
         return None
-    at_most = f" to {maximum}" if maximum is not None else ""
-    return f"a number from {minimum}{at_most}" if at_most else f"a number of at least {minimum}"
+    if maximum is None:
+        return f"a number of at least {minimum}"
+    return f"a number from {minimum} to {maximum}"
 
 
 _resolved: Resolved | None = None

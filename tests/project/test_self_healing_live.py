@@ -187,13 +187,14 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
 
 def _stable_record(emulator: EmulatorHandle) -> Callable[[], list[dict[str, Any]] | None]:
     """A ``wait_until`` condition: the emulator's request record once two reads agree."""
-    last: list[list[dict[str, Any]]] = []
+    previous: list[dict[str, Any]] | None = None
 
     def check() -> list[dict[str, Any]] | None:
+        nonlocal previous
         record = emulator.requests()
-        if last and last[-1] == record:
+        if record == previous:
             return record
-        last.append(record)
+        previous = record
         time.sleep(0.2)
         return None
 
