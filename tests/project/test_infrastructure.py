@@ -1,5 +1,6 @@
 """The test infrastructure itself: private Redis, test database from subprocesses, markers."""
 
+import os
 import re
 import subprocess
 import sys
@@ -297,3 +298,16 @@ def test_modules_marked_slow_are_handed_out_first_keeping_the_order_within_each_
     from tests import run
 
     assert "--no-loadscope-reorder" in run.parallel_args("auto")
+
+
+def test_the_benches_helpers_import_before_django_is_set_up():
+    """``bench/common.py`` starts the emulator and the database before it calls
+    ``django.setup()``: a helper that imports the app at module level made every
+    bench that starts the emulator (send, pacing, heal, reconcile, guardrails) die
+    with ``AppRegistryNotReady`` before printing a figure."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    script = "import bench.common, tests.support.fixtures_emulator"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

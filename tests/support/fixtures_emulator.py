@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from devstack.subprocesses import stop_process
-from notification.guardrails import costs as pricing
 from tests.support.settings_helpers import set_sms
 from tests.support.waiting import STARTUP_TIMEOUT_SECONDS
 from twilio_emulator import EmulatorConfig, EmulatorServer
@@ -119,6 +118,10 @@ def twilio_emulator_server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def twilio_emulator(twilio_emulator_server: EmulatorServer, settings) -> EmulatorHandle:
+    from notification.guardrails import (
+        costs as pricing,
+    )  # here: benches import this module before django.setup()
+
     twilio_emulator_server.reset()
     pricing.clear_cache()  # prices are cached per process: each test sees its emulator's
     handle = EmulatorHandle(base_url=twilio_emulator_server.base_url)
