@@ -7,11 +7,9 @@ overwritten. After commit, status callbacks that raced the write are settled
 (``announce_written``), then the status-change events fire once. How a failure
 is retried and worded is the delivery rules' (``notification.delivery``).
 A lost database connection during the write is retried with the answers kept
-in memory (``result_retry``).
+in memory (``connections.write_with_retry``).
 
-Bulk write (was ``notification.sending.bulk_write``):
-
-One ``UPDATE ... FROM (VALUES ...)`` for many rows with different values.
+Bulk write: one ``UPDATE ... FROM (VALUES ...)`` for many rows with different values.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = ... THEN ...`` expression per
 field and row; for a 100-row batch with a dozen fields that is over a thousand
@@ -97,38 +95,47 @@ def _assignments(model_fields: list[Field], keep_if_set: Sequence[str], *, cast:
     return assignments
 
 
-def _update_from_values(
-    model: type[Model],
-    rows: Sequence[tuple[int, Sequence[Any]]],
-    model_fields: list[Field],
-    assignments: list[str],
-    pk_value: str,
-    guard: str,
-    where_params: Sequence[Any],
-) -> int:
+@dataclass(frozen=True)
+class _Update:
+    """One guarded ``UPDATE table AS t SET ... FROM <rows> AS v WHERE ...``, whatever
+    form the rows travel in: both forms share the statement and the prepared values,
+    so they cannot drift apart (a column stored one way on SQLite, another on PostgreSQL).
+    """
+
+    fields: list[Field]
+    head: str  # UPDATE ... SET ...
+    where: str  # WHERE t.pk = v.column1 [AND guard]
+    where_params: Sequence[Any]
+
+    def sql(self, rows_source: str) -> str:
+        return f"{self.head} FROM {rows_source} {self.where}"
+
+    def prepared(self, rows: Sequence[tuple[int, Sequence[Any]]]) -> list[list[Any]]:
+        """Each row as ``[pk, *values]``, the values as the ORM stores them."""
+        return [
+            [
+                pk,
+                *(
+                    f.get_db_prep_save(v, connection)
+                    for f, v in zip(self.fields, values, strict=True)
+                ),
+            ]
+            for pk, values in rows
+        ]
+
+
+def _update_from_values(update: _Update, rows: Sequence[tuple[int, Sequence[Any]]]) -> int:
     """SQLite: the UPDATE joined to a ``VALUES`` list, in chunks under its parameter limit."""
-    qn = connection.ops.quote_name
-    meta = model._meta
-    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
-    width = len(model_fields) + 1
-    updated = 0
+    width = len(update.fields) + 1
     chunk = _max_rows(width)
+    updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
+            part = update.prepared(rows[start : start + chunk])
             placeholders = ", ".join("(" + ", ".join(["%s"] * width) + ")" for _ in part)
-            params: list[Any] = []
-            for pk, values in part:
-                params.append(pk)
-                params.extend(
-                    field.get_db_prep_save(value, connection)
-                    for field, value in zip(model_fields, values, strict=True)
-                )
-            sql = (
-                f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} "
-                f"FROM (VALUES {placeholders}) AS v WHERE t.{pk_column} = {pk_value}{guard}"
-            )
-            cursor.execute(sql, [*params, *where_params])
+            params = [value for row in part for value in row]
+            sql = update.sql(f"(VALUES {placeholders}) AS v")
+            cursor.execute(sql, [*params, *update.where_params])
             updated += cursor.rowcount
     return updated
 
@@ -150,20 +157,22 @@ def update_rows(
     if not rows:
         return 0
     connection.ensure_connection()
+    qn = connection.ops.quote_name
     meta = model._meta
     model_fields = [_column_field(model, name) for name in fields]
     cast = connection.vendor == "postgresql"
     assignments = _assignments(model_fields, keep_if_set, cast=cast)
+    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
     pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
-    guard = f" AND ({where_sql})" if where_sql else ""
-
-    if cast:
-        return _update_from_json(
-            model, rows, model_fields, assignments, pk_value, guard, where_params
-        )
-    return _update_from_values(
-        model, rows, model_fields, assignments, pk_value, guard, where_params
+    update = _Update(
+        fields=model_fields,
+        head=f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)}",
+        where=f"WHERE t.{pk_column} = {pk_value}" + (f" AND ({where_sql})" if where_sql else ""),
+        where_params=where_params,
     )
+    if cast:
+        return _update_from_json(model, update, rows)
+    return _update_from_values(update, rows)
 
 
 def _json_value(value: Any) -> Any:
@@ -176,47 +185,23 @@ def _json_value(value: Any) -> Any:
 
 
 def _update_from_json(
-    model: type[Model],
-    rows: Sequence[tuple[int, Sequence[Any]]],
-    model_fields: list[Field],
-    assignments: list[str],
-    pk_value: str,
-    guard: str,
-    where_params: Sequence[Any],
+    model: type[Model], update: _Update, rows: Sequence[tuple[int, Sequence[Any]]]
 ) -> int:
     """PostgreSQL: the same UPDATE joined to ``json_to_recordset`` of every row at once."""
-    qn = connection.ops.quote_name
-    meta = model._meta
-    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
-    types = [meta.pk.cast_db_type(connection)]
-    types += [field.cast_db_type(connection) for field in model_fields]
+    types = [model._meta.pk.cast_db_type(connection)]
+    types += [field.cast_db_type(connection) for field in update.fields]
     names = [f"column{index + 1}" for index in range(len(types))]
     record = ", ".join(f"{name} {kind}" for name, kind in zip(names, types, strict=True))
-    sql = (
-        f"UPDATE {qn(meta.db_table)} AS t SET {', '.join(assignments)} "
-        f"FROM json_to_recordset(CAST(%s AS json)) AS v({record}) "
-        f"WHERE t.{pk_column} = {pk_value}{guard}"
-    )
+    sql = update.sql(f"json_to_recordset(CAST(%s AS json)) AS v({record})")
+    chunk = _max_rows(len(types))
     updated = 0
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), _max_rows(len(types))):
+        for start in range(0, len(rows), chunk):
             document = [
-                dict(
-                    zip(
-                        names,
-                        [
-                            pk,
-                            *(
-                                field.get_db_prep_save(value, connection)
-                                for field, value in zip(model_fields, values, strict=True)
-                            ),
-                        ],
-                        strict=True,
-                    )
-                )
-                for pk, values in rows[start : start + _max_rows(len(types))]
+                dict(zip(names, row, strict=True))
+                for row in update.prepared(rows[start : start + chunk])
             ]
-            cursor.execute(sql, [json.dumps(document, default=_json_value), *where_params])
+            cursor.execute(sql, [json.dumps(document, default=_json_value), *update.where_params])
             updated += cursor.rowcount
     return updated
 
@@ -336,7 +321,7 @@ def write_results(
     """Apply outcomes (and opt-out skips) to the claimed rows and save them.
 
     The outcomes are applied in memory once; only the save is retried through a
-    lost database connection (``result_retry``), so a retry never counts an
+    lost database connection (``connections.write_with_retry``), so a retry never counts an
     attempt twice. Raises ``ResultsNotWritten`` when the database stayed away
     for ``SMS_RESULT_WRITE_TIMEOUT`` seconds.
     """
