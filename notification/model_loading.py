@@ -58,6 +58,17 @@ def _attnames_for(cls: type[models.Model]) -> frozenset[str] | None:
     return plain
 
 
+def _init_receivers(cls: type) -> bool:
+    """Whether a ``pre_init``/``post_init`` receiver would see ``cls``'s instances.
+
+    Asked per row, so the common answer (no such receiver in the process at all)
+    is the signals' own receiver lists, read without a look-up per class.
+    """
+    return bool(pre_init.receivers or post_init.receivers) and (
+        pre_init.has_listeners(cls) or post_init.has_listeners(cls)
+    )
+
+
 def load_from_db(cls: Any, db: str, field_names: list[str], values: Any) -> Any:
     """``Model.from_db`` without ``__init__`` where that changes nothing (module docstring).
 
@@ -69,8 +80,7 @@ def load_from_db(cls: Any, db: str, field_names: list[str], values: Any) -> Any:
         plain is None
         or len(field_names) != len(values)
         or not plain.issuperset(field_names)
-        or pre_init.has_listeners(cls)
-        or post_init.has_listeners(cls)
+        or _init_receivers(cls)
     ):
         return models.Model.from_db.__func__(cls, db, field_names, values)  # type: ignore[attr-defined]
     new = cls.__new__(cls)
