@@ -56,8 +56,10 @@ def test_querysets_load_the_same_rows_and_they_behave_as_loaded_rows():
     partial = Notification.objects.only("id", "status").get(pk=sms.notification_id)
     assert partial.get_deferred_fields() >= {"title", "body"}
     assert partial.title == "Loaded"  # a deferred column still loads on access
-    reverse = Notification.objects.select_related("sms").only("id", "sms__segments").get(
-        pk=sms.notification_id
+    reverse = (
+        Notification.objects.select_related("sms")
+        .only("id", "sms__segments")
+        .get(pk=sms.notification_id)
     )
     assert reverse.sms.segments == sms.segments and reverse.sms.pk == sms.pk
     partial.status = "failed"
