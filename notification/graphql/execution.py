@@ -46,12 +46,20 @@ from django.db.models.fields.related_descriptors import (
     ReverseOneToOneDescriptor,
 )
 from django.db.models.query_utils import DeferredAttribute
-from graphql import GraphQLField, get_nullable_type, is_leaf_type, is_non_null_type, is_object_type
+from graphql import (
+    GraphQLField,
+    get_nullable_type,
+    is_leaf_type,
+    is_non_null_type,
+    is_object_type,
+)
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry_django.fields.field import StrawberryDjangoField
 from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from notification.graphql.plain_rows import FALLBACK, build_row, direct_kind, plain_is_type_of
 
 _NOT_LOADED = object()
 
@@ -159,39 +167,11 @@ async def _with_awaited_fields(
     return results
 
 
-#: ``_plain_row``'s answer when a row needs graphql-core's own path.
-_FALLBACK = object()
-
-
-def _plain_is_type_of(object_type: Any) -> bool:
-    """Whether ``object_type``'s check may run with another field's resolve info.
-
-    strawberry-django's generated ``is_type_of`` reads only the object (a type cast,
-    an ``isinstance``); a host's own might read the info, so it keeps the full path.
-    """
-    check = object_type.is_type_of
-    return check is None or (
-        getattr(check, "__module__", None) == "strawberry_django.type"
-        and getattr(check, "__qualname__", "").endswith("<locals>.is_type_of")
-    )
-
-
 class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor with the plain-field shortcut (see the module docstring).
 
-    Rows: a list item (or a cached to-one relation inside one) whose type's whole
-    selection is plain columns and cached to-one relations to such types is built
-    as a dict in one loop, without graphql-core's completion chain per object
-    (complete_value, complete_object_value, sub-field collection, a path and a
-    resolve info per nested object). Listing 100 notifications with their SMS
-    completed 200 objects that way, the largest part of graphql-core's cost left
-    after the field shortcut (issue 21's third profile). A row falls back, whole,
-    to graphql-core's path the moment anything is not plain: a null or unloaded
-    column (so a null in a non-null field errs exactly as before), an uncached
-    relation, a value that fails to serialise, ``__typename``, a resolver, a
-    deferred fragment, an ``is_type_of`` that is not strawberry-django's, a check
-    that does not pass. Building a row reads and serialises only, so a row that
-    falls back half-way is simply completed again from the start.
+    Rows: a list item whose whole selection is plain is built in one loop, else by
+    graphql-core's path (``notification.graphql.plain_rows``).
     """
 
     def complete_list_item_value(
@@ -211,8 +191,8 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 try:
                     row = self._plain_row(plan, item, info)
                 except Exception:
-                    row = _FALLBACK  # graphql-core's path raises and locates it
-                if row is not _FALLBACK:
+                    row = FALLBACK  # graphql-core's path raises and locates it
+                if row is not FALLBACK:
                     complete_results.append(row)
                     return False
         return super().complete_list_item_value(
@@ -226,18 +206,14 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
 
     def _row_plan(self, object_type: Any, field_details_list: Any) -> tuple | None:
-        """``(is_type_of, entries)`` for a plain selection of ``object_type``, else None.
-
-        Memoised per execution like graphql-core's ``collect_subfields`` (whose own
-        memo it uses): on the type and the identity of the field group, kept alive.
-        """
+        """A plain selection's plan, else None; memoised as ``collect_subfields`` is."""
         memo = self.__dict__.setdefault("_plain_row_plans", {})
         key = (object_type, id(field_details_list))
         found = memo.get(key)
         if found is not None:
             return found[1]
         plan = None
-        if is_object_type(object_type) and _plain_is_type_of(object_type):
+        if is_object_type(object_type) and plain_is_type_of(object_type):
             grouped_field_set, new_defer_usages, _ = self.collect_subfields(
                 object_type, field_details_list
             )
@@ -247,12 +223,12 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return plan
 
     def _row_entries(self, object_type: Any, grouped_field_set: Any) -> tuple | None:
-        """Each field as (name, None, attname, leaf) or (name, relation, non-null, plan)."""
+        """The entries of a row plan (``plain_rows.build_row``), or None if one is not plain."""
         entries = []
         for response_name, sub_fields in grouped_field_set.items():
             plan = _plan(self.schema.get_field(object_type, sub_fields[0].node.name.value))
             if plan[0] == "column":
-                entries.append((response_name, None, plan[1], plan[2]))
+                entries.append((response_name, None, plan[1], (plan[2], *direct_kind(plan[2]))))
             elif plan[0] == "relation":
                 field_type = plan[2].type
                 nested = self._row_plan(get_nullable_type(field_type), sub_fields)
@@ -264,33 +240,8 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return (object_type.is_type_of, tuple(entries))
 
     def _plain_row(self, plan: tuple, item: Any, info: Any) -> Any:
-        """The completed dict for ``item``, or ``_FALLBACK`` (see the class docstring)."""
-        is_type_of, entries = plan
-        if is_type_of is not None and is_type_of(item, info) is not True:
-            return _FALLBACK
-        values = item.__dict__
-        complete_leaf_value = self.complete_leaf_value
-        row: dict[str, Any] = {}
-        for response_name, relation, detail, sub in entries:
-            if relation is None:
-                value = values.get(detail)
-                if value is None:
-                    return _FALLBACK
-                row[response_name] = complete_leaf_value(sub, value)
-                continue
-            if not relation.is_cached(item):
-                return _FALLBACK
-            related = relation.get_cached_value(item)
-            if related is None:
-                if detail:
-                    return _FALLBACK
-                row[response_name] = None
-                continue
-            nested = self._plain_row(sub, related, info)
-            if nested is _FALLBACK:
-                return _FALLBACK
-            row[response_name] = nested
-        return row
+        """The completed dict for ``item``, or ``FALLBACK`` (``plain_rows.build_row``)."""
+        return build_row(plan, item, info, self.complete_leaf_value)
 
     def _plain_allowed(self) -> bool:
         allowed = self.__dict__.get("_plain_allowed_value")
