@@ -24,6 +24,7 @@ dimensions, a host's tracker), or a loaded column whose descriptor is anything
 else (a file field, a custom descriptor).
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from django.db import models
@@ -69,7 +70,9 @@ def _init_receivers(cls: type) -> bool:
     )
 
 
-def load_from_db(cls: Any, db: str, field_names: list[str], values: Any) -> Any:
+def load_from_db(
+    cls: Any, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+) -> Any:
     """``Model.from_db`` without ``__init__`` where that changes nothing (module docstring).
 
     ``field_names`` names ``values`` one for one (Django passes the loaded
@@ -77,12 +80,13 @@ def load_from_db(cls: Any, db: str, field_names: list[str], values: Any) -> Any:
     """
     plain = _attnames_for(cls)
     if (
-        plain is None
+        kwargs  # a newer Django's keyword options (fetch_mode): its own path
+        or plain is None
         or len(field_names) != len(values)
         or not plain.issuperset(field_names)
         or _init_receivers(cls)
     ):
-        return models.Model.from_db.__func__(cls, db, field_names, values)  # type: ignore[attr-defined]
+        return models.Model.from_db.__func__(cls, db, field_names, values, **kwargs)  # type: ignore[attr-defined]
     new = cls.__new__(cls)
     state = new._state = ModelState()
     state.adding = False
