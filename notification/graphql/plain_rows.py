@@ -24,12 +24,14 @@ which then gives its usual answer, error and error path:
   info, so the list field's info may be passed to it, also for a nested row).
 
 The response is the same bytes as graphql-core's: the same keys in the same
-order (the grouped field set's), the same serialised values (``direct_kind``
-returns exactly what graphql-core's serialiser returns, for exactly the Python
-types it handles; any other value goes through ``complete_leaf_value``).
+order (the grouped field set's), the same serialised values (for the column
+kinds ``direct_kind`` names, exactly what the type's serialiser returns, for
+exactly the Python types named; any other value goes through
+``complete_leaf_value``).
 ``tests/graphql/test_graphql_plain_fields.py`` compares the two.
 """
 
+from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -41,6 +43,7 @@ from graphql import (
     GraphQLString,
 )
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
+from strawberry.schema.types.base_scalars import isoformat as strawberry_isoformat
 
 #: ``build_row``'s answer when a row needs graphql-core's own path.
 FALLBACK = object()
@@ -49,8 +52,9 @@ FALLBACK = object()
 # a ``str`` for String and ID as it is, an ``int`` for Int within 32 bits as it is,
 # an ``int`` for ID as its decimal string (graphql-core's ``serialize_string``,
 # ``serialize_int`` and ``serialize_id``), a plain ``str``/``int`` that an enum
-# has, as the enum's name (its ``_value_lookup``).
-_STR, _INT, _ID, _ENUM = "str", "int", "id", "enum"
+# has, as the enum's name (its ``_value_lookup``); a ``datetime`` for strawberry's
+# DateTime as its ``isoformat()`` (the scalar's serialiser is that call).
+_STR, _INT, _ID, _ENUM, _ISO = "str", "int", "id", "enum", "iso"
 _AS_IS_STR = (_STR, _ID)
 _ENUM_VALUE_TYPES = (str, int)  # exactly these: not bool (an int), not an enum member
 
@@ -67,6 +71,8 @@ def direct_kind(leaf: Any) -> tuple[str | None, dict]:
         return _INT, {}
     if leaf is GraphQLID:
         return _ID, {}
+    if getattr(leaf, "coerce_output_value", None) is strawberry_isoformat:
+        return _ISO, {}
     if isinstance(leaf, GraphQLEnumType) and type(leaf).coerce_output_value in _ENUM_COERCIONS:
         return _ENUM, dict(leaf._value_lookup)
     return None, {}
@@ -110,6 +116,8 @@ def build_row(plan: tuple, item: Any, info: Any, complete_leaf_value: Any) -> An
                 row[response_name] = value
             elif value_type is int and kind is _ID:
                 row[response_name] = str(value)
+            elif value_type is datetime and kind is _ISO:
+                row[response_name] = value.isoformat()
             elif kind is _ENUM and value_type in _ENUM_VALUE_TYPES and value in names:
                 row[response_name] = names[value]
             else:
