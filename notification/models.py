@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from notification.model_loading import load_from_db
 from notification.validators import (
     BODY_REQUIRED,
     TITLE_REQUIRED,
@@ -184,6 +185,9 @@ class Notification(models.Model):
             models.Index(fields=["content_type", "object_id"], name="notification_object_idx"),
         ]
 
+    #: Rows load without ``__init__``'s per-field walk (``notification.model_loading``).
+    from_db = classmethod(load_from_db)
+
     def __str__(self) -> str:
         return f"{self.get_type_display()}: {self.title}"
 
@@ -202,6 +206,7 @@ class Notification(models.Model):
 
 class SmsNotification(models.Model):
     notification = models.OneToOneField(Notification, on_delete=models.CASCADE, related_name="sms")
+    from_db = classmethod(load_from_db)  # as Notification's
     to_phone_number = models.CharField(
         max_length=E164_MAX_LENGTH, validators=[validate_sms_recipient], help_text="E.164"
     )

@@ -186,3 +186,153 @@ def test_any_other_middleware_keeps_every_field_on_graphql_cores_path(staff_user
     )
     assert result.errors is None, result.errors
     assert seen.count("title") == 2 and seen.count("segments") == 1 and "sms" in seen
+
+
+# --- Plain rows: a list item built in one loop, byte for byte graphql-core's answer ----
+
+ROWS = """
+query Rows($skip: Boolean!) {
+  notifications(pagination: {limit: 20}) {
+    totalCount
+    results {
+      id
+      heading: title
+      ...Cols
+      ... on Notification { priority category }
+      priority
+      createdDatetime
+      sentDatetime
+      sms {
+        number: toPhoneNumber
+        deliveryStatus
+        encoding
+        segments
+        errorCode
+        twilioSid @skip(if: $skip)
+        sentDatetime
+      }
+      again: sms { segments }
+    }
+  }
+  typed: notifications(pagination: {limit: 20}) {
+    results { __typename id sms { __typename segments } }
+  }
+}
+fragment Cols on Notification { title status url }
+"""
+
+
+def _row_variety(staff_user):
+    """Rows that take the plain path and rows that must fall back, side by side."""
+    from django.utils import timezone
+
+    from notification.models import SmsNotification
+
+    rows = []
+    for index, (sent, sid, error) in enumerate(
+        [(True, True, True), (True, False, True), (False, True, True)]
+    ):
+        note = Notification.objects.create(
+            title=f"Row {index}",
+            body="b",
+            url="https://example.com/x",
+            user=staff_user,
+            sent_datetime=timezone.now() if sent else None,
+        )
+        SmsNotification.objects.create(
+            notification=note,
+            to_phone_number=f"+1415555010{index}",
+            twilio_sid=("SM" + str(index) * 32) if sid else None,
+            error_code=30003 if error else None,
+            sent_datetime=timezone.now() if sent else None,
+        )
+        rows.append(note)
+    rows.append(Notification.objects.create(title="No SMS", body="b", user=staff_user))
+    return rows
+
+
+def _counting_schema(plain_rows: list[bool]):
+    """The project's schema whose executor records, per notification row it tried,
+    whether it built it directly (a spy: the row is returned unchanged)."""
+    import strawberry
+
+    from notification.graphql import parts
+    from notification.graphql.plain_rows import FALLBACK as _FALLBACK
+    from schema.schema import Mutation
+
+    class Counting(parts.EXECUTION_CONTEXT_CLASS):
+        def _plain_row(self, plan, item, info):
+            row = _FALLBACK
+            try:
+                row = super()._plain_row(plan, item, info)
+            finally:  # a value that fails to serialise raises: not built either
+                if type(item) is Notification:
+                    plain_rows.append(row is not _FALLBACK)
+            return row
+
+    (query,) = parts.QUERY_TYPES
+    return strawberry.Schema(
+        query=query,
+        mutation=Mutation,
+        extensions=parts.EXTENSIONS,
+        execution_context_class=Counting,
+    )
+
+
+def _response_bytes(result) -> str:
+    """What the HTTP view would send: data then errors, key order included."""
+    import json
+
+    body = {"data": result.data}
+    if result.errors:
+        body["errors"] = [error.formatted for error in result.errors]
+    return json.dumps(body)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("skip", [True, False])
+def test_plain_rows_give_graphql_cores_bytes(staff_user, skip):
+    _row_variety(staff_user)
+    built: list[bool] = []
+    variables = {"skip": skip}
+    fast = _counting_schema(built).execute_sync(
+        ROWS, variable_values=variables, context_value=_context(staff_user)
+    )
+    reference = _graphql_core_schema().execute_sync(
+        ROWS, variable_values=variables, context_value=_context(staff_user)
+    )
+    assert fast.errors is None, fast.errors
+    assert _response_bytes(fast) == _response_bytes(reference)
+    # Newest first: no SMS and unsent (a null sentDatetime) fall back; the sent row
+    # without a SID is plain only while twilioSid is skipped; the __typename list
+    # is never tried (its plan is not plain).
+    assert built == [False, False, skip, True], built
+    assert len(fast.data["typed"]["results"]) == 4
+
+
+@pytest.mark.django_db
+def test_plain_rows_err_as_graphql_core_does(staff_user):
+    """A value the enum lacks, in a row and in its SMS, and (SQLite, which stores it) an
+    Int past 32 bits: same data, errors and paths."""
+    from django.db import connection
+
+    from notification.models import SmsNotification
+
+    notes = _row_variety(staff_user)
+    # Rows 0 and 1 would otherwise be built directly; row 2 falls back anyway.
+    Notification.objects.filter(pk=notes[0].pk).update(status="bogus")
+    SmsNotification.objects.filter(notification=notes[2]).update(delivery_status="bogus")
+    sms_1 = SmsNotification.objects.filter(notification=notes[1])
+    if connection.vendor == "sqlite":  # PostgreSQL's integer column refuses it
+        sms_1.update(error_code=2**31)
+    else:
+        sms_1.update(delivery_status="bogus")
+    built: list[bool] = []
+    query = ROWS.replace("twilioSid @skip(if: $skip)", "").replace(
+        "query Rows($skip: Boolean!)", "query Rows"
+    )
+    fast = _counting_schema(built).execute_sync(query, context_value=_context(staff_user))
+    reference = _graphql_core_schema().execute_sync(query, context_value=_context(staff_user))
+    assert fast.errors and len(fast.errors) == 3
+    assert _response_bytes(fast) == _response_bytes(reference)
+    assert built == [False, False, False, False]  # each erring row: graphql-core's path
