@@ -157,6 +157,7 @@ def too_many_items(result: dict) -> str:
     return extensions["field"]
 
 
+@pytest.mark.serial  # compares two wall-clock times: never beside another test worker
 def test_a_huge_anonymous_bulk_create_is_refused_before_its_items_are_converted(graphql):
     item = {"title": "t", "body": "b", "toPhoneNumber": "+14155550100"}
     # 41,000 items (2.3 MB): 6-7 s of CPU on the main before, then a permission error.
