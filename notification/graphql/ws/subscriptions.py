@@ -48,6 +48,7 @@ from notification.graphql.filters import (
     NotificationStatus,
     visible_to,
 )
+from notification.graphql.ws.lane import DirectLane, direct_lane
 from notification.models import DeliveryStatusChoices, Notification, NotificationStatusChoices
 from notification.status.events import (
     Listener,
@@ -215,6 +216,11 @@ async def _next_message(listener: Listener) -> dict[str, Any]:
         ) from None
 
 
+async def _sent_directly(lane: DirectLane | None, event: SmsStatusEvent) -> bool:
+    """Whether the direct lane wrote ``event`` (``ws.lane``); if not, the resolver yields it."""
+    return lane is not None and await lane.send(event)
+
+
 def _invalid_ids(message: str) -> GraphQLError:
     """Bad ``notificationIds``: the client's error, with a code (logged as one line)."""
     return GraphQLError(message, extensions={"code": "invalid", "field": "notificationIds"})
@@ -281,9 +287,12 @@ class Subscription:
         async with status_listeners().listen(groups) as messages:
             # Joined the groups first: nothing committed from here on can be missed.
             # Nothing is sent before the permission check passes.
+            lane = direct_lane(info, SharedEventExecutionContext)
             for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
                 last[payload["notification_id"]] = payload
-                yield SmsStatusEvent.from_payload(payload)
+                event = SmsStatusEvent.from_payload(payload)
+                if not await _sent_directly(lane, event):
+                    yield event
             while True:
                 message = await _next_message(messages)
                 notification_id = str(message["notification_id"])
@@ -295,7 +304,9 @@ class Subscription:
                 if _is_behind(previous, message):
                     continue
                 last[notification_id] = message
-                yield SmsStatusEvent.from_payload(message)
+                event = SmsStatusEvent.from_payload(message)
+                if not await _sent_directly(lane, event):
+                    yield event
 
     @strawberry.subscription(
         description="Every status change of your own notifications (addressed to you or "
@@ -304,6 +315,7 @@ class Subscription:
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
         last: dict[str, dict[str, Any]] = {}
+        lane = direct_lane(info, SharedEventExecutionContext)
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             while True:
                 message = await _next_message(messages)
@@ -313,4 +325,6 @@ class Subscription:
                 if _is_behind(last.get(notification_id), message):
                     continue
                 last[notification_id] = message
-                yield SmsStatusEvent.from_payload(message)
+                event = SmsStatusEvent.from_payload(message)
+                if not await _sent_directly(lane, event):
+                    yield event

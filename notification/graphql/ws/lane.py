@@ -1,0 +1,233 @@
+"""The direct send lane: a status event's message encoded once, written to each subscriber.
+
+At 1,000 subscribers of one notification, each published change costs every
+subscription strawberry's whole per-event chain: graphql-core's
+``map_async_iterable``, the (shared) execution, strawberry's
+``_handle_execution_result`` and extension hooks, ``send_next``, the message
+dict and its JSON (README, "Profiling notes"). None of it depends on the
+subscriber when the selection is plain data of ``SmsStatusEvent``
+(``notificationId``, ``status``, ...): the ``data`` JSON is the same bytes for
+every subscriber of the same selection, and only the operation ``id`` differs.
+So a subscription resolver asks ``direct_lane(info, ...)`` for a lane, and for
+each event the lane writes ``{"id":…,"type":"next","payload":{"data":…}}``
+(``data`` for the legacy protocol) straight to the socket, with the ``data``
+JSON computed once per event and selection (kept on the interned event).
+
+What stays exactly as on strawberry's path, because the lane only replaces how
+an event the resolver has already accepted is written:
+
+* ownership: the resolver's permission check and its per-notification filters
+  run before any event reaches the lane; a socket closed for lost authority
+  (``ws_guard``) is ``closing``, and the lane writes nothing to it;
+* order and backpressure: the lane writes from the operation's own task, in the
+  resolver's order, awaiting the same ASGI ``send``; a client that stops reading
+  blocks that task, its listener fills, and the subscription ends with
+  ``too_slow`` as before;
+* ``complete``: a client's ``complete`` cancels the operation task (the lane
+  with it); an operation strawberry marked completed gets nothing more;
+* errors: the lane never writes an error. An event it cannot produce exactly
+  (a null in a non-null field, a value its type refuses) is handed back, and the
+  resolver yields it to strawberry's path, which reports it as it always has.
+
+Only a selection the lane can reproduce byte for byte takes it (``_plan``): one
+root field, plain fields of the event type (aliases allowed), no fragments, no
+directives, no variables in the selection, and a schema with no extension or
+execution context the lane does not know (a host's tracing extension adds
+``extensions`` to each result: such a schema keeps strawberry's path). A test
+compares the lane's bytes with strawberry's for each field.
+"""
+
+import contextvars
+import json
+from typing import Any
+
+from graphql import FieldNode, GraphQLObjectType, get_nullable_type, is_leaf_type, is_non_null_type
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from notification.graphql.query_limits import QueryLimits
+from notification.graphql.ws.authority import ParseAndValidateInThread
+
+#: Schema extensions that add nothing to a subscription's results (no ``extensions``
+#: entry, no rewritten data): anything else keeps strawberry's path.
+_NEUTRAL_EXTENSIONS = frozenset({QueryLimits, DjangoOptimizerExtension, ParseAndValidateInThread})
+#: Attribute of a shared event holding its ``data`` JSON for each selection.
+_FRAMES_ATTRIBUTE = "_lane_data"
+_encode_string = json.encoder.encode_basestring_ascii
+
+
+def encode_value(value: Any) -> str:
+    """A message's own small fields (``id``, ``type``), as the consumer encodes them."""
+    if type(value) is str:
+        return _encode_string(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+class _Target:
+    """Where one operation's messages go: its socket, its message head, whether it is open."""
+
+    __slots__ = ("consumer", "head", "operation")
+
+    def __init__(self, consumer: Any, head: str, operation: Any = None) -> None:
+        self.consumer = consumer
+        self.head = head
+        self.operation = operation
+
+    def is_open(self) -> bool:
+        if getattr(self.consumer, "_closing", False):
+            return False
+        return self.operation is None or not self.operation.completed
+
+
+_target: contextvars.ContextVar[_Target | None] = contextvars.ContextVar(
+    "notification_ws_lane_target", default=None
+)
+
+
+class LaneTransportWSHandler(BaseGraphQLTransportWSHandler):
+    """strawberry's graphql-transport-ws handler, telling each operation's task its target."""
+
+    async def run_operation(self, operation: Any) -> None:
+        consumer = self.websocket.ws_consumer  # type: ignore[attr-defined]
+        head = '{"id":' + encode_value(operation.id) + ',"type":"next","payload":{"data":'
+        _target.set(_Target(consumer, head, operation))
+        await super().run_operation(operation)
+
+
+class LaneWSHandler(BaseGraphQLWSHandler):
+    """strawberry's legacy graphql-ws handler, telling each operation's task its target."""
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        consumer = self.websocket.ws_consumer  # type: ignore[attr-defined]
+        head = '{"type":"data","id":' + encode_value(operation_id) + ',"payload":{"data":'
+        _target.set(_Target(consumer, head))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
+class DirectLane:
+    """Writes one subscription's events straight to its socket (see the module)."""
+
+    __slots__ = ("_key", "_plan", "_root", "_target")
+
+    def __init__(self, target: _Target, root: str, plan: tuple) -> None:
+        self._target = target
+        self._root = root
+        self._plan = plan
+        self._key = (root, plan)
+
+    async def send(self, event: Any) -> bool:
+        """Write ``event``'s message; False when it must take strawberry's path instead."""
+        target = self._target
+        if not target.is_open():
+            return False
+        data = _event_data(event, self._key, self._root, self._plan)
+        if data is None:
+            return False
+        await target.consumer.send(target.head + data + "}}")
+        return True
+
+
+def direct_lane(info: Any, execution_context_class: type) -> DirectLane | None:
+    """A lane for this subscription, or None when strawberry's path must send its events.
+
+    ``execution_context_class``: the one the lane stands in for; a schema executing
+    with another (a host's subclass) keeps strawberry's path.
+    """
+    target = _target.get()
+    if target is None:
+        return None
+    schema = info.schema
+    if schema.execution_context_class is not execution_context_class:
+        return None
+    for extension in schema.extensions:
+        kind = extension if isinstance(extension, type) else type(extension)
+        if kind not in _NEUTRAL_EXTENSIONS:
+            return None
+    raw = info._raw_info
+    plan = _plan(raw)
+    if plan is None:
+        return None
+    alias = raw.field_nodes[0].alias
+    return DirectLane(target, alias.value if alias else raw.field_name, plan)
+
+
+def _plan(raw: Any) -> tuple | None:
+    """``((response key, attribute, leaf type, non-null), ...)`` for a plain selection."""
+    if raw.operation.directives or len(raw.field_nodes) != 1:
+        return None
+    node = raw.field_nodes[0]
+    if node.directives or node.selection_set is None:
+        return None
+    event_type = get_nullable_type(raw.return_type)
+    if not isinstance(event_type, GraphQLObjectType):
+        return None
+    plan = []
+    keys = set()
+    for selection in node.selection_set.selections:
+        if not isinstance(selection, FieldNode) or selection.directives or selection.arguments:
+            return None
+        name = selection.name.value
+        key = selection.alias.value if selection.alias else name
+        if key in keys or selection.selection_set is not None:
+            return None
+        keys.add(key)
+        if name == "__typename":
+            plan.append((key, None, event_type.name, True))
+            continue
+        field = event_type.fields.get(name)
+        attribute = _plain_attribute(field)
+        if attribute is None:
+            return None
+        leaf = get_nullable_type(field.type)
+        plan.append((key, attribute, leaf, is_non_null_type(field.type)))
+    return tuple(plan) if plan else None
+
+
+def _plain_attribute(field: Any) -> str | None:
+    """The event attribute a field reads, when it is a plain leaf with no resolver."""
+    if field is None or not is_leaf_type(get_nullable_type(field.type)):
+        return None
+    definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if definition is None or definition.base_resolver is not None or definition.extensions:
+        return None
+    if definition.permission_classes or definition.arguments:
+        return None
+    return definition.python_name
+
+
+def _event_data(event: Any, key: tuple, root: str, plan: tuple) -> str | None:
+    """``{"<root>":{...}}`` for ``event`` as graphql-core would serialise it; computed once
+    per event and selection. None when a value cannot be produced exactly."""
+    frames = event.__dict__.setdefault(_FRAMES_ATTRIBUTE, {})
+    data = frames.get(key)
+    if data is None and key not in frames:
+        data = frames[key] = _encode(event, root, plan)
+    return data
+
+
+def _encode(event: Any, root: str, plan: tuple) -> str | None:
+    values: dict[str, Any] = {}
+    for key, attribute, leaf, non_null in plan:
+        if attribute is None:
+            values[key] = leaf  # __typename: the type's name
+            continue
+        value = getattr(event, attribute)
+        if value is not None:
+            try:
+                value = leaf.serialize(value)
+            except Exception:  # strawberry's path reports it as a field error
+                return None
+        if value is None and non_null:
+            return None
+        values[key] = value
+    return json.dumps({root: values}, separators=(",", ":"))
