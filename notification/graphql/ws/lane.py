@@ -37,8 +37,10 @@ execution context the lane does not know (a host's tracing extension adds
 compares the lane's bytes with strawberry's for each field.
 """
 
+import contextlib
 import contextvars
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType, get_nullable_type, is_leaf_type, is_non_null_type
@@ -49,6 +51,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from notification import instruments
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
 
@@ -137,12 +140,26 @@ class DirectLane:
         return True
 
 
-def direct_lane(info: Any, execution_context_class: type) -> DirectLane | None:
-    """A lane for this subscription, or None when strawberry's path must send its events.
+@contextlib.contextmanager
+def direct_lane(info: Any, execution_context_class: type) -> Iterator[DirectLane | None]:
+    """A lane for this subscription while it runs, or None when strawberry's path must
+    send its events (counted in ``sms_subscribers_direct`` while open).
 
     ``execution_context_class``: the one the lane stands in for; a schema executing
     with another (a host's subclass) keeps strawberry's path.
     """
+    lane = _lane_for(info, execution_context_class)
+    if lane is None:
+        yield None
+        return
+    instruments.direct_subscription_opened()
+    try:
+        yield lane
+    finally:
+        instruments.direct_subscription_closed()
+
+
+def _lane_for(info: Any, execution_context_class: type) -> DirectLane | None:
     target = _target.get()
     if target is None:
         return None

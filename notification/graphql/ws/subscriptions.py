@@ -284,29 +284,29 @@ class Subscription:
         wanted = {str(pk) for pk in ids}
         last: dict[str, dict[str, Any]] = {}
         groups = [notification_group(pk) for pk in ids]
-        async with status_listeners().listen(groups) as messages:
-            # Joined the groups first: nothing committed from here on can be missed.
-            # Nothing is sent before the permission check passes.
-            lane = direct_lane(info, SharedEventExecutionContext)
-            for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
-                last[payload["notification_id"]] = payload
-                event = SmsStatusEvent.from_payload(payload)
-                if not await _sent_directly(lane, event):
-                    yield event
-            while True:
-                message = await _next_message(messages)
-                notification_id = str(message["notification_id"])
-                if notification_id not in wanted:
-                    continue
-                previous = last.get(notification_id)
-                if previous is not None and _state(previous) == _state(message):
-                    continue
-                if _is_behind(previous, message):
-                    continue
-                last[notification_id] = message
-                event = SmsStatusEvent.from_payload(message)
-                if not await _sent_directly(lane, event):
-                    yield event
+        with direct_lane(info, SharedEventExecutionContext) as lane:
+            async with status_listeners().listen(groups) as messages:
+                # Joined the groups first: nothing committed from here on can be missed.
+                # Nothing is sent before the permission check passes.
+                for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
+                    last[payload["notification_id"]] = payload
+                    event = SmsStatusEvent.from_payload(payload)
+                    if not await _sent_directly(lane, event):
+                        yield event
+                while True:
+                    message = await _next_message(messages)
+                    notification_id = str(message["notification_id"])
+                    if notification_id not in wanted:
+                        continue
+                    previous = last.get(notification_id)
+                    if previous is not None and _state(previous) == _state(message):
+                        continue
+                    if _is_behind(previous, message):
+                        continue
+                    last[notification_id] = message
+                    event = SmsStatusEvent.from_payload(message)
+                    if not await _sent_directly(lane, event):
+                        yield event
 
     @strawberry.subscription(
         description="Every status change of your own notifications (addressed to you or "
@@ -315,16 +315,16 @@ class Subscription:
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
         last: dict[str, dict[str, Any]] = {}
-        lane = direct_lane(info, SharedEventExecutionContext)
-        async with status_listeners().listen([user_group(user.pk)]) as messages:
-            while True:
-                message = await _next_message(messages)
-                if user.pk not in (message.get("user_id"), message.get("created_by_id")):
-                    continue
-                notification_id = str(message["notification_id"])
-                if _is_behind(last.get(notification_id), message):
-                    continue
-                last[notification_id] = message
-                event = SmsStatusEvent.from_payload(message)
-                if not await _sent_directly(lane, event):
-                    yield event
+        with direct_lane(info, SharedEventExecutionContext) as lane:
+            async with status_listeners().listen([user_group(user.pk)]) as messages:
+                while True:
+                    message = await _next_message(messages)
+                    if user.pk not in (message.get("user_id"), message.get("created_by_id")):
+                        continue
+                    notification_id = str(message["notification_id"])
+                    if _is_behind(last.get(notification_id), message):
+                        continue
+                    last[notification_id] = message
+                    event = SmsStatusEvent.from_payload(message)
+                    if not await _sent_directly(lane, event):
+                        yield event
