@@ -37,10 +37,13 @@ execution context the lane does not know (a host's tracing extension adds
 compares the lane's bytes with strawberry's for each field.
 """
 
+import asyncio
 import contextlib
 import contextvars
+import functools
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType, get_nullable_type, is_leaf_type, is_non_null_type
@@ -54,6 +57,8 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from notification import instruments
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
+
+logger = logging.getLogger(__name__)
 
 #: Schema extensions that add nothing to a subscription's results (no ``extensions``
 #: entry, no rewritten data): anything else keeps strawberry's path.
@@ -71,19 +76,28 @@ def encode_value(value: Any) -> str:
 
 
 class _Target:
-    """Where one operation's messages go: its socket, its message head, whether it is open."""
+    """Where one operation's messages go: its socket, its message head, whether it is open.
 
-    __slots__ = ("consumer", "head", "operation")
+    Open means the operation is still the handler's (a client's ``complete`` or ``stop``
+    removes it before its task is cancelled) and the socket is not closing (``ws_guard``
+    closes it for lost authority): only then may the lane write for it.
+    """
 
-    def __init__(self, consumer: Any, head: str, operation: Any = None) -> None:
-        self.consumer = consumer
+    __slots__ = ("consumer", "handler", "head", "operation")
+
+    def __init__(self, handler: Any, head: str, operation: Any) -> None:
+        self.handler = handler
+        self.consumer = handler.websocket.ws_consumer
         self.head = head
         self.operation = operation
 
     def is_open(self) -> bool:
         if getattr(self.consumer, "_closing", False):
             return False
-        return self.operation is None or not self.operation.completed
+        operation = self.operation
+        if isinstance(operation, str):  # the legacy protocol: an operation is its id
+            return operation in self.handler.subscriptions
+        return self.handler.operations.get(operation.id) is operation and not operation.completed
 
 
 _target: contextvars.ContextVar[_Target | None] = contextvars.ContextVar(
@@ -95,9 +109,8 @@ class LaneTransportWSHandler(BaseGraphQLTransportWSHandler):
     """strawberry's graphql-transport-ws handler, telling each operation's task its target."""
 
     async def run_operation(self, operation: Any) -> None:
-        consumer = self.websocket.ws_consumer  # type: ignore[attr-defined]
         head = '{"id":' + encode_value(operation.id) + ',"type":"next","payload":{"data":'
-        _target.set(_Target(consumer, head, operation))
+        _target.set(_Target(self, head, operation))
         await super().run_operation(operation)
 
 
@@ -111,44 +124,168 @@ class LaneWSHandler(BaseGraphQLWSHandler):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        consumer = self.websocket.ws_consumer  # type: ignore[attr-defined]
         head = '{"type":"data","id":' + encode_value(operation_id) + ',"payload":{"data":'
-        _target.set(_Target(consumer, head))
+        _target.set(_Target(self, head, operation_id))
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
 class DirectLane:
-    """Writes one subscription's events straight to its socket (see the module)."""
+    """Writes one subscription's events straight to its socket (see the module).
 
-    __slots__ = ("_key", "_plan", "_root", "_target")
+    Two ways in, one order: ``send`` from the operation's task (the current status,
+    and every message that was queued), and ``offer`` from ``StatusListeners.deliver``
+    for a message arriving while nothing is queued and no write is pending, so the
+    task is not even woken. A write the socket cannot take at once (the client is
+    not reading) finishes in a task of its own (``_writing``); until it has, messages
+    queue for the subscription's task, which waits for it before writing the next.
+    Once the lane hands an event back to strawberry's path it is ``_detached`` for
+    good: two writers could otherwise reorder events.
+    """
 
-    def __init__(self, target: _Target, root: str, plan: tuple) -> None:
+    __slots__ = (
+        "_accept",
+        "_detached",
+        "_event_of",
+        "_key",
+        "_listener",
+        "_plan",
+        "_root",
+        "_target",
+        "_writing",
+    )
+
+    def __init__(self, target: _Target, root: str, plan: tuple, listener: Any) -> None:
         self._target = target
         self._root = root
         self._plan = plan
         self._key = (root, plan)
+        self._listener = listener
+        self._writing: asyncio.Future | None = None
+        self._detached = False
+        self._accept: Callable[[dict[str, Any]], bool] | None = None
+        self._event_of: Callable[[dict[str, Any]], Any] | None = None
 
     async def send(self, event: Any) -> bool:
         """Write ``event``'s message; False when it must take strawberry's path instead."""
-        target = self._target
-        if not target.is_open():
-            return False
-        data = _event_data(event, self._key, self._root, self._plan)
+        if self._writing is not None:
+            await self._writing
+        data = None if self._detached else self._data(event)
         if data is None:
+            self.detach()
             return False
-        await target.consumer.send(target.head + data + "}}")
+        pending = self._write(data)
+        if pending is not None:
+            await pending
         return True
+
+    def attach(
+        self, accept: Callable[[dict[str, Any]], bool], event_of: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        """From now on take messages as they arrive: ``accept`` is the subscription's own
+        filter (it records what was sent), ``event_of`` makes the event of a message."""
+        self._accept = accept
+        self._event_of = event_of
+        if not self._detached:
+            self._listener.direct = self.offer
+
+    def detach(self) -> None:
+        self._detached = True
+        self._listener.direct = None
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """``Listener.direct``: write ``message`` now if the task would; never raises."""
+        if self._detached or self._writing is not None:
+            return False
+        try:
+            data = self._data(self._event_of(message))  # type: ignore[misc]
+        except Exception:
+            data = None
+        if data is None:  # the task's path decides, and reports any error
+            return False
+        try:
+            if self._accept(message):  # type: ignore[misc]
+                self._write(data)
+        except Exception:
+            logger.exception("Could not write a status event to a websocket")
+            self.detach()
+        return True
+
+    def _data(self, event: Any) -> str | None:
+        if not self._target.is_open():
+            return None
+        return _event_data(event, self._key, self._root, self._plan)
+
+    def _write(self, data: str) -> asyncio.Future | None:
+        """Start writing; None if done at once, else the future that finishes it."""
+        message = {"type": "websocket.send", "text": self._target.head + data + "}}"}
+        # channels' ``send`` builds the same message for the same ASGI send.
+        pending = start_eagerly(self._target.consumer.base_send(message))
+        if pending is not None:
+            self._writing = pending
+            pending.add_done_callback(self._written)
+        return pending
+
+    def _written(self, pending: asyncio.Future) -> None:
+        if self._writing is pending:
+            self._writing = None
+        if not pending.cancelled() and pending.exception() is not None:
+            self.detach()  # the socket is gone: strawberry's path meets the error
+
+
+def start_eagerly(awaitable: Awaitable[Any]) -> asyncio.Future | None:
+    """Run ``awaitable`` up to its first suspension now; None if it finished, else a
+    task finishing it (Python 3.12's eager tasks, for one coroutine).
+
+    Writing to a socket that can take the bytes never suspends, so a thousand
+    subscribers' messages are written in one pass of the loop, without a task
+    switch each; a socket that cannot take them suspends its own write only.
+    Exceptions raised before the first suspension propagate to the caller.
+    """
+    if not asyncio.iscoroutine(awaitable):
+        return asyncio.ensure_future(awaitable)
+    try:
+        suspended_on = awaitable.send(None)
+    except StopIteration:
+        return None
+    return asyncio.ensure_future(_Resumed(awaitable, suspended_on))
+
+
+class _Resumed:
+    """The rest of a coroutine already started: first waits for what it suspended on."""
+
+    __slots__ = ("_coroutine", "_first")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coroutine = coroutine
+        self._first = first
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coroutine, pending = self._coroutine, self._first
+        while True:
+            try:
+                yield pending
+            except BaseException as error:  # cancelled: the coroutine gets it
+                step = functools.partial(coroutine.throw, error)
+            else:
+                step = functools.partial(coroutine.send, None)
+            try:
+                pending = step()
+            except StopIteration as stop:
+                return stop.value
 
 
 @contextlib.contextmanager
-def direct_lane(info: Any, execution_context_class: type) -> Iterator[DirectLane | None]:
+def direct_lane(
+    info: Any, execution_context_class: type, listener: Any
+) -> Iterator[DirectLane | None]:
     """A lane for this subscription while it runs, or None when strawberry's path must
-    send its events (counted in ``sms_subscribers_direct`` while open).
+    send its events (counted in ``sms_subscribers_direct`` while open). Detached on
+    the way out, before the listener is left: nothing is written after that.
 
     ``execution_context_class``: the one the lane stands in for; a schema executing
     with another (a host's subclass) keeps strawberry's path.
     """
-    lane = _lane_for(info, execution_context_class)
+    lane = _lane_for(info, execution_context_class, listener)
     if lane is None:
         yield None
         return
@@ -156,10 +293,11 @@ def direct_lane(info: Any, execution_context_class: type) -> Iterator[DirectLane
     try:
         yield lane
     finally:
+        lane.detach()
         instruments.direct_subscription_closed()
 
 
-def _lane_for(info: Any, execution_context_class: type) -> DirectLane | None:
+def _lane_for(info: Any, execution_context_class: type, listener: Any) -> DirectLane | None:
     target = _target.get()
     if target is None:
         return None
@@ -175,7 +313,7 @@ def _lane_for(info: Any, execution_context_class: type) -> DirectLane | None:
     if plan is None:
         return None
     alias = raw.field_nodes[0].alias
-    return DirectLane(target, alias.value if alias else raw.field_name, plan)
+    return DirectLane(target, alias.value if alias else raw.field_name, plan, listener)
 
 
 def _plan(raw: Any) -> tuple | None:

@@ -204,6 +204,52 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     return is_behind(message["delivery_status"], than=last["delivery_status"])
 
 
+class _StatusFilter:
+    """``smsStatus``: which changes to send, recording each one sent (``last``).
+
+    Only the watched notifications; a state identical to the last one sent is sent
+    once; an older one is dropped (``_is_behind``). Called for each message by the
+    subscription's task or, in its place, by the direct lane (``ws.lane``).
+    """
+
+    __slots__ = ("last", "wanted")
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        notification_id = str(message["notification_id"])
+        if notification_id not in self.wanted:
+            return False
+        previous = self.last.get(notification_id)
+        if previous is not None and _state(previous) == _state(message):
+            return False
+        if _is_behind(previous, message):
+            return False
+        self.last[notification_id] = message
+        return True
+
+
+class _InboxFilter:
+    """``myNotifications``: the caller's own notifications' changes, never an older one."""
+
+    __slots__ = ("last", "user_id")
+
+    def __init__(self, user_id: Any) -> None:
+        self.user_id = user_id
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        if self.user_id not in (message.get("user_id"), message.get("created_by_id")):
+            return False
+        notification_id = str(message["notification_id"])
+        if _is_behind(self.last.get(notification_id), message):
+            return False
+        self.last[notification_id] = message
+        return True
+
+
 async def _next_message(listener: Listener) -> dict[str, Any]:
     """The listener's next change; a coded error once it was dropped for not keeping up."""
     try:
@@ -281,32 +327,25 @@ class Subscription:
     ) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
         ids = _parse_ids(notification_ids)
-        wanted = {str(pk) for pk in ids}
-        last: dict[str, dict[str, Any]] = {}
         groups = [notification_group(pk) for pk in ids]
-        with direct_lane(info, SharedEventExecutionContext) as lane:
-            async with status_listeners().listen(groups) as messages:
+        accept = _StatusFilter({str(pk) for pk in ids})
+        async with status_listeners().listen(groups) as messages:
+            with direct_lane(info, SharedEventExecutionContext, messages) as lane:
                 # Joined the groups first: nothing committed from here on can be missed.
                 # Nothing is sent before the permission check passes.
                 for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
-                    last[payload["notification_id"]] = payload
+                    accept.last[payload["notification_id"]] = payload
                     event = SmsStatusEvent.from_payload(payload)
                     if not await _sent_directly(lane, event):
                         yield event
+                if lane is not None:
+                    lane.attach(accept, SmsStatusEvent.from_payload)
                 while True:
                     message = await _next_message(messages)
-                    notification_id = str(message["notification_id"])
-                    if notification_id not in wanted:
-                        continue
-                    previous = last.get(notification_id)
-                    if previous is not None and _state(previous) == _state(message):
-                        continue
-                    if _is_behind(previous, message):
-                        continue
-                    last[notification_id] = message
-                    event = SmsStatusEvent.from_payload(message)
-                    if not await _sent_directly(lane, event):
-                        yield event
+                    if accept(message):
+                        event = SmsStatusEvent.from_payload(message)
+                        if not await _sent_directly(lane, event):
+                            yield event
 
     @strawberry.subscription(
         description="Every status change of your own notifications (addressed to you or "
@@ -314,17 +353,14 @@ class Subscription:
     )
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
-        last: dict[str, dict[str, Any]] = {}
-        with direct_lane(info, SharedEventExecutionContext) as lane:
-            async with status_listeners().listen([user_group(user.pk)]) as messages:
+        accept = _InboxFilter(user.pk)
+        async with status_listeners().listen([user_group(user.pk)]) as messages:
+            with direct_lane(info, SharedEventExecutionContext, messages) as lane:
+                if lane is not None:
+                    lane.attach(accept, SmsStatusEvent.from_payload)
                 while True:
                     message = await _next_message(messages)
-                    if user.pk not in (message.get("user_id"), message.get("created_by_id")):
-                        continue
-                    notification_id = str(message["notification_id"])
-                    if _is_behind(last.get(notification_id), message):
-                        continue
-                    last[notification_id] = message
-                    event = SmsStatusEvent.from_payload(message)
-                    if not await _sent_directly(lane, event):
-                        yield event
+                    if accept(message):
+                        event = SmsStatusEvent.from_payload(message)
+                        if not await _sent_directly(lane, event):
+                            yield event
