@@ -22,8 +22,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from notification.connections import run_in_db_thread
 from notification.graphql.ws.authority import session_key, user_for_session, websocket_schema
+from notification.graphql.ws.frames import encode_value
 from notification.graphql.ws.guard import AllowedHostsMiddleware, SocketGuardMixin
-from notification.graphql.ws.lane import LaneTransportWSHandler, LaneWSHandler, encode_value
+from notification.graphql.ws.lane import LaneTransportWSHandler, LaneWSHandler
 
 #: Distinct recent ``data`` objects whose JSON is kept for reuse.
 _ENCODED_DATA_KEPT = 256
