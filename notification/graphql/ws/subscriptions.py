@@ -94,7 +94,13 @@ class SmsStatusEvent:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "SmsStatusEvent":
-        """The event for a published payload: one shared instance per distinct state."""
+        """The event for a published payload: one shared instance per distinct state.
+
+        The same payload object reaches every subscriber of a change in turn
+        (``StatusListeners.deliver``), so the last one's event is kept at hand.
+        """
+        if payload is _last_payload[0]:
+            return _last_payload[1]
         key = (str(payload["notification_id"]), *_state(payload), payload.get("at"))
         event = _shared_events.get(key)
         if event is None:
@@ -110,10 +116,13 @@ class SmsStatusEvent:
             _shared_events[key] = event
             if len(_shared_events) > _SHARED_EVENTS_KEPT:
                 _shared_events.popitem(last=False)
+        # Holding the payload keeps its id from being reused by another one meanwhile.
+        _last_payload[:] = [payload, event]
         return event
 
 
 _shared_events: "OrderedDict[tuple, SmsStatusEvent]" = OrderedDict()
+_last_payload: list[Any] = [None, None]
 # Attribute of a shared event holding its execution result for each (query text,
 # operation name, variables): the results live and die with the event.
 _RESULTS_ATTRIBUTE = "_execution_results"
@@ -192,6 +201,16 @@ def _state(payload: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _same_state(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """``_state(one) == _state(other)``, the field most likely to differ compared first."""
+    return (
+        one["delivery_status"] == other["delivery_status"]
+        and one["status"] == other["status"]
+        and one.get("error_code") == other.get("error_code")
+        and one.get("error_message") == other.get("error_message")
+    )
+
+
 def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     """True for a message older than the last one sent (publishes can overtake each other).
 
@@ -223,7 +242,7 @@ class _StatusFilter:
         if notification_id not in self.wanted:
             return False
         previous = self.last.get(notification_id)
-        if previous is not None and _state(previous) == _state(message):
+        if previous is not None and _same_state(previous, message):
             return False
         if _is_behind(previous, message):
             return False
