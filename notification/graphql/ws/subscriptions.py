@@ -21,11 +21,16 @@ anonymous sockets; the resolvers check again because the schema is shared.
 
 Fan-out cost: one published change reaches every subscriber of the notification
 in this process, and with 1,000 subscribers per-subscriber work is what counts.
-Each subscriber's resolver yields the *same* ``SmsStatusEvent`` instance for the
-same change (``SmsStatusEvent.from_payload`` interns them), and
-``SharedEventExecutionContext`` executes the selection set once per event and
-query text instead of once per subscriber (see its docstring for why that is
-safe for this type).
+A subscription whose selection is plain data of ``SmsStatusEvent`` (the common
+case) takes the direct send lane (``ws.lane``): its events are written straight
+to the socket, the ``data`` JSON encoded once per event and selection, and new
+changes are written as they arrive without waking the subscription's task; the
+resolver's filter (``_StatusFilter``, ``_InboxFilter``) decides what is sent on
+both paths. Any other selection takes strawberry's path, where each subscriber's
+resolver yields the *same* ``SmsStatusEvent`` instance for the same change
+(``SmsStatusEvent.from_payload`` interns them), and ``SharedEventExecutionContext``
+executes the selection set once per event and query text instead of once per
+subscriber (see its docstring for why that is safe for this type).
 """
 
 import datetime
