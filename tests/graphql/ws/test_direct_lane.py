@@ -261,3 +261,45 @@ def test_the_lane_enforces_ownership_like_strawberrys_path(live_server_url):
         await direct_count_becomes(live_server_url, 0)
 
     run_as(live_server_url, ann, scenario)
+
+
+def test_a_burst_of_changes_arrives_once_each_in_order_on_both_paths(live_server_url):
+    """Many changes published back to back: the lane writes some as they arrive and
+    queues others behind a pending write; either way each is written once, in order."""
+    ann = make_user("ann")
+    rows = [make_sms(ann, f"SM{index:032d}") for index in range(30)]
+    ids = [str(row.pk) for row in rows]
+    fields = ["notificationId", "deliveryStatus"]
+
+    def publish_burst() -> None:
+        from django.db import connection
+
+        from notification.models import SmsNotification
+        from notification.status.events import publish_status_changes
+
+        try:
+            for row in rows:
+                SmsNotification.objects.filter(notification=row).update(delivery_status="sent")
+                publish_status_changes([row.pk])
+        finally:
+            connection.close()
+
+    async def scenario(session: HttpSession, clients: list):
+        sockets = []
+        for query in (sms_status(fields), forced_fallback(fields)):
+            client = await connected(session, clients, TransportWsClient)
+            await client.subscribe(query, {"ids": ids})
+            sockets.append((client, [await raw_frame(client) for _ in ids]))
+        await direct_count_becomes(live_server_url, 1)
+        assert sockets[0][1] == sockets[1][1]  # the current statuses, in id order
+        await asyncio.to_thread(publish_burst)
+        got = [[await raw_frame(client) for _ in ids] for client, _current in sockets]
+        assert got[0] == got[1]
+        events = [json.loads(frame)["payload"]["data"]["smsStatus"] for frame in got[0]]
+        assert [event["notificationId"] for event in events] == ids
+        assert {event["deliveryStatus"] for event in events} == {"SENT"}
+        for client, _current in sockets:  # and nothing more (no event written twice)
+            with pytest.raises(TimeoutError):
+                await raw_frame(client, timeout=0.5)
+
+    run_as(live_server_url, ann, scenario)
