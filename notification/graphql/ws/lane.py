@@ -187,6 +187,8 @@ class DirectLane:
         try:
             if self._accept(message):  # type: ignore[misc]
                 self._write(data)
+        except OSError:  # the client went away (uvicorn's ClientDisconnected): it closes
+            self.detach()
         except Exception:
             logger.exception("Could not write a status event to a websocket")
             self.detach()
