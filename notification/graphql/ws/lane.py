@@ -120,10 +120,11 @@ class DirectLane:
 
     Two ways in, one order: ``send`` from the operation's task (the current status,
     and every message that was queued), and ``offer`` from ``StatusListeners.deliver``
-    for a message arriving while nothing is queued and no write is pending, so the
-    task is not even woken. A write the socket cannot take at once (the client is
-    not reading) finishes in a task of its own (``_writing``); until it has, messages
-    queue for the subscription's task, which waits for it before writing the next.
+    for a message arriving while nothing is queued, no write is pending and the task
+    is not sending, so the task is not even woken. A write the socket cannot take at
+    once (the client is not reading) finishes in a task of its own (``_writing``);
+    until it has, messages queue for the subscription's task, which waits for it
+    before writing the next.
     Once the lane hands an event back to strawberry's path it is ``_detached`` for
     good: two writers could otherwise reorder events.
     """
@@ -134,6 +135,7 @@ class DirectLane:
         "_event_of",
         "_listener",
         "_selection",
+        "_sending",
         "_target",
         "_writing",
     )
@@ -143,22 +145,32 @@ class DirectLane:
         self._selection = selection_of(root, plan)
         self._listener = listener
         self._writing: asyncio.Future | None = None
+        self._sending = False
         self._detached = False
         self._accept: Callable[[dict[str, Any]], bool] | None = None
         self._event_of: Callable[[dict[str, Any]], Any] | None = None
 
     async def send(self, event: Any) -> bool:
-        """Write ``event``'s message; False when it must take strawberry's path instead."""
-        if self._writing is not None:
-            await self._writing
-        data = None if self._detached else self._data(event)
-        if data is None:
-            self.detach()
-            return False
-        pending = self._write(data)
-        if pending is not None:
-            await pending
-        return True
+        """Write ``event``'s message; False when it must take strawberry's path instead.
+
+        ``_sending`` while it runs: the task took this message off the queue, so the
+        queue may look empty, and a message ``offer`` wrote meanwhile (while this one
+        waits for an earlier write) would overtake it.
+        """
+        self._sending = True
+        try:
+            if self._writing is not None:
+                await self._writing
+            data = None if self._detached else self._data(event)
+            if data is None:
+                self.detach()
+                return False
+            pending = self._write(data)
+            if pending is not None:
+                await pending
+            return True
+        finally:
+            self._sending = False
 
     def attach(
         self, accept: Callable[[dict[str, Any]], bool], event_of: Callable[[dict[str, Any]], Any]
@@ -176,7 +188,7 @@ class DirectLane:
 
     def offer(self, message: dict[str, Any]) -> bool:
         """``Listener.direct``: write ``message`` now if the task would; never raises."""
-        if self._detached or self._writing is not None:
+        if self._detached or self._sending or self._writing is not None:
             return False
         try:
             data = self._data(self._event_of(message))  # type: ignore[misc]

@@ -1,6 +1,9 @@
-"""``ws.lane.start_eagerly``: a write runs at once, and only one that must wait gets a task."""
+"""``ws.lane``: ``start_eagerly`` runs a write at once (a task only for one that must wait), and
+the lane keeps one order when a write waits (in process, against a pausable ASGI send)."""
 
 import asyncio
+import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,3 +69,67 @@ def test_an_error_before_the_first_wait_reaches_the_caller():
             start_eagerly(fails())
 
     asyncio.run(scenario())
+
+
+class PausableSocket:
+    """Stands in for the ASGI server's side of one websocket: takes each frame at once,
+    or, while paused (the client not reading), makes the write wait."""
+
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self._closing = False
+
+    async def base_send(self, message: dict) -> None:
+        await self.writable.wait()
+        self.frames.append(message["text"])
+
+
+def test_a_message_offered_while_the_task_waits_to_send_does_not_overtake_it():
+    """M1 is written by ``offer`` but must wait; M2 queues and the subscription's task
+    takes it and waits for M1's write; M3 arrives the moment M1's write ends, before the
+    task has written M2: M3 must queue behind M2, not be written first."""
+    from graphql import GraphQLString
+
+    from notification.graphql.ws.lane import DirectLane, _Target
+    from notification.status.events import Listener
+
+    async def scenario() -> list[int]:
+        socket = PausableSocket()
+        operation = SimpleNamespace(id="1", completed=False)
+        handler = SimpleNamespace(
+            websocket=SimpleNamespace(ws_consumer=socket), operations={"1": operation}
+        )
+        listener = Listener(100)
+        plan = (("n", "n", GraphQLString, True),)
+        lane = DirectLane(
+            _Target(handler, '{"id":"1","payload":{"data":', operation), "s", plan, listener
+        )
+        events: dict[int, SimpleNamespace] = {}
+
+        def event_of(message: dict) -> SimpleNamespace:
+            return events.setdefault(message["n"], SimpleNamespace(n=str(message["n"])))
+
+        lane.attach(lambda message: True, event_of)
+
+        async def subscription_task() -> None:
+            while True:
+                await lane.send(event_of(await listener.get()))
+
+        socket.writable.clear()
+        assert listener.offer({"n": 1})  # written by the lane, but the write waits
+        pending = lane._writing
+        assert pending is not None
+        # Runs after the lane learns M1 is written and before the task resumes.
+        pending.add_done_callback(lambda _done: listener.offer({"n": 3}))
+        assert listener.offer({"n": 2})  # queued: a write is pending
+        task = asyncio.create_task(subscription_task())
+        await asyncio.sleep(0)  # the task takes M2 and waits for M1's write
+        socket.writable.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        task.cancel()
+        return [json.loads(frame)["payload"]["data"]["s"]["n"] for frame in socket.frames]
+
+    assert asyncio.run(scenario()) == ["1", "2", "3"]
