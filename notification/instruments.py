@@ -73,6 +73,13 @@ SUBSCRIBERS = Gauge(
     "Open GraphQL status subscriptions (smsStatus, myNotifications) in the web processes.",
     multiprocess_mode="livesum",
 )
+# livesum: the sum over this host's live web processes (multi-process mode).
+DIRECT_SUBSCRIBERS = Gauge(
+    "sms_subscribers_direct",
+    "Open status subscriptions whose events the direct send lane writes (the rest of "
+    "sms_subscribers take strawberry's per-event path: a selection the lane cannot produce).",
+    multiprocess_mode="livesum",
+)
 
 
 def twilio_request(outcome: str, code: int | None, seconds: float) -> None:
@@ -97,6 +104,14 @@ def subscription_opened() -> None:
 
 def subscription_closed() -> None:
     SUBSCRIBERS.dec()
+
+
+def direct_subscription_opened() -> None:
+    DIRECT_SUBSCRIBERS.inc()
+
+
+def direct_subscription_closed() -> None:
+    DIRECT_SUBSCRIBERS.dec()
 
 
 def _forget_live_gauges() -> None:

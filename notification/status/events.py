@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
@@ -166,13 +166,26 @@ class Listener:
     ``ListenerDropped`` (after the messages already queued), so the subscription
     ends with an error and the client can resubscribe (which sends the current
     status first: nothing is silently lost).
+
+    ``direct``, when set, is offered each message before it is queued, while nothing is
+    queued: True means it has dealt with the message (the websocket lane wrote it,
+    ``notification.graphql.ws.lane``), so the subscription's task is not woken at all.
+    It must never raise.
     """
 
-    __slots__ = ("_queue", "dropped")
+    __slots__ = ("_queue", "direct", "dropped")
 
     def __init__(self, bound: int) -> None:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=bound + 1)  # +1: the drop marker
         self.dropped = False
+        self.direct: Callable[[dict[str, Any]], bool] | None = None
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """``direct`` first while nothing is queued (queued messages go first), else ``put``."""
+        direct = self.direct
+        if direct is not None and self._queue.empty() and direct(message):
+            return True
+        return self.put(message)
 
     def put(self, message: dict[str, Any]) -> bool:
         """Queue a message; False (and dropped from now on) once the bound is reached."""
@@ -300,7 +313,7 @@ class StatusListeners:
         listeners = self._listeners.get(group)  # type: ignore[arg-type]
         if not listeners:
             return
-        behind = [listener for listener in tuple(listeners) if not listener.put(message)]
+        behind = [listener for listener in tuple(listeners) if not listener.offer(message)]
         for listener in behind:
             for members in self._listeners.values():
                 members.discard(listener)

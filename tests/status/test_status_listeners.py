@@ -106,3 +106,31 @@ def test_a_batch_of_group_sends_reaches_exactly_each_groups_members():
         await layer.group_discard("g-batch-b", plain)
 
     async_to_sync(scenario)()
+
+
+def test_a_direct_hook_takes_messages_only_while_nothing_is_queued():
+    """``Listener.direct`` (the websocket lane) must never overtake a queued message."""
+
+    async def scenario() -> None:
+        listeners = StatusListeners(_receiving_layer())
+        taken: list[int] = []
+        willing = True
+
+        def direct(message: dict) -> bool:
+            if willing:
+                taken.append(message["n"])
+            return willing
+
+        async with listeners.listen(["g-direct"]) as listener:
+            listener.direct = direct
+            listeners.deliver({"type": "x", "group": "g-direct", "n": 0})
+            willing = False  # busy (a write pending): the message is queued
+            listeners.deliver({"type": "x", "group": "g-direct", "n": 1})
+            willing = True  # free again, but message 1 still waits for the task
+            listeners.deliver({"type": "x", "group": "g-direct", "n": 2})
+            assert taken == [0]
+            assert [(await listener.get())["n"] for _ in range(2)] == [1, 2]
+            listeners.deliver({"type": "x", "group": "g-direct", "n": 3})
+            assert taken == [0, 3]
+
+    async_to_sync(scenario)()

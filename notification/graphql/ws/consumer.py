@@ -22,7 +22,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from notification.connections import run_in_db_thread
 from notification.graphql.ws.authority import session_key, user_for_session, websocket_schema
+from notification.graphql.ws.frames import encode_value
 from notification.graphql.ws.guard import AllowedHostsMiddleware, SocketGuardMixin
+from notification.graphql.ws.lane import LaneTransportWSHandler, LaneWSHandler
 
 #: Distinct recent ``data`` objects whose JSON is kept for reuse.
 _ENCODED_DATA_KEPT = 256
@@ -50,13 +52,6 @@ _encoded_data: "OrderedDict[int, tuple[Any, str]]" = OrderedDict()
 _encode_string = json.encoder.encode_basestring_ascii
 
 
-def _encode_value(value: Any) -> str:
-    """The message's own small fields (``id``, ``type``): strings, the common case, fast."""
-    if type(value) is str:
-        return _encode_string(value)
-    return json.dumps(value, separators=(",", ":"))
-
-
 def _encode_data(data: Any) -> str:
     """JSON of a result's ``data``, computed once per object (subscribers share results)."""
     entry = _encoded_data.get(id(data))
@@ -73,8 +68,12 @@ def _encode_data(data: Any) -> str:
 class SessionGraphQLWSConsumer(SocketGuardMixin, GraphQLWSConsumer):
     """Refuses the handshake unless the session cookie belongs to a logged-in user.
 
-    ``SocketGuardMixin`` adds the limits and the authority re-checks (``ws_guard``).
+    ``SocketGuardMixin`` adds the limits and the authority re-checks (``ws_guard``);
+    the handlers let subscriptions write their events directly (``ws.lane``).
     """
+
+    graphql_transport_ws_handler_class = LaneTransportWSHandler
+    graphql_ws_handler_class = LaneWSHandler
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -101,7 +100,7 @@ class SessionGraphQLWSConsumer(SocketGuardMixin, GraphQLWSConsumer):
             and list(data)[-1] == "payload"
         ):
             head = ",".join(
-                f"{_encode_string(key)}:{_encode_value(value)}"
+                f"{_encode_string(key)}:{encode_value(value)}"
                 for key, value in data.items()
                 if key != "payload"
             )

@@ -21,11 +21,16 @@ anonymous sockets; the resolvers check again because the schema is shared.
 
 Fan-out cost: one published change reaches every subscriber of the notification
 in this process, and with 1,000 subscribers per-subscriber work is what counts.
-Each subscriber's resolver yields the *same* ``SmsStatusEvent`` instance for the
-same change (``SmsStatusEvent.from_payload`` interns them), and
-``SharedEventExecutionContext`` executes the selection set once per event and
-query text instead of once per subscriber (see its docstring for why that is
-safe for this type).
+A subscription whose selection is plain data of ``SmsStatusEvent`` (the common
+case) takes the direct send lane (``ws.lane``): its events are written straight
+to the socket, the ``data`` JSON encoded once per event and selection, and new
+changes are written as they arrive without waking the subscription's task; the
+resolver's filter (``_StatusFilter``, ``_InboxFilter``) decides what is sent on
+both paths. Any other selection takes strawberry's path, where each subscriber's
+resolver yields the *same* ``SmsStatusEvent`` instance for the same change
+(``SmsStatusEvent.from_payload`` interns them), and ``SharedEventExecutionContext``
+executes the selection set once per event and query text instead of once per
+subscriber (see its docstring for why that is safe for this type).
 """
 
 import datetime
@@ -48,6 +53,7 @@ from notification.graphql.filters import (
     NotificationStatus,
     visible_to,
 )
+from notification.graphql.ws.lane import DirectLane, direct_lane
 from notification.models import DeliveryStatusChoices, Notification, NotificationStatusChoices
 from notification.status.events import (
     Listener,
@@ -93,7 +99,13 @@ class SmsStatusEvent:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> "SmsStatusEvent":
-        """The event for a published payload: one shared instance per distinct state."""
+        """The event for a published payload: one shared instance per distinct state.
+
+        The same payload object reaches every subscriber of a change in turn
+        (``StatusListeners.deliver``), so the last one's event is kept at hand.
+        """
+        if payload is _last_payload[0]:
+            return _last_payload[1]
         key = (str(payload["notification_id"]), *_state(payload), payload.get("at"))
         event = _shared_events.get(key)
         if event is None:
@@ -109,10 +121,13 @@ class SmsStatusEvent:
             _shared_events[key] = event
             if len(_shared_events) > _SHARED_EVENTS_KEPT:
                 _shared_events.popitem(last=False)
+        # Holding the payload keeps its id from being reused by another one meanwhile.
+        _last_payload[:] = [payload, event]
         return event
 
 
 _shared_events: "OrderedDict[tuple, SmsStatusEvent]" = OrderedDict()
+_last_payload: list[Any] = [None, None]
 # Attribute of a shared event holding its execution result for each (query text,
 # operation name, variables): the results live and die with the event.
 _RESULTS_ATTRIBUTE = "_execution_results"
@@ -191,6 +206,16 @@ def _state(payload: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _same_state(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """``_state(one) == _state(other)``, the field most likely to differ compared first."""
+    return (
+        one["delivery_status"] == other["delivery_status"]
+        and one["status"] == other["status"]
+        and one.get("error_code") == other.get("error_code")
+        and one.get("error_message") == other.get("error_message")
+    )
+
+
 def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     """True for a message older than the last one sent (publishes can overtake each other).
 
@@ -203,6 +228,52 @@ def _is_behind(last: dict[str, Any] | None, message: dict[str, Any]) -> bool:
     return is_behind(message["delivery_status"], than=last["delivery_status"])
 
 
+class _StatusFilter:
+    """``smsStatus``: which changes to send, recording each one sent (``last``).
+
+    Only the watched notifications; a state identical to the last one sent is sent
+    once; an older one is dropped (``_is_behind``). Called for each message by the
+    subscription's task or, in its place, by the direct lane (``ws.lane``).
+    """
+
+    __slots__ = ("last", "wanted")
+
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        notification_id = str(message["notification_id"])
+        if notification_id not in self.wanted:
+            return False
+        previous = self.last.get(notification_id)
+        if previous is not None and _same_state(previous, message):
+            return False
+        if _is_behind(previous, message):
+            return False
+        self.last[notification_id] = message
+        return True
+
+
+class _InboxFilter:
+    """``myNotifications``: the caller's own notifications' changes, never an older one."""
+
+    __slots__ = ("last", "user_id")
+
+    def __init__(self, user_id: Any) -> None:
+        self.user_id = user_id
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, message: dict[str, Any]) -> bool:
+        if self.user_id not in (message.get("user_id"), message.get("created_by_id")):
+            return False
+        notification_id = str(message["notification_id"])
+        if _is_behind(self.last.get(notification_id), message):
+            return False
+        self.last[notification_id] = message
+        return True
+
+
 async def _next_message(listener: Listener) -> dict[str, Any]:
     """The listener's next change; a coded error once it was dropped for not keeping up."""
     try:
@@ -213,6 +284,11 @@ async def _next_message(listener: Listener) -> dict[str, Any]:
             "changes) and was ended; subscribe again to get the current status.",
             extensions={"code": "too_slow"},
         ) from None
+
+
+async def _sent_directly(lane: DirectLane | None, event: SmsStatusEvent) -> bool:
+    """Whether the direct lane wrote ``event`` (``ws.lane``); if not, the resolver yields it."""
+    return lane is not None and await lane.send(event)
 
 
 def _invalid_ids(message: str) -> GraphQLError:
@@ -275,27 +351,25 @@ class Subscription:
     ) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
         ids = _parse_ids(notification_ids)
-        wanted = {str(pk) for pk in ids}
-        last: dict[str, dict[str, Any]] = {}
         groups = [notification_group(pk) for pk in ids]
+        accept = _StatusFilter({str(pk) for pk in ids})
         async with status_listeners().listen(groups) as messages:
-            # Joined the groups first: nothing committed from here on can be missed.
-            # Nothing is sent before the permission check passes.
-            for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
-                last[payload["notification_id"]] = payload
-                yield SmsStatusEvent.from_payload(payload)
-            while True:
-                message = await _next_message(messages)
-                notification_id = str(message["notification_id"])
-                if notification_id not in wanted:
-                    continue
-                previous = last.get(notification_id)
-                if previous is not None and _state(previous) == _state(message):
-                    continue
-                if _is_behind(previous, message):
-                    continue
-                last[notification_id] = message
-                yield SmsStatusEvent.from_payload(message)
+            with direct_lane(info, SharedEventExecutionContext, messages) as lane:
+                # Joined the groups first: nothing committed from here on can be missed.
+                # Nothing is sent before the permission check passes.
+                for payload in await run_in_db_thread(_visible_current_payloads, user, ids):
+                    accept.last[payload["notification_id"]] = payload
+                    event = SmsStatusEvent.from_payload(payload)
+                    if not await _sent_directly(lane, event):
+                        yield event
+                if lane is not None:
+                    lane.attach(accept, SmsStatusEvent.from_payload)
+                while True:
+                    message = await _next_message(messages)
+                    if accept(message):
+                        event = SmsStatusEvent.from_payload(message)
+                        if not await _sent_directly(lane, event):
+                            yield event
 
     @strawberry.subscription(
         description="Every status change of your own notifications (addressed to you or "
@@ -303,14 +377,14 @@ class Subscription:
     )
     async def my_notifications(self, info: Info) -> AsyncGenerator[SmsStatusEvent, None]:
         user = _logged_in_user(info)
-        last: dict[str, dict[str, Any]] = {}
+        accept = _InboxFilter(user.pk)
         async with status_listeners().listen([user_group(user.pk)]) as messages:
-            while True:
-                message = await _next_message(messages)
-                if user.pk not in (message.get("user_id"), message.get("created_by_id")):
-                    continue
-                notification_id = str(message["notification_id"])
-                if _is_behind(last.get(notification_id), message):
-                    continue
-                last[notification_id] = message
-                yield SmsStatusEvent.from_payload(message)
+            with direct_lane(info, SharedEventExecutionContext, messages) as lane:
+                if lane is not None:
+                    lane.attach(accept, SmsStatusEvent.from_payload)
+                while True:
+                    message = await _next_message(messages)
+                    if accept(message):
+                        event = SmsStatusEvent.from_payload(message)
+                        if not await _sent_directly(lane, event):
+                            yield event
