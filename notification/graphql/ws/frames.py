@@ -40,7 +40,9 @@ def plan_of(raw: Any) -> tuple | None:
     event_type = get_nullable_type(raw.return_type)
     if not isinstance(event_type, GraphQLObjectType):
         return None
-    plan = []
+    plan: list[
+        tuple[str, str | None, Any, bool]
+    ] = []  # (key, attribute, leaf type or name, non-null)
     keys = set()
     for selection in node.selection_set.selections:
         if not isinstance(selection, FieldNode) or selection.directives or selection.arguments:
