@@ -57,7 +57,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-import django_rq
 from django.urls import reverse
 from django.utils import timezone
 from redis import Redis
@@ -72,6 +71,7 @@ from notification.backends.base import (
     SendFailure,
 )
 from notification.conf import app_settings
+from notification.connections import queue_redis
 from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 from notification.exceptions import SmsNotificationError
 
@@ -105,8 +105,9 @@ class DispatchLogError(SmsNotificationError, RuntimeError):
 
 
 def dispatch_connection() -> Redis:
-    """The Redis the sms queue uses (the same server as the batch lock)."""
-    return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+    """The Redis the sms queue uses (the same server as the batch lock), one client per
+    process (``connections.queue_redis``)."""
+    return queue_redis()
 
 
 def dispatch_key(claim_token: str) -> str:
