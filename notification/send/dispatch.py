@@ -52,7 +52,7 @@ them. Keys expire on their own; a finished batch deletes its key.
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -316,7 +316,15 @@ class Dispatcher:
             request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
         )
 
+    def submit_all(self, requests: Sequence[SendRequest]) -> list["Future[SendOutcome]"]:
+        """Queue every request on the process's sending threads and return at once.
+
+        The pool takes them first in, first out, so requests of a batch submitted
+        while an earlier batch is in flight start as that batch's last ones finish
+        (``run.run_paced`` overlaps batches this way).
+        """
+        pool = shared_pool(self.concurrency)
+        return [pool.submit(self.send_one, request) for request in requests]
+
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
-        if not requests:
-            return []
-        return list(shared_pool(self.concurrency).map(self.send_one, requests))
+        return [future.result() for future in self.submit_all(requests)]
