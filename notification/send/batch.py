@@ -47,6 +47,7 @@ from notification.send.claim import (
     WAIT_TARGET,
     ClaimedBatch,
     claim_batch,
+    effective_segments,
     mark_send_started,
 )
 from notification.send.dispatch import (
@@ -290,11 +291,9 @@ class InFlightBatch:
     clock: Callable[[], datetime]
     queue_target: int | None
     started: float
-
-    @property
-    def more_due(self) -> bool:
-        """The claim was cut by the batch size, not the target: more is due right now."""
-        return self.batch.wait_reason == WAIT_BUDGET
+    #: The claim was cut, or filled, by the batch size (not the target, not the
+    #: end of the due rows): more is probably due right now.
+    more_due: bool = False
 
 
 def start_batch(
@@ -316,7 +315,12 @@ def start_batch(
     recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
     batch = _claim(now, batch_segments, queue_target)
     futures, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
-    return InFlightBatch(batch, recovered, futures, dispatch_log, clock, queue_target, started)
+    full_size = batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE
+    filled = sum(effective_segments(sms) for sms in batch.to_send) >= full_size
+    more_due = batch.wait_reason == WAIT_BUDGET or (filled and batch.budget >= full_size)
+    return InFlightBatch(
+        batch, recovered, futures, dispatch_log, clock, queue_target, started, more_due
+    )
 
 
 def finish_batch(flight: InFlightBatch) -> BatchReport:
