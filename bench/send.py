@@ -398,6 +398,55 @@ def at_real_latency(env, args, emulator) -> None:
     )
 
 
+def estimate_cost(sizes: tuple[int, ...] = (1_000, 10_000, 30_000)) -> None:
+    """The queue estimate at each claim, by hand-offs in the validity window: the
+    database's sums (``estimate_queue``) beside the same rows read into Python and
+    fed to ``combine`` (what it did before), same rows, same result, same run."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+    from django.db.models.functions import Coalesce
+    from django.utils import timezone
+
+    from notification.conf import app_settings
+    from notification.models import SmsNotification
+    from notification.send.dispatch import current_sender
+    from notification.send.wake import combine, estimate_queue
+
+    sender = current_sender()
+    print("\nQueue estimate per claim (in this process), by hand-offs in the window")
+    print(f"{'hand-offs':>9} {'SQL sums ms':>12} {'rows to Python ms':>18}")
+    for size in sizes:
+        fresh_due_sms(size)
+        now = timezone.now()
+        SmsNotification.objects.update(
+            sender=sender, sent_datetime=now - timedelta(seconds=5), delivery_status="queued"
+        )
+
+        def in_python(now=now) -> int:
+            window = now - timedelta(seconds=app_settings.TWILIO_SMS_VALIDITY_PERIOD)
+            rows = (
+                SmsNotification.objects.filter(sender=sender)
+                .filter(
+                    Q(sent_datetime__gte=window)
+                    | Q(delivery_status="", claimed_datetime__gte=window)
+                )
+                .annotate(at=Coalesce("sent_datetime", "claimed_datetime"))
+                .values_list("at", "segments", "delivery_status")
+            )
+            return combine(list(rows), now, app_settings.TWILIO_SMS_RATE)
+
+        timings = []
+        for compute in (lambda now=now: estimate_queue(sender, now), in_python):
+            compute()  # warm
+            started = time.perf_counter()
+            for _ in range(5):
+                value = compute()
+            timings.append((1000 * (time.perf_counter() - started) / 5, value))
+        assert timings[0][1] == timings[1][1], timings
+        print(f"{size:>9} {timings[0][0]:>12.1f} {timings[1][0]:>18.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
@@ -408,7 +457,10 @@ def main() -> None:
         "--peer", choices=["spire", "none"], default="spire", help="none: the naive floor"
     )
     parser.add_argument(
-        "--only", choices=["peer", "latency", "all"], default="all", help="which sections"
+        "--only",
+        choices=["peer", "latency", "estimate", "all"],
+        default="all",
+        help="which sections",
     )
     args = parser.parse_args()
 
@@ -438,6 +490,8 @@ def main() -> None:
             against_peer(env, args, emulator, database_url, stack)
         if args.only in ("latency", "all"):
             at_real_latency(env, args, emulator)
+        if args.only in ("estimate", "all"):
+            estimate_cost()
         if args.only != "all":
             return
 

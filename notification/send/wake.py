@@ -117,16 +117,18 @@ BATCH_LOCK_NAME = "sms:send-batch:lock"
 
 
 def sms_job_timeout() -> int:
-    """Seconds a run job may take: one interval of pacing plus its slowest last batch.
+    """Seconds a run job may take: one interval of pacing plus its slowest last batches.
 
-    A run paces for up to ``TWILIO_SMS_INTERVAL`` and may finish one batch past
-    that: each of its ``ceil(batch / concurrency)`` rounds of requests can take
-    ``TWILIO_REQUEST_TIMEOUT``, plus a minute for recovery and the result writes.
-    Never less than the sms queue's RQ ``DEFAULT_TIMEOUT``. A shorter job timeout
-    would kill runs mid-batch (recovery copes, but some rows end ``unknown``).
+    A run paces for up to ``TWILIO_SMS_INTERVAL`` and may finish two overlapped
+    batches past that (``run_paced``): each of their ``ceil(2 × batch /
+    concurrency)`` rounds of requests can take ``TWILIO_REQUEST_TIMEOUT``, plus a
+    minute for recovery and the result writes. Never less than the sms queue's RQ
+    ``DEFAULT_TIMEOUT``. A shorter job timeout would kill runs mid-batch (recovery
+    copes, but some rows end ``unknown``).
     """
     queue: dict[str, Any] = settings.RQ_QUEUES.get(app_settings.SMS_QUEUE_NAME, {})
-    rounds = math.ceil(app_settings.TWILIO_SMS_BATCH_SIZE / app_settings.TWILIO_SMS_CONCURRENCY)
+    batches = 2 * app_settings.TWILIO_SMS_BATCH_SIZE
+    rounds = math.ceil(batches / app_settings.TWILIO_SMS_CONCURRENCY)
     last_batch = rounds * float(app_settings.TWILIO_REQUEST_TIMEOUT) + 60
     run = float(app_settings.TWILIO_SMS_INTERVAL) + last_batch
     return max(int(queue.get("DEFAULT_TIMEOUT", 900)), math.ceil(run))
