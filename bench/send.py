@@ -450,6 +450,36 @@ def estimate_cost(sizes: tuple[int, ...] = (1_000, 10_000, 30_000)) -> None:
         print(f"{size:>9} {timings[0][0]:>12.1f} {timings[1][0]:>18.1f}")
 
 
+def other_figures(env: dict[str, str], emulator) -> None:
+    """Throughput for 1 and 4 workers, SQL per batch by batch size, concurrency scaling."""
+    print("\nThroughput (batch 100 segments, concurrency 8)")
+    print(f"{'latency':>8} {'workers':>8} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
+    for latency_ms, count in ((0, 1000), (200, 400)):
+        emulator.configure(latency_ms=latency_ms)
+        for workers in (1, 4):
+            fresh_due_sms(count)
+            run = run_workers(env, workers, {})
+            assert run.sent == count, (run.sent, count)
+            print(
+                f"{latency_ms:>6}ms {workers:>8} {run.sent:>9} {run.seconds:>8.2f} {run.rate:>8.1f}"
+            )
+
+    print("\nSQL queries per batch (0 ms latency)")
+    emulator.configure(latency_ms=0)
+    print(f"{'batch size':>10} {'queries':>8}")
+    for size in (10, 100, 500):
+        print(f"{size:>10} {queries_per_batch(size):>8}")
+
+    print("\nConcurrency scaling (200 ms latency, one worker)")
+    emulator.configure(latency_ms=200)
+    print(f"{'concurrency':>11} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
+    for concurrency in (1, 4, 8, 16):
+        count = 20 * concurrency
+        fresh_due_sms(count)
+        run = run_workers(env, 1, {"TWILIO_SMS_CONCURRENCY": str(concurrency)})
+        print(f"{concurrency:>11} {run.sent:>9} {run.seconds:>8.2f} {run.rate:>8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
@@ -498,33 +528,7 @@ def main() -> None:
         if args.only != "all":
             return
 
-        print("\nThroughput (batch 100 segments, concurrency 8)")
-        print(f"{'latency':>8} {'workers':>8} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
-        for latency_ms, count in ((0, 1000), (200, 400)):
-            emulator.configure(latency_ms=latency_ms)
-            for workers in (1, 4):
-                fresh_due_sms(count)
-                run = run_workers(env, workers, {})
-                assert run.sent == count, (run.sent, count)
-                print(
-                    f"{latency_ms:>6}ms {workers:>8} {run.sent:>9} {run.seconds:>8.2f} "
-                    f"{run.rate:>8.1f}"
-                )
-
-        print("\nSQL queries per batch (0 ms latency)")
-        emulator.configure(latency_ms=0)
-        print(f"{'batch size':>10} {'queries':>8}")
-        for size in (10, 100, 500):
-            print(f"{size:>10} {queries_per_batch(size):>8}")
-
-        print("\nConcurrency scaling (200 ms latency, one worker)")
-        emulator.configure(latency_ms=200)
-        print(f"{'concurrency':>11} {'messages':>9} {'seconds':>8} {'msg/s':>8}")
-        for concurrency in (1, 4, 8, 16):
-            count = 20 * concurrency
-            fresh_due_sms(count)
-            run = run_workers(env, 1, {"TWILIO_SMS_CONCURRENCY": str(concurrency)})
-            print(f"{concurrency:>11} {run.sent:>9} {run.seconds:>8.2f} {run.rate:>8.1f}")
+        other_figures(env, emulator)
 
 
 if __name__ == "__main__":

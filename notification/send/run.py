@@ -23,6 +23,20 @@ A top-up that loses its database connection before sending is retried at once
 on a fresh connection (then once per pause while the database stays away), so a
 cut connection does not end the run.
 
+**Overlap.** When a top-up filled the batch size (more is due and the target has
+room), the next one is claimed and queued on the sending threads *before* the
+first one's answers are written, and so on: the threads never run dry at a batch
+boundary (recovery, claim, mark, dispatch log, result write, publish: a dozen
+round trips), and a batch's last, half-full round of requests is filled by the
+next batch's first ones. The invariant this relies on: a batch's claim token,
+dispatch log and send-started mark are all written before any of its requests
+can leave (``start_batch``), and its results are written under its own token, so
+two batches in flight are two independent batches for exactly-once and for
+recovery; the next claim's queue estimate counts the first batch's rows as in
+flight, so pacing and the queue limit hold as with two workers. At most two
+batches are in flight, and every started batch is finished (written) before the
+run returns or raises.
+
 Plan (was ``notification.sending.plan``):
 
 What a paced run would take now, and why the rest waits (``send_sms_batch --dry-run``).
@@ -174,23 +188,9 @@ def run_paced(
 ) -> RunReport:
     """Top the queue up to the target until nothing is due or ``deadline`` (``clock`` time).
 
-    The deadline is checked before each pause, so the run ends no later than
-    ``deadline`` plus one batch.
-
-    **Overlap.** When a top-up was cut by the batch size, not the target (more is
-    due and the target has room), the next one is claimed and queued on the
-    sending threads *before* the first one's answers are written, and so on: the
-    threads never run dry at a batch boundary (recovery, claim, mark, dispatch
-    log, result write, publish: a dozen round trips), and a batch's last,
-    half-full round of requests is filled by the next batch's first ones. The
-    invariant this relies on: a batch's claim token, dispatch log and
-    send-started mark are all written before any of its requests can leave
-    (``start_batch``), and its results are written under its own token, so two
-    batches in flight are two independent batches for exactly-once and for
-    recovery; the next claim's queue estimate counts the first batch's rows as in
-    flight, so pacing and the queue limit hold as with two workers. At most two
-    batches are in flight, and every started batch is finished (written) before
-    the run returns or raises.
+    The deadline is checked before each pause and before each overlap, so the run
+    ends no later than ``deadline`` plus two overlapped batches (see "Overlap" in
+    the module docstring, with the invariant it relies on).
     """
     started = clock()
     waiter = waiter or SleepWaiter()
@@ -206,14 +206,8 @@ def run_paced(
             if ahead is not None:  # its answers are in memory: write them (retried)
                 run.add(finish_batch(ahead))
                 ahead = None
-            # Lost before anything left (the result write retries by itself): a
-            # fresh connection at once (a cut connection), then once per pause (a
-            # database that is down), not a dead run until the next scheduled one.
-            drop_connection()
-            run.db_errors += 1
+            _connection_lost(run, error)
             lost_in_a_row += 1
-            if run.db_errors == 1:
-                logger.warning('sms_run db=lost error="%s" (reconnecting)', error)
             if clock() + MAX_PAUSE_SECONDS >= deadline:
                 run.ended = ENDED_DEADLINE
                 break
@@ -240,6 +234,16 @@ def run_paced(
             run.woken += 1
     run.duration_ms = round((clock() - started) * 1000)
     return run
+
+
+def _connection_lost(run: RunReport, error: Exception) -> None:
+    """A top-up lost its connection before anything left (the result write retries by
+    itself): a fresh connection at once (a cut connection), then once per pause (a
+    database that is down), not a dead run until the next scheduled one."""
+    drop_connection()
+    run.db_errors += 1
+    if run.db_errors == 1:
+        logger.warning('sms_run db=lost error="%s" (reconnecting)', error)
 
 
 def _finish_first(first: InFlightBatch, second: InFlightBatch, run: RunReport) -> None:
