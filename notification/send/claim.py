@@ -322,13 +322,9 @@ def mark_send_started(batch: ClaimedBatch, now: datetime) -> None:
     ids = [sms.pk for sms in batch.to_send]
     if not ids:
         return
-    # Our token names exactly the rows we claimed; only the opted-out ones (usually
-    # none) are left out, rather than listing the hundred ids to send: building and
-    # quoting that list showed in a send worker's profile (README, "Benchmarks").
-    ours = SmsNotification.objects.filter(claim_token=batch.token)
-    if batch.opted_out:
-        ours = ours.exclude(pk__in=[sms.pk for sms in batch.opted_out])
-    marked = ours.update(send_started_datetime=now)
+    marked = SmsNotification.objects.filter(pk__in=ids, claim_token=batch.token).update(
+        send_started_datetime=now
+    )
     if marked != len(ids):
         ours = set(
             SmsNotification.objects.filter(
