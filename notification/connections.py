@@ -186,11 +186,31 @@ SOCKET_TIMEOUT = 5
 _clients: dict[str, redis.Redis] = {}
 
 
+def queue_redis() -> redis.Redis:
+    """The SMS queue's Redis (django-rq's ``RQ_QUEUES`` entry), one client per process.
+
+    ``django_rq.get_connection`` builds a new client, with a new connection pool,
+    at every call: each batch's dispatch log and wake-up check then opened fresh
+    TCP connections (a handshake and redis-py's driver-info setup each, one per
+    sending thread), a few per cent of a send worker's CPU (README, "Benchmarks").
+    The pool is thread-safe, re-made by redis-py after a fork, and its broken
+    connections are replaced on the next command, so one client per queue
+    configuration serves the whole process.
+    """
+    from django_rq.settings import QUEUES
+
+    key = "rq:" + repr(sorted(QUEUES[app_settings.SMS_QUEUE_NAME].items()))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+    return client
+
+
 def get_redis() -> redis.Redis:
     """A client on the app's Redis (one per URL per process: connections are pooled)."""
     url = app_settings.REDIS_URL
     if not url:
-        return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+        return queue_redis()
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT)

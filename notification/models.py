@@ -280,6 +280,9 @@ class SmsNotification(models.Model):
                 name="sms_claimed_idx",
             ),
             models.Index(fields=["sender", "delivery_status"], name="sms_sender_status_idx"),
+            # The queue estimate (send.wake): a sender's hand-offs of the validity
+            # window, at every claim, without reading the sender's older history.
+            models.Index(fields=["sender", "sent_datetime"], name="sms_sender_sent_idx"),
             # The spend limits: one sum over the rows priced in the current period.
             models.Index(
                 fields=["priced_datetime"],

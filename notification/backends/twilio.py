@@ -99,6 +99,7 @@ from notification.backends.base import (
     SegmentPrice,
     SendFailure,
 )
+from notification.backends.twilio_http import remembering
 from notification.backends.twilio_payloads import (
     classify_exception,
     fetch_segment_price,
@@ -189,6 +190,7 @@ def build_twilio_client() -> Client:
         if base_url
         else TwilioHttpClient(pool_connections=True, timeout=timeout)
     )
+    http_client.session = remembering(http_client.session)  # no environment scan per request
     return Client(account_sid, auth_token, http_client=http_client)
 
 

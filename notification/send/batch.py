@@ -28,6 +28,7 @@ belongs to a worker that is gone (a batch takes seconds, the timeout minutes):
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +42,14 @@ from notification.backends.base import BaseSmsBackend
 from notification.conf import app_settings
 from notification.connections import ResultsNotWritten
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from notification.send.claim import WAIT_TARGET, ClaimedBatch, claim_batch, mark_send_started
+from notification.send.claim import (
+    WAIT_BUDGET,
+    WAIT_TARGET,
+    ClaimedBatch,
+    claim_batch,
+    effective_segments,
+    mark_send_started,
+)
 from notification.send.dispatch import (
     Dispatcher,
     DispatchLog,
@@ -217,8 +225,9 @@ def _dispatch(
     clock: Callable[[], datetime],
     concurrency: int | None,
     backend_factory: Callable[[], BaseSmsBackend] | None,
-) -> tuple[list[SendOutcome], DispatchLog | None]:
-    """Send the claimed rows, each recorded in the batch's dispatch log as it leaves."""
+) -> tuple[list["Future[SendOutcome]"], DispatchLog | None]:
+    """Queue the claimed rows on the sending threads, each recorded in the batch's
+    dispatch log as it leaves; returns without waiting for the answers."""
     if not batch.to_send:
         return [], None
     dispatch_log = DispatchLog(batch.token)
@@ -234,13 +243,13 @@ def _dispatch(
         backend_factory or get_backend,
         record_start=dispatch_log.record_start,
     )
-    outcomes = dispatcher.send_all(
+    futures = dispatcher.submit_all(
         [
             SendRequest(sms.pk, sms.to_phone_number, sms.notification.body, sms.segments)
             for sms in batch.to_send
         ]
     )
-    return outcomes, dispatch_log
+    return futures, dispatch_log
 
 
 def _write_and_close_log(
@@ -264,6 +273,81 @@ def _write_and_close_log(
     return counts
 
 
+@dataclass
+class InFlightBatch:
+    """A claimed batch whose requests are queued on the sending threads, not yet written.
+
+    ``start_batch`` makes one, ``finish_batch`` waits for its answers and writes
+    them. Between the two the worker may start the next batch (``run_paced``):
+    each batch has its own claim token, dispatch log and send-started mark, all
+    in place before its first request can leave, so two batches in flight are,
+    for exactly-once and for recovery, two independent batches.
+    """
+
+    batch: ClaimedBatch
+    recovered: RecoveryCounts
+    futures: list["Future[SendOutcome]"]
+    dispatch_log: DispatchLog | None
+    clock: Callable[[], datetime]
+    queue_target: int | None
+    started: float
+    #: The claim was cut, or filled, by the batch size (not the target, not the
+    #: end of the due rows): more is probably due right now.
+    more_due: bool = False
+
+
+def start_batch(
+    *,
+    now: datetime | None = None,
+    batch_segments: int | None = None,
+    concurrency: int | None = None,
+    backend_factory: Callable[[], BaseSmsBackend] | None = None,
+    queue_target: int | None = None,
+) -> InFlightBatch:
+    """Recover, claim, mark started and queue the requests; return without waiting."""
+    started = time.monotonic()
+    fixed_now = now  # tests may pin the clock; otherwise each step reads it afresh
+
+    def clock() -> datetime:
+        return fixed_now or timezone.now()
+
+    now = clock()
+    recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
+    batch = _claim(now, batch_segments, queue_target)
+    futures, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
+    full_size = batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE
+    filled = sum(effective_segments(sms) for sms in batch.to_send) >= full_size
+    more_due = batch.wait_reason == WAIT_BUDGET or (filled and batch.budget >= full_size)
+    return InFlightBatch(
+        batch, recovered, futures, dispatch_log, clock, queue_target, started, more_due
+    )
+
+
+def finish_batch(flight: InFlightBatch) -> BatchReport:
+    """Wait for the batch's answers, write them, drop its dispatch log, log one line."""
+    batch, recovered, queue_target = flight.batch, flight.recovered, flight.queue_target
+    outcomes = [future.result() for future in flight.futures]
+    counts = _write_and_close_log(batch, outcomes, flight.dispatch_log, flight.clock())
+    report = BatchReport(
+        **asdict(counts),
+        queue_estimate=batch.queue_estimate,
+        queue_target=queue_target or 0,
+        target_filled_pct=_filled_pct(batch.queue_estimate + counts.segments, queue_target),
+        recovered_pending=recovered.requeued,
+        recovered_unknown=recovered.unknown,
+        wait_reason=batch.wait_reason or "",
+        held=batch.held,
+        refused=batch.refused,
+        lost_claims=len(batch.lost),
+        duration_ms=round((time.monotonic() - flight.started) * 1000),
+    )
+    # A paced run polls every second or so: its empty polls are not worth a line each.
+    busy = report.claimed or recovered.requeued or recovered.unknown or batch.held or batch.refused
+    quiet = queue_target is not None and not busy
+    logger.log(logging.DEBUG if quiet else logging.INFO, report.log_line())
+    return report
+
+
 def run_batch(
     *,
     now: datetime | None = None,
@@ -277,32 +361,12 @@ def run_batch(
     ``queue_target`` (segments) caps the claim at the room left below it: a paced
     run (``notification.send.run``) passes it; ``None`` takes a full batch.
     """
-    started = time.monotonic()
-    fixed_now = now  # tests may pin the clock; otherwise each step reads it afresh
-
-    def clock() -> datetime:
-        return fixed_now or timezone.now()
-
-    now = clock()
-    recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
-    batch = _claim(now, batch_segments, queue_target)
-    outcomes, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
-    counts = _write_and_close_log(batch, outcomes, dispatch_log, clock())
-    report = BatchReport(
-        **asdict(counts),
-        queue_estimate=batch.queue_estimate,
-        queue_target=queue_target or 0,
-        target_filled_pct=_filled_pct(batch.queue_estimate + counts.segments, queue_target),
-        recovered_pending=recovered.requeued,
-        recovered_unknown=recovered.unknown,
-        wait_reason=batch.wait_reason or "",
-        held=batch.held,
-        refused=batch.refused,
-        lost_claims=len(batch.lost),
-        duration_ms=round((time.monotonic() - started) * 1000),
+    return finish_batch(
+        start_batch(
+            now=now,
+            batch_segments=batch_segments,
+            concurrency=concurrency,
+            backend_factory=backend_factory,
+            queue_target=queue_target,
+        )
     )
-    # A paced run polls every second or so: its empty polls are not worth a line each.
-    busy = report.claimed or recovered.requeued or recovered.unknown or batch.held or batch.refused
-    quiet = queue_target is not None and not busy
-    logger.log(logging.DEBUG if quiet else logging.INFO, report.log_line())
-    return report

@@ -52,12 +52,11 @@ them. Keys expire on their own; a finished batch deletes its key.
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-import django_rq
 from django.urls import reverse
 from django.utils import timezone
 from redis import Redis
@@ -72,6 +71,7 @@ from notification.backends.base import (
     SendFailure,
 )
 from notification.conf import app_settings
+from notification.connections import queue_redis
 from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 from notification.exceptions import SmsNotificationError
 
@@ -105,8 +105,9 @@ class DispatchLogError(SmsNotificationError, RuntimeError):
 
 
 def dispatch_connection() -> Redis:
-    """The Redis the sms queue uses (the same server as the batch lock)."""
-    return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+    """The Redis the sms queue uses (the same server as the batch lock), one client per
+    process (``connections.queue_redis``)."""
+    return queue_redis()
 
 
 def dispatch_key(claim_token: str) -> str:
@@ -315,7 +316,15 @@ class Dispatcher:
             request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
         )
 
+    def submit_all(self, requests: Sequence[SendRequest]) -> list["Future[SendOutcome]"]:
+        """Queue every request on the process's sending threads and return at once.
+
+        The pool takes them first in, first out, so requests of a batch submitted
+        while an earlier batch is in flight start as that batch's last ones finish
+        (``run.run_paced`` overlaps batches this way).
+        """
+        pool = shared_pool(self.concurrency)
+        return [pool.submit(self.send_one, request) for request in requests]
+
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
-        if not requests:
-            return []
-        return list(shared_pool(self.concurrency).map(self.send_one, requests))
+        return [future.result() for future in self.submit_all(requests)]

@@ -23,6 +23,20 @@ A top-up that loses its database connection before sending is retried at once
 on a fresh connection (then once per pause while the database stays away), so a
 cut connection does not end the run.
 
+**Overlap.** When a top-up filled the batch size (more is due and the target has
+room), the next one is claimed and queued on the sending threads *before* the
+first one's answers are written, and so on: the threads never run dry at a batch
+boundary (recovery, claim, mark, dispatch log, result write, publish: a dozen
+round trips), and a batch's last, half-full round of requests is filled by the
+next batch's first ones. The invariant this relies on: a batch's claim token,
+dispatch log and send-started mark are all written before any of its requests
+can leave (``start_batch``), and its results are written under its own token, so
+two batches in flight are two independent batches for exactly-once and for
+recovery; the next claim's queue estimate counts the first batch's rows as in
+flight, so pacing and the queue limit hold as with two workers. At most two
+batches are in flight, and every started batch is finished (written) before the
+run returns or raises.
+
 Plan (was ``notification.sending.plan``):
 
 What a paced run would take now, and why the rest waits (``send_sms_batch --dry-run``).
@@ -31,6 +45,7 @@ Read-only: the same selection, pacing budget and queue estimate as a run's next
 top-up (``pacing``), but nothing is claimed or locked.
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,7 +59,7 @@ from notification.conf import app_settings
 from notification.connections import CONNECTION_LOST, drop_connection
 from notification.guardrails import screen
 from notification.models import NotificationStatusChoices, SmsNotification
-from notification.send.batch import BatchReport, run_batch
+from notification.send.batch import BatchReport, InFlightBatch, finish_batch, start_batch
 from notification.send.claim import (
     WAIT_BUDGET,
     WAIT_TARGET,
@@ -173,27 +188,26 @@ def run_paced(
 ) -> RunReport:
     """Top the queue up to the target until nothing is due or ``deadline`` (``clock`` time).
 
-    The deadline is checked before each pause, so the run ends no later than
-    ``deadline`` plus one batch.
+    The deadline is checked before each pause and before each overlap, so the run
+    ends no later than ``deadline`` plus two overlapped batches (see "Overlap" in
+    the module docstring, with the invariant it relies on).
     """
     started = clock()
     waiter = waiter or SleepWaiter()
     rate = float(app_settings.TWILIO_SMS_RATE)
     run = RunReport(queue_target=queue_target_segments())
     lost_in_a_row = 0
+    ahead: InFlightBatch | None = None  # started, answers not yet written
     while True:
         waiter.clear()
         try:
-            batch = run_batch(queue_target=run.queue_target)
+            flight = start_batch(queue_target=run.queue_target)
         except CONNECTION_LOST as error:
-            # Lost before anything left (the result write retries by itself): a
-            # fresh connection at once (a cut connection), then once per pause (a
-            # database that is down), not a dead run until the next scheduled one.
-            drop_connection()
-            run.db_errors += 1
+            if ahead is not None:  # its answers are in memory: write them (retried)
+                run.add(finish_batch(ahead))
+                ahead = None
+            _connection_lost(run, error)
             lost_in_a_row += 1
-            if run.db_errors == 1:
-                logger.warning('sms_run db=lost error="%s" (reconnecting)', error)
             if clock() + MAX_PAUSE_SECONDS >= deadline:
                 run.ended = ENDED_DEADLINE
                 break
@@ -201,6 +215,13 @@ def run_paced(
                 waiter.wait(MAX_PAUSE_SECONDS)
             continue
         lost_in_a_row = 0
+        if ahead is not None:
+            _finish_first(ahead, flight, run)
+            ahead = None
+        if flight.more_due and clock() < deadline:
+            ahead = flight  # claim the next one while this one is in flight
+            continue
+        batch = finish_batch(flight)
         run.add(batch)
         if batch.claimed == 0 and not batch.wait_reason:
             run.ended = ENDED_NOTHING_DUE
@@ -213,6 +234,28 @@ def run_paced(
             run.woken += 1
     run.duration_ms = round((clock() - started) * 1000)
     return run
+
+
+def _connection_lost(run: RunReport, error: Exception) -> None:
+    """A top-up lost its connection before anything left (the result write retries by
+    itself): a fresh connection at once (a cut connection), then once per pause (a
+    database that is down), not a dead run until the next scheduled one."""
+    drop_connection()
+    run.db_errors += 1
+    if run.db_errors == 1:
+        logger.warning('sms_run db=lost error="%s" (reconnecting)', error)
+
+
+def _finish_first(first: InFlightBatch, second: InFlightBatch, run: RunReport) -> None:
+    """Write ``first`` while ``second`` is in flight; if that raises (the database
+    stayed away past ``SMS_RESULT_WRITE_TIMEOUT``), still write ``second`` before
+    the error goes up: no started batch is ever abandoned by the run."""
+    try:
+        run.add(finish_batch(first))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            run.add(finish_batch(second))
+        raise
 
 
 # -------- plan --------------------------------------------------------------------------

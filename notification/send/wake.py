@@ -87,12 +87,12 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_save
@@ -102,6 +102,7 @@ from redis.exceptions import LockError, RedisError
 from rq_scheduler import Scheduler
 
 from notification.conf import app_settings
+from notification.connections import queue_redis
 from notification.models import (
     DeliveryStatusChoices,
     Notification,
@@ -116,16 +117,18 @@ BATCH_LOCK_NAME = "sms:send-batch:lock"
 
 
 def sms_job_timeout() -> int:
-    """Seconds a run job may take: one interval of pacing plus its slowest last batch.
+    """Seconds a run job may take: one interval of pacing plus its slowest last batches.
 
-    A run paces for up to ``TWILIO_SMS_INTERVAL`` and may finish one batch past
-    that: each of its ``ceil(batch / concurrency)`` rounds of requests can take
-    ``TWILIO_REQUEST_TIMEOUT``, plus a minute for recovery and the result writes.
-    Never less than the sms queue's RQ ``DEFAULT_TIMEOUT``. A shorter job timeout
-    would kill runs mid-batch (recovery copes, but some rows end ``unknown``).
+    A run paces for up to ``TWILIO_SMS_INTERVAL`` and may finish two overlapped
+    batches past that (``run_paced``): each of their ``ceil(2 × batch /
+    concurrency)`` rounds of requests can take ``TWILIO_REQUEST_TIMEOUT``, plus a
+    minute for recovery and the result writes. Never less than the sms queue's RQ
+    ``DEFAULT_TIMEOUT``. A shorter job timeout would kill runs mid-batch (recovery
+    copes, but some rows end ``unknown``).
     """
     queue: dict[str, Any] = settings.RQ_QUEUES.get(app_settings.SMS_QUEUE_NAME, {})
-    rounds = math.ceil(app_settings.TWILIO_SMS_BATCH_SIZE / app_settings.TWILIO_SMS_CONCURRENCY)
+    batches = 2 * app_settings.TWILIO_SMS_BATCH_SIZE
+    rounds = math.ceil(batches / app_settings.TWILIO_SMS_CONCURRENCY)
     last_batch = rounds * float(app_settings.TWILIO_REQUEST_TIMEOUT) + 60
     run = float(app_settings.TWILIO_SMS_INTERVAL) + last_batch
     return max(int(queue.get("DEFAULT_TIMEOUT", 900)), math.ceil(run))
@@ -182,7 +185,14 @@ def combine(handoffs: list[tuple[datetime, int, str]], now: datetime, rate: floa
 
 
 def estimate_queue(sender: str, now: datetime) -> int:
-    """Estimated segments waiting in Twilio's queue for ``sender`` (one query)."""
+    """Estimated segments waiting in Twilio's queue for ``sender`` (one query).
+
+    ``combine`` over the window's hand-offs, computed by the database: one row
+    of three sums comes back instead of every hand-off of the validity window
+    (up to four hours of a sender's history, each row's datetime parsed and
+    converted in Python at every claim: the cost grew with the run; README,
+    "Benchmarks"). ``test_sending_batch`` checks it equals ``combine`` exactly.
+    """
     if not sender:
         return 0
     window_start = now - timedelta(seconds=app_settings.TWILIO_SMS_VALIDITY_PERIOD)
@@ -196,7 +206,40 @@ def estimate_queue(sender: str, now: datetime) -> int:
         .annotate(handed_off_at=Coalesce("sent_datetime", "claimed_datetime"))
         .values_list("handed_off_at", "segments", "delivery_status")
     )
-    return combine(list(rows), now, app_settings.TWILIO_SMS_RATE)
+    inner, params = rows.query.sql_with_params()
+    elapsed, moment = _elapsed_seconds(now)
+    queued = ", ".join(["%s"] * len(IN_QUEUE_STATUSES))
+    sql = (
+        "SELECT COALESCE(MAX(backlog), 0), "
+        "COALESCE(SUM(CASE WHEN delivery_status = '' THEN segments ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN delivery_status IN ({queued}) THEN segments ELSE 0 END), 0) "
+        "FROM (SELECT delivery_status, segments, "
+        "SUM(segments) OVER (ORDER BY handed_off_at DESC ROWS UNBOUNDED PRECEDING) "
+        f"- %s * {elapsed} AS backlog FROM ({inner}) AS handoffs) AS running"
+    )
+    rate = float(app_settings.TWILIO_SMS_RATE)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*(str(s.value) for s in IN_QUEUE_STATUSES), rate, moment, *params])
+        fluid, in_flight, in_queue = cursor.fetchone()
+    fluid = int(max(0.0, float(fluid)) + 0.999999)  # as ``fluid_backlog`` rounds
+    return max(int(in_flight), min(fluid, int(in_flight) + int(in_queue)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _elapsed_seconds(now: datetime) -> tuple[str, Any]:
+    """SQL for the seconds from a hand-off to ``now`` (never negative) and its parameter:
+    the same double ``timedelta.total_seconds()`` gives (exact microseconds, divided once)."""
+    if connection.vendor == "postgresql":
+        return "GREATEST(0, EXTRACT(EPOCH FROM (%s - handed_off_at))::float8)", now
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds, then microseconds.
+    micros = (
+        "(CAST(strftime('%%s', handed_off_at) AS INTEGER) * 1000000 "
+        "+ CAST(substr(handed_off_at || '.000000', 21, 6) AS INTEGER))"
+    )
+    now_micros = (now - _EPOCH) // timedelta(microseconds=1)
+    return f"MAX(0, CAST(%s - {micros} AS REAL) / 1000000.0)", now_micros
 
 
 # -------- wake --------------------------------------------------------------------------
@@ -216,7 +259,7 @@ MAX_SCHEDULED_WAKES = 100
 
 
 def sms_connection() -> Redis:
-    return django_rq.get_connection(app_settings.SMS_QUEUE_NAME)
+    return queue_redis()
 
 
 class WakeSignal:

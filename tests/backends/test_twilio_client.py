@@ -85,3 +85,45 @@ def test_sender_prefers_the_messaging_service(settings) -> None:
     assert sender_kwargs() == {"from_": "+15005550006"}
     set_sms(settings, TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
     assert sender_kwargs() == {"messaging_service_sid": "MG" + "1" * 32}
+
+
+def test_proxy_variables_still_decide_the_route_and_are_read_once_per_origin(
+    twilio_emulator: EmulatorHandle, monkeypatch
+) -> None:
+    """Sending threads' sessions keep requests' answer per origin (no environment scan
+    per message); the answer itself, and so the route, is requests' own."""
+    from requests.exceptions import ProxyError
+
+    from notification.backends.twilio import build_twilio_client
+    from notification.backends.twilio_http import RememberingSession
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    client = build_twilio_client()
+    session = client.http_client.session
+    assert isinstance(session, RememberingSession)
+    with pytest.raises(ProxyError):  # the proxy from the environment is used
+        client.messages.create(to="+14155550100", from_="+15005550006", body="via proxy")
+    first = session.merge_environment_settings(API_URL, {}, None, None, None)
+    assert first["proxies"] == requests_answer(API_URL)["proxies"]
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    # The first answer is kept for the session's life (no scan per message) ...
+    assert session.merge_environment_settings(API_URL, {}, None, None, None) == first
+    fresh = build_twilio_client()  # ... and a new thread's client sees the new environment
+    created = fresh.messages.create(to="+14155550100", from_="+15005550006", body="direct")
+    assert created.sid and len(twilio_emulator.requests()) == 1  # the proxied one never came
+    base = twilio_emulator.base_url + "/2010-04-01/Accounts/AC1/Messages.json"
+    assert fresh.http_client.session.merge_environment_settings(
+        base, {}, None, None, None
+    ) == requests_answer(base)
+
+
+def requests_answer(url: str) -> dict:
+    """What a plain ``requests.Session`` says for ``url`` in this environment."""
+    import requests
+
+    return requests.Session().merge_environment_settings(url, {}, None, None, None)

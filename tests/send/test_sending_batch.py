@@ -16,7 +16,7 @@ from notification.models import (
 from notification.send.batch import run_batch
 from notification.send.claim import WAIT_BUDGET, WAIT_QUEUE
 from notification.send.wake import combine, estimate_queue, fluid_backlog
-from tests.support.sending_helpers import gsm_body, make_sms, reload
+from tests.support.sending_helpers import create_due_sms, gsm_body, make_sms, reload
 from tests.support.settings_helpers import set_sms
 
 pytestmark = [
@@ -348,3 +348,37 @@ def test_the_estimate_is_the_smaller_bound_and_never_below_what_is_in_flight():
     # Claims in flight are entering the queue whatever the formula says about their age.
     assert combine([(t0 - timedelta(seconds=10), 5, "")], t0, 20.0) == 5
     assert combine([], t0, 20.0) == 0
+
+
+def test_the_database_computes_exactly_what_combine_computes(settings):
+    """``estimate_queue`` sums in SQL; ``combine`` is the rule. Same rows, same number,
+    to the microsecond and the rounding (whole-second ages hit the rounding edge)."""
+    import random
+
+    from notification.models import SmsNotification
+
+    set_sms(settings, TWILIO_SMS_RATE=7.0, TWILIO_SMS_VALIDITY_PERIOD=600)
+    sender, rng = "+15005550006", random.Random(21)
+    now = timezone.now().replace(microsecond=250000)
+    create_due_sms(120)
+    statuses = ["", "queued", "accepted", "sending", "sent", "delivered", "undelivered"]
+    handoffs = []
+    for pk in SmsNotification.objects.values_list("pk", flat=True):
+        age = timedelta(seconds=rng.choice([0, 1, 2, 3, 30]), microseconds=rng.randrange(3) * 7)
+        row = {"sender": sender, "segments": rng.randint(1, 4)}
+        row["delivery_status"] = status = rng.choice(statuses)
+        at = now - age
+        row["sent_datetime" if status else "claimed_datetime"] = at  # "": in flight
+        if rng.random() < 0.1:  # outside the window: counts for neither
+            row["sent_datetime"] = row["claimed_datetime"] = now - timedelta(seconds=601)
+        else:
+            handoffs.append((at, row["segments"], status))
+        SmsNotification.objects.filter(pk=pk).update(**row)  # save() would recount segments
+    SmsNotification.objects.filter(pk=make_sms().pk).update(
+        sender="+15005550007", segments=9, sent_datetime=now, delivery_status="queued"
+    )  # another sender: never counted
+    for rate in (7.0, 0.5, 40.0):
+        set_sms(settings, TWILIO_SMS_RATE=rate)
+        for moment in (now, now + timedelta(seconds=1), now + timedelta(seconds=2.5)):
+            assert estimate_queue(sender, moment) == combine(handoffs, moment, rate), (rate, moment)
+    assert estimate_queue("+15005550099", now) == 0

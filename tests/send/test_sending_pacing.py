@@ -74,6 +74,32 @@ def test_a_paced_run_keeps_the_queue_at_the_target_until_nothing_is_due(scaled_t
     assert not any(r["error_code"] for r in scaled_time.requests())
 
 
+def test_a_run_queues_the_next_full_batch_while_the_last_round_is_in_flight(
+    twilio_emulator, settings
+):
+    """Batches of 3 on 2 threads, 500 ms per request: the 4th request (the next batch's
+    first) goes out beside the 3rd instead of after its answer, the write and a claim,
+    so 6 requests take 3 rounds, not 4; each sent once, every row written."""
+    latency = 0.5
+    twilio_emulator.configure(latency_ms=int(latency * 1000))
+    set_sms(settings, TWILIO_SMS_BATCH_SIZE=3, TWILIO_SMS_CONCURRENCY=2, TWILIO_SMS_RATE=1000)
+    create_due_sms(6)
+
+    run = run_paced(deadline=time.monotonic() + 60, waiter=SleepWaiter())
+
+    received = sorted(r["received_ts"] for r in twilio_emulator.requests())
+    assert (run.ended, run.sent, len(received)) == (ENDED_NOTHING_DUE, 6, 6)
+    assert run.batches == 3  # two full ones, then the claim that found nothing due
+    # Answers come at 0.5, 1.0 and 1.5 s; without the overlap the 4th, 5th and 6th at
+    # >= 1.5, 1.5 and 2.0 s. Half a round of slack either way for a busy machine.
+    assert received[-1] - received[0] < 2.5 * latency
+    assert received[3] - received[2] < latency / 2
+    assert len({m["to"] for m in twilio_emulator.messages()}) == 6  # no duplicate
+    statuses = set(Notification.objects.values_list("status", flat=True))
+    assert statuses == {NotificationStatusChoices.SENT}
+    assert not Notification.objects.filter(sms__claim_token__gt="").exists()
+
+
 def test_a_high_notification_created_mid_run_waits_only_the_target_at_twilio(scaled_time, redis):
     create_due_sms(300)
     created: list = []
