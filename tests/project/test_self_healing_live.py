@@ -8,19 +8,22 @@ Never twice, never lost: each test ends with every message sent exactly once.
 import collections
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
 
 import pytest
+from django.db.models import Q
+from django.utils import timezone
 
 from devstack.ports import free_port
 from devstack.subprocesses import stop_process
 from notification.conf import app_settings
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from tests.support.fixtures_emulator import EmulatorHandle, start_emulator_process
+from tests.support.fixtures_emulator import start_emulator_process
 from tests.support.outage_support import (
     RestartableRedis,
     StoppablePostgres,
+    explain_missing,
     terminate_other_backends,
 )
 from tests.support.pacing_support import sending_stack
@@ -37,6 +40,8 @@ pytestmark = [
 Status = NotificationStatusChoices
 RATE, INTERVAL, TARGET_SECONDS = 50, 4, 1
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
+#: Longer than stopping the emulator takes (a SIGTERM, then its shutdown), on a busy machine.
+QUIET_SECONDS = 5
 
 
 def stack_env(subprocess_env, twilio_emulator, redis_url: str) -> dict[str, str]:
@@ -166,36 +171,51 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
         with sending_stack(env) as stack:
             create_due_sms(total)
             wait_until(lambda: len(first.requests()) >= 50, 30, "the campaign")
-            # What the first emulator accepted must be read while it still answers, and
-            # nothing may be accepted after: it turns new sends away (429, which a send
-            # retries later) until its record stops growing, then it stops.
+            # The first emulator's record must be final when it is read, and no create
+            # may be in flight when it stops: a request cut by the stop is ambiguous (the
+            # worker rightly makes it unknown, and the emulator never logged it). So it
+            # turns every send away (429: retried after a backoff of 15 s or more) until
+            # the database proves a quiet moment (``_quiet``), and only then stops.
             first.inject_faults([{"kind": "http_429", "count": total}])
-            before = wait_until(_stable_record(first), 10, "the first emulator to settle")
+            wait_until(_quiet(QUIET_SECONDS), 60, "every unsent message to back off")
+            before = first.requests()
             stop_process(first.process)  # Twilio unreachable: connections refused
             time.sleep(10)
             with start_emulator_process("--port", str(port)) as second:
                 second.configure(drain_rate=RATE, callbacks_enabled=False)
                 wait_until(settled, 120, "sending to resume and finish by itself")
                 after = second.requests()
-            assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+            alive = all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+            logs = stack.logs()
 
     accepted = [r["body"] for r in before + after if r["sid"]]
-    assert len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    explained = len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    assert explained, f"{stack.log_dir}\n" + explain_missing(total, before + after, logs)
+    assert alive, logs[-3000:]
     statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
     assert statuses == {Status.SENT: total}
 
 
-def _stable_record(emulator: EmulatorHandle) -> Callable[[], list[dict[str, Any]] | None]:
-    """A ``wait_until`` condition: the emulator's request record once two reads agree."""
-    previous: list[dict[str, Any]] | None = None
+def _quiet(seconds: float) -> Callable[[], bool]:
+    """A ``wait_until`` condition: no create request is in flight, and none can leave
+    within ``seconds``.
 
-    def check() -> list[dict[str, Any]] | None:
-        nonlocal previous
-        record = emulator.requests()
-        if record == previous:
-            return record
-        previous = record
-        time.sleep(0.2)
-        return None
+    A row is claimed (``processing``) before its request leaves and stays claimed until
+    the answer is written, so no claimed row means no request in flight; a pending row
+    is claimed only once its ``next_attempt_datetime`` has passed, so when every one of
+    them lies ``seconds`` ahead, nothing is sent before then. (Waiting for the request
+    record to stop growing was not enough: a pause between two batches looked the
+    same, and the next batch's requests were cut by the stop.)
+    """
+
+    def check() -> bool:
+        soon = timezone.now() + timedelta(seconds=seconds)
+        unsent = SmsNotification.objects.filter(notification__status=Status.PENDING)
+        due = Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=soon)
+        if unsent.filter(due).exists():
+            return False
+        # Read second: nothing could be claimed after the read above, so a request
+        # that left before it is still claimed now.
+        return not Notification.objects.filter(status=Status.PROCESSING).exists()
 
     return check

@@ -8,6 +8,7 @@ restarted "with its data"); ``keep_data=False`` comes back empty (no persistence
 a failover, a flush).
 """
 
+import collections
 import os
 import signal
 import subprocess
@@ -139,3 +140,33 @@ class StoppablePostgres:
     def start(self) -> None:
         log = f"{self.data_dir}/../restart.log"
         self._pg_ctl("--log", log, "--options", self.options, "--wait", "--timeout", "60", "start")
+
+
+def explain_missing(total: int, records: list[dict], logs: str) -> str:
+    """Why the emulators' records do not hold each of ``total`` messages exactly once:
+    for each message accepted never or twice, its rows (status, status message,
+    attempts, sid, claim and send-start state), every create request the emulators
+    saw for it, and the log lines naming it or its id. An assertion message, so a
+    failing run explains itself."""
+    from notification.models import SmsNotification
+
+    accepted = collections.Counter(r["body"] for r in records if r["sid"])
+    lines = [f"accepted {len(accepted)} distinct of {total}, {sum(accepted.values())} in all"]
+    rows = SmsNotification.objects.select_related("notification").order_by("pk")
+    for sms in rows:
+        body = sms.notification.body
+        if accepted[body] == 1:
+            continue
+        note = sms.notification
+        lines.append(
+            f"--- {body!r} accepted {accepted[body]}x: sms={sms.pk} notification={note.pk} "
+            f"status={note.status} message={note.status_message!r} attempts={sms.attempts} "
+            f"sid={sms.twilio_sid} delivery={sms.delivery_status} "
+            f"error={sms.error_code} {sms.error_message!r} claimed={sms.claimed_datetime} "
+            f"token={sms.claim_token!r} started={sms.send_started_datetime} "
+            f"next={sms.next_attempt_datetime} sent={note.sent_datetime}"
+        )
+        lines += [f"  request: {r}" for r in records if r["body"] == body]
+        needles = (f"sms={sms.pk}", f"sms_id={sms.pk}", body)
+        lines += [f"  log: {line}" for line in logs.splitlines() if any(n in line for n in needles)]
+    return "\n".join(lines)
