@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from devstack.ports import free_port
@@ -19,7 +19,7 @@ from devstack.subprocesses import stop_process
 from notification.conf import app_settings
 from notification.jobs.schedule import declared_schedule
 from notification.models import Notification, NotificationStatusChoices, SmsNotification
-from tests.support.fixtures_emulator import start_emulator_process
+from tests.support.fixtures_emulator import EmulatorHandle, start_emulator_process
 from tests.support.outage_support import (
     RestartableRedis,
     StoppablePostgres,
@@ -175,10 +175,10 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
             # may be in flight when it stops: a request cut by the stop is ambiguous (the
             # worker rightly makes it unknown, and the emulator never logged it). So it
             # turns every send away (429: retried after a backoff of 15 s or more) until
-            # the database proves a quiet moment (``_quiet``), and only then stops.
+            # the database proves a quiet moment and its record is complete (``_quiet``),
+            # and only then stops.
             first.inject_faults([{"kind": "http_429", "count": total}])
-            wait_until(_quiet(QUIET_SECONDS), 60, "every unsent message to back off")
-            before = first.requests()
+            before = wait_until(_quiet(first, QUIET_SECONDS), 60, "a quiet, complete record")
             stop_process(first.process)  # Twilio unreachable: connections refused
             time.sleep(10)
             with start_emulator_process("--port", str(port)) as second:
@@ -196,26 +196,31 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
     assert statuses == {Status.SENT: total}
 
 
-def _quiet(seconds: float) -> Callable[[], bool]:
-    """A ``wait_until`` condition: no create request is in flight, and none can leave
-    within ``seconds``.
+def _quiet(emulator: EmulatorHandle, seconds: float) -> Callable[[], list[dict] | None]:
+    """A ``wait_until`` condition: ``emulator``'s request record, once it is complete and
+    no create request can reach it within ``seconds``.
 
     A row is claimed (``processing``) before its request leaves and stays claimed until
     the answer is written, so no claimed row means no request in flight; a pending row
     is claimed only once its ``next_attempt_datetime`` has passed, so when every one of
-    them lies ``seconds`` ahead, nothing is sent before then. (Waiting for the request
-    record to stop growing was not enough: a pause between two batches looked the
-    same, and the next batch's requests were cut by the stop.)
+    them lies ``seconds`` ahead, nothing is sent before then. Every attempt written is a
+    request that left, so the record is complete when it holds as many. (Waiting for the
+    record to stop growing was not enough: a pause between two batches looked the same,
+    and the next batch's requests were cut by the stop.)
     """
 
-    def check() -> bool:
+    def check() -> list[dict] | None:
         soon = timezone.now() + timedelta(seconds=seconds)
         unsent = SmsNotification.objects.filter(notification__status=Status.PENDING)
         due = Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=soon)
         if unsent.filter(due).exists():
-            return False
+            return None
         # Read second: nothing could be claimed after the read above, so a request
         # that left before it is still claimed now.
-        return not Notification.objects.filter(status=Status.PROCESSING).exists()
+        if Notification.objects.filter(status=Status.PROCESSING).exists():
+            return None
+        attempts = SmsNotification.objects.aggregate(n=Sum("attempts"))["n"]
+        record = emulator.requests()
+        return record if len(record) == attempts else None
 
     return check
