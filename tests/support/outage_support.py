@@ -10,10 +10,12 @@ a failover, a flush).
 
 import collections
 import os
+import re
 import signal
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import redis as redis_py
@@ -151,8 +153,12 @@ def explain_missing(total: int, records: list[dict], logs: str) -> str:
     from notification.models import SmsNotification
 
     accepted = collections.Counter(r["body"] for r in records if r["sid"])
-    lines = [f"accepted {len(accepted)} distinct of {total}, {sum(accepted.values())} in all"]
     rows = SmsNotification.objects.select_related("notification").order_by("pk")
+    statuses = collections.Counter(sms.notification.status for sms in rows)
+    lines = [
+        f"accepted {len(accepted)} distinct of {total}, {sum(accepted.values())} in all; "
+        f"statuses {dict(statuses)}"
+    ]
     for sms in rows:
         body = sms.notification.body
         if accepted[body] == 1:
@@ -167,6 +173,39 @@ def explain_missing(total: int, records: list[dict], logs: str) -> str:
             f"next={sms.next_attempt_datetime} sent={note.sent_datetime}"
         )
         lines += [f"  request: {r}" for r in records if r["body"] == body]
-        needles = (f"sms={sms.pk}", f"sms_id={sms.pk}", body)
-        lines += [f"  log: {line}" for line in logs.splitlines() if any(n in line for n in needles)]
+        if sms.claim_token:
+            lines.append(f"  dispatch log: {_dispatch_members(sms.claim_token)}")
+        naming = re.compile(rf"\bsms(?:_id)?={sms.pk}\b|{re.escape(body)}\b")
+        lines += [f"  log: {line}" for line in logs.splitlines() if naming.search(line)]
+        lines += [f"  around: {line}" for line in _lines_around(logs, note.updated_datetime)]
     return "\n".join(lines)
+
+
+def _dispatch_members(token: str) -> str:
+    """The members of a claim's dispatch log in Redis (the ids whose request left)."""
+    from notification.send.dispatch import dispatch_connection, dispatch_key
+
+    try:
+        members = dispatch_connection().smembers(dispatch_key(token))
+    except redis_py.RedisError as exc:
+        return f"unreadable: {exc}"
+    return ", ".join(sorted(m.decode() for m in members)) or "missing"
+
+
+def _lines_around(logs: str, moment: datetime | None, seconds: float = 1.0) -> list[str]:
+    """The batch and run lines logged within ``seconds`` of ``moment`` (the processes
+    log local time: ``2026-12-06 05:18:04,084 INFO ...``)."""
+    if moment is None:
+        return []
+    local = moment.astimezone().replace(tzinfo=None)
+    found = []
+    for line in logs.splitlines():
+        if "sms_batch" not in line and "sms_run" not in line:
+            continue
+        try:
+            logged = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        if abs((logged - local).total_seconds()) <= seconds:
+            found.append(line)
+    return found
