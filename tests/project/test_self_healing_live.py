@@ -29,6 +29,7 @@ from tests.support.outage_support import (
 from tests.support.pacing_support import sending_stack
 from tests.support.sending_helpers import create_due_sms
 from tests.support.waiting import wait_until
+from twilio_emulator import EmulatorConfig, EmulatorServer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -157,8 +158,13 @@ def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
 
 
 def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, redis):
-    """The emulator process stops (connections refused) for 10 s, then comes back on
-    the same port: every message is sent exactly once across the two, none unknown."""
+    """The emulator process stops (connections refused) for 10 s, then an emulator comes
+    back on the same port: every message is sent exactly once across the two, none
+    unknown.
+
+    The retries fit the wait: a send refused during the outage comes again 30 to 60 s
+    later (the backoff after a second attempt), when the second emulator has answered
+    for 20 s or more."""
 
     total = 300
     port = free_port()
@@ -181,10 +187,13 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
             before = wait_until(_quiet(first, QUIET_SECONDS), 60, "a quiet, complete record")
             stop_process(first.process)  # Twilio unreachable: connections refused
             time.sleep(10)
-            with start_emulator_process("--port", str(port)) as second:
-                second.configure(drain_rate=RATE, callbacks_enabled=False)
+            # Back on the same port at once: a new emulator process would add its
+            # start-up (tens of seconds on a busy machine) to the outage, and sends
+            # refused twice back off for 60 s or more, past the wait below.
+            config = EmulatorConfig(drain_rate=RATE, callbacks_enabled=False)
+            with EmulatorServer(first.account_sid, first.auth_token, port=port, config=config):
                 wait_until(settled, 120, "sending to resume and finish by itself")
-                after = second.requests()
+                after = EmulatorHandle(base_url=first.base_url).requests()
             alive = all(p.poll() is None for p in [*stack.workers, stack.scheduler])
             logs = stack.logs()
 
