@@ -191,7 +191,9 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
             # start-up (tens of seconds on a busy machine) to the outage, and sends
             # refused twice back off for 60 s or more, past the wait below.
             config = EmulatorConfig(drain_rate=RATE, callbacks_enabled=False)
-            with EmulatorServer(first.account_sid, first.auth_token, port=port, config=config):
+            with EmulatorServer(
+                account_sid=first.account_sid, auth_token=first.auth_token, port=port, config=config
+            ):
                 wait_until(settled, 120, "sending to resume and finish by itself")
                 after = EmulatorHandle(base_url=first.base_url).requests()
             alive = all(p.poll() is None for p in [*stack.workers, stack.scheduler])
