@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db.models import Q, Sum
+from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from devstack.ports import free_port
@@ -42,7 +42,8 @@ Status = NotificationStatusChoices
 RATE, INTERVAL, TARGET_SECONDS = 50, 4, 1
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
 #: Longer than stopping the emulator takes (a SIGTERM, then its shutdown), on a busy machine.
-QUIET_SECONDS = 5
+QUIET_SECONDS = 6
+OUTAGE_SECONDS = 10
 
 
 def stack_env(subprocess_env, twilio_emulator, redis_url: str) -> dict[str, str]:
@@ -181,12 +182,12 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
             # may be in flight when it stops: a request cut by the stop is ambiguous (the
             # worker rightly makes it unknown, and the emulator never logged it). So it
             # turns every send away (429: retried after a backoff of 15 s or more) until
-            # the database proves a quiet moment and its record is complete (``_quiet``),
-            # and only then stops.
-            first.inject_faults([{"kind": "http_429", "count": total}])
-            before = wait_until(_quiet(first, QUIET_SECONDS), 60, "a quiet, complete record")
+            # the database proves a quiet moment whose first retries fall in the outage,
+            # and its record is complete (``_quiet``); only then does it stop.
+            first.inject_faults([{"kind": "http_429", "count": 10 * total}])  # never accepts again
+            before = wait_until(_quiet(first), 60, "a quiet, complete record")
             stop_process(first.process)  # Twilio unreachable: connections refused
-            time.sleep(10)
+            time.sleep(OUTAGE_SECONDS)
             # Back on the same port at once: a new emulator process would add its
             # start-up (tens of seconds on a busy machine) to the outage, and sends
             # refused twice back off for 60 s or more, past the wait below.
@@ -207,27 +208,33 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
     assert statuses == {Status.SENT: total}
 
 
-def _quiet(emulator: EmulatorHandle, seconds: float) -> Callable[[], list[dict] | None]:
-    """A ``wait_until`` condition: ``emulator``'s request record, once it is complete and
-    no create request can reach it within ``seconds``.
+def _quiet(emulator: EmulatorHandle) -> Callable[[], list[dict] | None]:
+    """A ``wait_until`` condition: ``emulator``'s request record, once it is complete, no
+    create request can reach it for ``QUIET_SECONDS`` and the first retries come within
+    ``OUTAGE_SECONDS`` (so the outage meets them: they are refused).
 
     A row is claimed (``processing``) before its request leaves and stays claimed until
     the answer is written, so no claimed row means no request in flight; a pending row
     is claimed only once its ``next_attempt_datetime`` has passed, so when every one of
-    them lies ``seconds`` ahead, nothing is sent before then. Every attempt written is a
-    request that left, so the record is complete when it holds as many. (Waiting for the
-    record to stop growing was not enough: a pause between two batches looked the same,
-    and the next batch's requests were cut by the stop.)
+    them lies ``QUIET_SECONDS`` ahead, nothing is sent before then. Every attempt written
+    is a request that left, so the record is complete when it holds as many. (Waiting
+    for the record to stop growing was not enough: a pause between two batches looked
+    the same, and the next batch's requests were cut by the stop.)
     """
 
     def check() -> list[dict] | None:
-        soon = timezone.now() + timedelta(seconds=seconds)
+        now = timezone.now()
         unsent = SmsNotification.objects.filter(notification__status=Status.PENDING)
-        due = Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=soon)
-        if unsent.filter(due).exists():
+        quiet = now + timedelta(seconds=QUIET_SECONDS)
+        if unsent.filter(
+            Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=quiet)
+        ).exists():
             return None
-        # Read second: nothing could be claimed after the read above, so a request
-        # that left before it is still claimed now.
+        first_retry = unsent.aggregate(at=Min("next_attempt_datetime"))["at"]
+        if first_retry and first_retry > now + timedelta(seconds=OUTAGE_SECONDS - 1):
+            return None
+        # Read after the rows: nothing could be claimed since, so a request that
+        # left before is still claimed now.
         if Notification.objects.filter(status=Status.PROCESSING).exists():
             return None
         attempts = SmsNotification.objects.aggregate(n=Sum("attempts"))["n"]
