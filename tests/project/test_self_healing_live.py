@@ -217,7 +217,8 @@ def _quiet(emulator: EmulatorHandle) -> Callable[[], list[dict] | None]:
     the answer is written, so no claimed row means no request in flight; a pending row
     is claimed only once its ``next_attempt_datetime`` has passed, so when every one of
     them lies ``QUIET_SECONDS`` ahead, nothing is sent before then. Every attempt written
-    is a request that left, so the record is complete when it holds as many. (Waiting
+    is a request that left (Redis stays up here, so none is stopped before it leaves),
+    so the record is complete when it holds as many. (Waiting
     for the record to stop growing was not enough: a pause between two batches looked
     the same, and the next batch's requests were cut by the stop.)
     """
