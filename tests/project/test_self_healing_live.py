@@ -8,9 +8,11 @@ Never twice, never lost: each test ends with every message sent exactly once.
 import collections
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
 
 import pytest
+from django.db.models import Min, Q, Sum
+from django.utils import timezone
 
 from devstack.ports import free_port
 from devstack.subprocesses import stop_process
@@ -21,11 +23,13 @@ from tests.support.fixtures_emulator import EmulatorHandle, start_emulator_proce
 from tests.support.outage_support import (
     RestartableRedis,
     StoppablePostgres,
+    explain_missing,
     terminate_other_backends,
 )
 from tests.support.pacing_support import sending_stack
 from tests.support.sending_helpers import create_due_sms
 from tests.support.waiting import wait_until
+from twilio_emulator import EmulatorConfig, EmulatorServer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -37,6 +41,9 @@ pytestmark = [
 Status = NotificationStatusChoices
 RATE, INTERVAL, TARGET_SECONDS = 50, 4, 1
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"
+#: Longer than stopping the emulator takes (a SIGTERM, then its shutdown), on a busy machine.
+QUIET_SECONDS = 6
+OUTAGE_SECONDS = 10
 
 
 def stack_env(subprocess_env, twilio_emulator, redis_url: str) -> dict[str, str]:
@@ -152,8 +159,13 @@ def test_postgres_stopped_for_10_s_during_the_write_loses_no_answer(
 
 
 def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, redis):
-    """The emulator process stops (connections refused) for 10 s, then comes back on
-    the same port: every message is sent exactly once across the two, none unknown."""
+    """The emulator process stops (connections refused) for 10 s, then an emulator comes
+    back on the same port: every message is sent exactly once across the two, none
+    unknown.
+
+    The retries fit the wait: a send refused during the outage comes again 30 to 60 s
+    later (the backoff after a second attempt), when the second emulator has answered
+    for 20 s or more."""
 
     total = 300
     port = free_port()
@@ -166,36 +178,68 @@ def test_a_10_s_twilio_outage_mid_campaign_resumes_by_itself(subprocess_env, red
         with sending_stack(env) as stack:
             create_due_sms(total)
             wait_until(lambda: len(first.requests()) >= 50, 30, "the campaign")
-            # What the first emulator accepted must be read while it still answers, and
-            # nothing may be accepted after: it turns new sends away (429, which a send
-            # retries later) until its record stops growing, then it stops.
-            first.inject_faults([{"kind": "http_429", "count": total}])
-            before = wait_until(_stable_record(first), 10, "the first emulator to settle")
+            # The first emulator's record must be final when it is read, and no create
+            # may be in flight when it stops: a request cut by the stop is ambiguous (the
+            # worker rightly makes it unknown, and the emulator never logged it). So it
+            # turns every send away (429: retried after a backoff of 15 s or more) until
+            # the database proves a quiet moment whose first retries fall in the outage,
+            # and its record is complete (``_quiet``); only then does it stop.
+            first.inject_faults([{"kind": "http_429", "count": 10 * total}])  # never accepts again
+            before = wait_until(_quiet(first), 60, "a quiet, complete record")
             stop_process(first.process)  # Twilio unreachable: connections refused
-            time.sleep(10)
-            with start_emulator_process("--port", str(port)) as second:
-                second.configure(drain_rate=RATE, callbacks_enabled=False)
+            time.sleep(OUTAGE_SECONDS)
+            # Back on the same port at once: a new emulator process would add its
+            # start-up (tens of seconds on a busy machine) to the outage, and sends
+            # refused twice back off for 60 s or more, past the wait below.
+            config = EmulatorConfig(drain_rate=RATE, callbacks_enabled=False)
+            with EmulatorServer(
+                account_sid=first.account_sid, auth_token=first.auth_token, port=port, config=config
+            ):
                 wait_until(settled, 120, "sending to resume and finish by itself")
-                after = second.requests()
-            assert all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+                after = EmulatorHandle(base_url=first.base_url).requests()
+            alive = all(p.poll() is None for p in [*stack.workers, stack.scheduler])
+            logs = stack.logs()
 
     accepted = [r["body"] for r in before + after if r["sid"]]
-    assert len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    explained = len(accepted) == total and len(set(accepted)) == total  # each exactly once
+    assert explained, f"{stack.log_dir}\n" + explain_missing(total, before + after, logs)
+    assert alive, logs[-3000:]
     statuses = collections.Counter(Notification.objects.values_list("status", flat=True))
     assert statuses == {Status.SENT: total}
 
 
-def _stable_record(emulator: EmulatorHandle) -> Callable[[], list[dict[str, Any]] | None]:
-    """A ``wait_until`` condition: the emulator's request record once two reads agree."""
-    previous: list[dict[str, Any]] | None = None
+def _quiet(emulator: EmulatorHandle) -> Callable[[], list[dict] | None]:
+    """A ``wait_until`` condition: ``emulator``'s request record, once it is complete, no
+    create request can reach it for ``QUIET_SECONDS`` and the first retries come within
+    ``OUTAGE_SECONDS`` (so the outage meets them: they are refused).
 
-    def check() -> list[dict[str, Any]] | None:
-        nonlocal previous
+    A row is claimed (``processing``) before its request leaves and stays claimed until
+    the answer is written, so no claimed row means no request in flight; a pending row
+    is claimed only once its ``next_attempt_datetime`` has passed, so when every one of
+    them lies ``QUIET_SECONDS`` ahead, nothing is sent before then. Every attempt written
+    is a request that left (Redis stays up here, so none is stopped before it leaves),
+    so the record is complete when it holds as many. (Waiting
+    for the record to stop growing was not enough: a pause between two batches looked
+    the same, and the next batch's requests were cut by the stop.)
+    """
+
+    def check() -> list[dict] | None:
+        now = timezone.now()
+        unsent = SmsNotification.objects.filter(notification__status=Status.PENDING)
+        quiet = now + timedelta(seconds=QUIET_SECONDS)
+        if unsent.filter(
+            Q(next_attempt_datetime__isnull=True) | Q(next_attempt_datetime__lte=quiet)
+        ).exists():
+            return None
+        first_retry = unsent.aggregate(at=Min("next_attempt_datetime"))["at"]
+        if first_retry and first_retry > now + timedelta(seconds=OUTAGE_SECONDS - 1):
+            return None
+        # Read after the rows: nothing could be claimed since, so a request that
+        # left before is still claimed now.
+        if Notification.objects.filter(status=Status.PROCESSING).exists():
+            return None
+        attempts = SmsNotification.objects.aggregate(n=Sum("attempts"))["n"]
         record = emulator.requests()
-        if record == previous:
-            return record
-        previous = record
-        time.sleep(0.2)
-        return None
+        return record if len(record) == attempts else None
 
     return check

@@ -8,11 +8,14 @@ restarted "with its data"); ``keep_data=False`` comes back empty (no persistence
 a failover, a flush).
 """
 
+import collections
 import os
+import re
 import signal
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import redis as redis_py
@@ -139,3 +142,70 @@ class StoppablePostgres:
     def start(self) -> None:
         log = f"{self.data_dir}/../restart.log"
         self._pg_ctl("--log", log, "--options", self.options, "--wait", "--timeout", "60", "start")
+
+
+def explain_missing(total: int, records: list[dict], logs: str) -> str:
+    """Why the emulators' records do not hold each of ``total`` messages exactly once:
+    for each message accepted never or twice, its rows (status, status message,
+    attempts, sid, claim and send-start state), every create request the emulators
+    saw for it, and the log lines naming it or its id. An assertion message, so a
+    failing run explains itself."""
+    from notification.models import SmsNotification
+
+    accepted = collections.Counter(r["body"] for r in records if r["sid"])
+    rows = SmsNotification.objects.select_related("notification").order_by("pk")
+    statuses = collections.Counter(sms.notification.status for sms in rows)
+    lines = [
+        f"accepted {len(accepted)} distinct of {total}, {sum(accepted.values())} in all; "
+        f"statuses {dict(statuses)}"
+    ]
+    for sms in rows:
+        body = sms.notification.body
+        if accepted[body] == 1:
+            continue
+        note = sms.notification
+        lines.append(
+            f"--- {body!r} accepted {accepted[body]}x: sms={sms.pk} notification={note.pk} "
+            f"status={note.status} message={note.status_message!r} attempts={sms.attempts} "
+            f"sid={sms.twilio_sid} delivery={sms.delivery_status} "
+            f"error={sms.error_code} {sms.error_message!r} claimed={sms.claimed_datetime} "
+            f"token={sms.claim_token!r} started={sms.send_started_datetime} "
+            f"next={sms.next_attempt_datetime} sent={note.sent_datetime}"
+        )
+        lines += [f"  request: {r}" for r in records if r["body"] == body]
+        if sms.claim_token:
+            lines.append(f"  dispatch log: {_dispatch_members(sms.claim_token)}")
+        naming = re.compile(rf"\bsms(?:_id)?={sms.pk}\b|{re.escape(body)}\b")
+        lines += [f"  log: {line}" for line in logs.splitlines() if naming.search(line)]
+        lines += [f"  around: {line}" for line in _lines_around(logs, note.updated_datetime)]
+    return "\n".join(lines)
+
+
+def _dispatch_members(token: str) -> str:
+    """The members of a claim's dispatch log in Redis (the ids whose request left)."""
+    from notification.send.dispatch import dispatch_connection, dispatch_key
+
+    try:
+        members = dispatch_connection().smembers(dispatch_key(token))
+    except redis_py.RedisError as exc:
+        return f"unreadable: {exc}"
+    return ", ".join(sorted(m.decode() for m in members)) or "missing"
+
+
+def _lines_around(logs: str, moment: datetime | None, seconds: float = 1.0) -> list[str]:
+    """The batch and run lines logged within ``seconds`` of ``moment`` (the processes
+    log local time: ``2026-12-06 05:18:04,084 INFO ...``)."""
+    if moment is None:
+        return []
+    local = moment.astimezone().replace(tzinfo=None)
+    found = []
+    for line in logs.splitlines():
+        if "sms_batch" not in line and "sms_run" not in line:
+            continue
+        try:
+            logged = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        if abs((logged - local).total_seconds()) <= seconds:
+            found.append(line)
+    return found
