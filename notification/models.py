@@ -283,6 +283,10 @@ class SmsNotification(models.Model):
             # The queue estimate (send.wake): a sender's hand-offs of the validity
             # window, at every claim, without reading the sender's older history.
             models.Index(fields=["sender", "sent_datetime"], name="sms_sender_sent_idx"),
+            # A batch's rows by its claim token (marking them started, moving their
+            # notifications, guarding the result write): without it every batch read
+            # the whole table three times.
+            models.Index(fields=["claim_token"], name="sms_claim_token_idx"),
             # The spend limits: one sum over the rows priced in the current period.
             models.Index(
                 fields=["priced_datetime"],

@@ -214,8 +214,23 @@ def _apply(event: SmsStatusEvent) -> ApplyResult:
     return _move(event)
 
 
+#: A missed UPDATE whose row turns out movable is tried again (see ``_move``), this often.
+_MOVE_ATTEMPTS = 3
+
+
 def _move(event: SmsStatusEvent, *, gave_up_after: int | None = None) -> ApplyResult:
-    """Move the SMS (and its notification) forward; the common case, two statements."""
+    """Move the SMS (and its notification) forward; the common case, two statements.
+
+    An UPDATE that moved nothing is not proof of a stale callback. On PostgreSQL
+    (READ COMMITTED) the UPDATE looks for the sid in its statement's snapshot: while
+    the send job's result write that stores the sid is still uncommitted, the row
+    is not found (and not waited for); if that write commits before the read that
+    follows, the sid is there and the callback looked stale. A "delivered" arriving
+    milliseconds after its sid was stored was dropped that way, and the message
+    stayed "sent" for ever (the subscriber stress test caught it under load). So a
+    miss is stale only when the row, read afresh, is at or past this status;
+    otherwise the move is tried again against the committed row.
+    """
     sms_change = SmsChange(
         delivery_status=event.status,
         at=event.received_at,
@@ -227,15 +242,22 @@ def _move(event: SmsStatusEvent, *, gave_up_after: int | None = None) -> ApplyRe
         if event.error_code is not None
         else "",
     )
-    moved = move_forward(event.message_sid, sms_change, _notification_change(event, gave_up_after))
-    if moved is None:
-        notification_id = (
+    notification_change = _notification_change(event, gave_up_after)
+    for _attempt in range(_MOVE_ATTEMPTS):
+        moved = move_forward(event.message_sid, sms_change, notification_change)
+        if moved is not None:
+            break
+        row = (
             SmsNotification.objects.filter(twilio_sid=event.message_sid)
-            .values_list("notification_id", flat=True)
+            .values_list("notification_id", "delivery_status")
             .first()
         )
-        if notification_id is None:
+        if row is None:
             return ApplyResult(Outcome.UNKNOWN_SID)
+        notification_id, delivery_status = row
+        if delivery_status not in sms_change.movable_from:
+            break  # stale for real: the row is already at or past this status
+    if moved is None:
         logger.info(
             "Stale status callback %r for %s: status unchanged", event.status, event.message_sid
         )

@@ -13,4 +13,8 @@ class Migration(migrations.Migration):
             model_name="smsnotification",
             index=models.Index(fields=["sender", "sent_datetime"], name="sms_sender_sent_idx"),
         ),
+        migrations.AddIndex(
+            model_name="smsnotification",
+            index=models.Index(fields=["claim_token"], name="sms_claim_token_idx"),
+        ),
     ]
