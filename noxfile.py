@@ -17,6 +17,7 @@ and reused, so only the first run pays for the installs.
 """
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -86,6 +87,17 @@ def _pytest_env() -> dict[str, str]:
     return {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def install_project(session: nox.Session, django: str) -> None:
+    """Install the project as a built wheel, built from the tree as it is now.
+
+    setuptools reuses ``build/lib`` between builds and never deletes from it, so a
+    module renamed or removed since the last build (a migration renumbered at a
+    merge) stayed in the wheel: the installed app then had two leaf migrations.
+    """
+    shutil.rmtree(Path(__file__).parent / "build", ignore_errors=True)
+    session.install(".[dev]", django)
+
+
 def newest_python() -> str:
     """The newest Python that Django 6 supports and this machine has (3.13, else 3.12)."""
     for version in ("3.13", "3.12"):
@@ -98,7 +110,7 @@ def newest_python() -> str:
 @nox.session(python=newest_python())
 def newest(session: nox.Session) -> None:
     """The fast slice on the newest Django, on the newest Python available."""
-    session.install(".[dev]", DJANGOS["6.1"])  # a built wheel, not an editable checkout
+    install_project(session, DJANGOS["6.1"])  # a built wheel, not an editable checkout
     session.run("python", "-m", "django", "--version")
     session.run(
         "python",
@@ -123,5 +135,5 @@ def newest(session: nox.Session) -> None:
 )
 def tests(session: nox.Session, django: str) -> None:
     """The whole suite on one combination, as ``make test`` runs it."""
-    session.install(".[dev]", DJANGOS[django])
+    install_project(session, DJANGOS[django])
     session.run("python", "-m", "tests.run", *session.posargs, env=_pytest_env())

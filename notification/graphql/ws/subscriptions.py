@@ -36,7 +36,7 @@ subscriber (see its docstring for why that is safe for this type).
 import datetime
 import json
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import strawberry
@@ -291,6 +291,21 @@ async def _sent_directly(lane: DirectLane | None, event: SmsStatusEvent) -> bool
     return lane is not None and await lane.send(event)
 
 
+async def _changes(
+    messages: Listener, accept: Callable[[dict[str, Any]], bool], lane: DirectLane | None
+) -> AsyncGenerator[SmsStatusEvent, None]:
+    """The changes ``accept`` lets through, for the resolver to yield: the lane (once
+    attached) writes the rest itself, as they arrive (``Listener.direct``)."""
+    if lane is not None:
+        lane.attach(accept, SmsStatusEvent.from_payload)
+    while True:
+        message = await _next_message(messages)
+        if accept(message):
+            event = SmsStatusEvent.from_payload(message)
+            if not await _sent_directly(lane, event):
+                yield event
+
+
 def _invalid_ids(message: str) -> GraphQLError:
     """Bad ``notificationIds``: the client's error, with a code (logged as one line)."""
     return GraphQLError(message, extensions={"code": "invalid", "field": "notificationIds"})
@@ -362,14 +377,8 @@ class Subscription:
                     event = SmsStatusEvent.from_payload(payload)
                     if not await _sent_directly(lane, event):
                         yield event
-                if lane is not None:
-                    lane.attach(accept, SmsStatusEvent.from_payload)
-                while True:
-                    message = await _next_message(messages)
-                    if accept(message):
-                        event = SmsStatusEvent.from_payload(message)
-                        if not await _sent_directly(lane, event):
-                            yield event
+                async for event in _changes(messages, accept, lane):
+                    yield event
 
     @strawberry.subscription(
         description="Every status change of your own notifications (addressed to you or "
@@ -380,11 +389,5 @@ class Subscription:
         accept = _InboxFilter(user.pk)
         async with status_listeners().listen([user_group(user.pk)]) as messages:
             with direct_lane(info, SharedEventExecutionContext, messages) as lane:
-                if lane is not None:
-                    lane.attach(accept, SmsStatusEvent.from_payload)
-                while True:
-                    message = await _next_message(messages)
-                    if accept(message):
-                        event = SmsStatusEvent.from_payload(message)
-                        if not await _sent_directly(lane, event):
-                            yield event
+                async for event in _changes(messages, accept, lane):
+                    yield event
