@@ -168,7 +168,17 @@ def fluid_backlog(handoffs: list[tuple[datetime, int]], now: datetime, rate: flo
         arrived_since += segments
         elapsed = max(0.0, (now - at).total_seconds())
         backlog = max(backlog, arrived_since - rate * elapsed)
-    return int(backlog + 0.999999)  # round up: better to wait than to overflow
+    return _segments(backlog)
+
+
+def _segments(backlog: float) -> int:
+    """A fluid backlog as whole segments, rounded up: better to wait than to overflow."""
+    return int(max(0.0, backlog) + 0.999999)
+
+
+def _bounded(fluid: int, in_flight: int, in_queue: int) -> int:
+    """The smaller of the two bounds, never below what is in flight (see the module)."""
+    return max(in_flight, min(fluid, in_flight + in_queue))
 
 
 def combine(handoffs: list[tuple[datetime, int, str]], now: datetime, rate: float) -> int:
@@ -178,10 +188,8 @@ def combine(handoffs: list[tuple[datetime, int, str]], now: datetime, rate: floa
     """
     fluid = fluid_backlog([(at, segments) for at, segments, _status in handoffs], now, rate)
     in_flight = sum(segments for _at, segments, status in handoffs if not status)
-    reported = in_flight + sum(
-        segments for _at, segments, status in handoffs if status in IN_QUEUE_STATUSES
-    )
-    return max(in_flight, min(fluid, reported))
+    in_queue = sum(segments for _at, segments, status in handoffs if status in IN_QUEUE_STATUSES)
+    return _bounded(fluid, in_flight, in_queue)
 
 
 def estimate_queue(sender: str, now: datetime) -> int:
@@ -221,8 +229,7 @@ def estimate_queue(sender: str, now: datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, [*(str(s.value) for s in IN_QUEUE_STATUSES), rate, moment, *params])
         fluid, in_flight, in_queue = cursor.fetchone()
-    fluid = int(max(0.0, float(fluid)) + 0.999999)  # as ``fluid_backlog`` rounds
-    return max(int(in_flight), min(fluid, int(in_flight) + int(in_queue)))
+    return _bounded(_segments(float(fluid)), int(in_flight), int(in_queue))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
