@@ -9,12 +9,20 @@ and work the same whichever backend sends.
 A backend instance is used by one thread at a time (the send job gives each of
 its threads its own instance), so it may keep an SDK client or a connection.
 
+``send_async`` is the same, awaited (like ``asend`` beside ``send`` in Django's async
+APIs). A backend that overrides it is driven by the send job on one event loop,
+``TWILIO_SMS_CONCURRENCY`` coroutines at a time, which costs a fraction of the CPU
+of as many threads (``TwilioBackend``: the SDK's aiohttp client). A backend that
+does not (locmem, console, third-party ones) keeps the thread path: the send job
+calls its ``send`` from its sending threads, one instance per thread, as before.
+
 ``send`` returns an ``Accepted`` or a classified ``SendFailure`` and should not
 raise: the three failure kinds are what keeps a message from being sent twice
 (``AMBIGUOUS``) or lost (``RETRYABLE``). Anything it does raise is treated as
 ambiguous, because the message may have left.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -120,6 +128,17 @@ class BaseSmsBackend:
 
     def send(self, message: OutgoingSms) -> Accepted | SendFailure:
         raise NotImplementedError
+
+    async def send_async(self, message: OutgoingSms) -> Accepted | SendFailure:
+        """``send``, awaitable; by default ``send`` in a thread (same contract: classify,
+        do not raise). Override it with a native coroutine to be sent on the event loop."""
+        return await asyncio.to_thread(self.send, message)
+
+    @classmethod
+    def sends_natively_async(cls) -> bool:
+        """True when the class overrides ``send_async`` (the send job then awaits it on
+        its event loop instead of calling ``send`` from a thread)."""
+        return cls.send_async is not BaseSmsBackend.send_async
 
     def fetch(self, sid: str) -> ProviderMessage | None:
         """The provider's current record of ``sid``; ``None`` when it says there is none.

@@ -79,7 +79,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from django.http import HttpRequest
 from requests.adapters import HTTPAdapter
@@ -88,22 +87,28 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from notification import instruments
 from notification.backends.base import (
     Accepted,
     BaseSmsBackend,
-    FailureKind,
     LookupUnavailable,
     OutgoingSms,
     ProviderMessage,
     SegmentPrice,
     SendFailure,
 )
-from notification.backends.twilio_http import remembering
+from notification.backends.twilio_http import (
+    AsyncClients,
+    RebasedAsyncHttpClient,
+    rebase,
+    remembering,
+    split_base_url,
+)
 from notification.backends.twilio_payloads import (
-    classify_exception,
+    accepted,
+    failed,
     fetch_segment_price,
     message_price,
+    not_set_up,
     sender_number_types,
 )
 from notification.conf import app_settings
@@ -151,20 +156,12 @@ class BaseUrlHttpClient(TwilioHttpClient):
 
     def __init__(self, base_url: str, timeout: float | None = None) -> None:
         super().__init__(pool_connections=True, timeout=timeout)
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"TWILIO_BASE_URL must be an absolute http(s) URL, got {base_url!r}")
-        self.scheme = parts.scheme
-        self.netloc = parts.netloc
-        self.path_prefix = parts.path.rstrip("/")
+        self.base = split_base_url(base_url)
         if self.session is not None:
             self.session.mount("http://", HTTPAdapter(pool_maxsize=4))
 
     def rewrite(self, url: str) -> str:
-        parts = urlsplit(url)
-        return urlunsplit(
-            (self.scheme, self.netloc, self.path_prefix + parts.path, parts.query, parts.fragment)
-        )
+        return rebase(url, self.base)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         return super().request(method, self.rewrite(url), *args, **kwargs)
@@ -192,6 +189,17 @@ def build_twilio_client() -> Client:
     )
     http_client.session = remembering(http_client.session)  # no environment scan per request
     return Client(account_sid, auth_token, http_client=http_client)
+
+
+def build_async_twilio_client() -> Client:
+    """A new client for the send job's event loop (``twilio_http``, "Async")."""
+    account_sid, auth_token, base_url, timeout = _settings_key()
+    http_client = RebasedAsyncHttpClient(base_url, timeout=timeout)
+    return Client(account_sid, auth_token, http_client=http_client)
+
+
+#: Per event loop, the async client of the current settings.
+async_clients = AsyncClients()
 
 
 def get_twilio_client() -> Client:
@@ -226,15 +234,6 @@ def sender_kwargs() -> dict[str, str]:
 # -------- twilio ------------------------------------------------------------------------
 
 
-def segments_from(response_value: Any, ours: int) -> int:
-    """Twilio's ``num_segments`` (a string), or ours when it says 0 (Messaging Services)."""
-    try:
-        theirs = int(response_value)
-    except (TypeError, ValueError):
-        theirs = 0
-    return theirs if theirs > 0 else ours
-
-
 def _provider_message(record: Any) -> ProviderMessage:
     """An SDK ``MessageInstance`` as the backend-neutral record reconciliation reads."""
     return ProviderMessage(
@@ -255,13 +254,12 @@ def _unavailable(exc: Exception) -> LookupUnavailable:
     return LookupUnavailable(f"Twilio did not answer the lookup: {type(exc).__name__}: {exc}")
 
 
-def _outcome(exc: Exception, failure: SendFailure) -> str:
-    """The ``sms_twilio_requests_total`` outcome of a failed request."""
-    if isinstance(exc, TwilioRestException):  # Twilio answered with an error
-        return instruments.REJECTED
-    if failure.kind is FailureKind.AMBIGUOUS:
-        return instruments.AMBIGUOUS
-    return instruments.TRANSPORT_ERROR
+def _options(message: OutgoingSms) -> dict[str, Any]:
+    """``messages.create``'s arguments besides ``to`` and ``body``."""
+    options: dict[str, Any] = {**sender_kwargs(), "validity_period": message.validity_period}
+    if message.status_callback:
+        options["status_callback"] = with_connection_overrides(message.status_callback)
+    return options
 
 
 class TwilioBackend(BaseSmsBackend):
@@ -283,32 +281,31 @@ class TwilioBackend(BaseSmsBackend):
         try:
             client = get_twilio_client()
         except Exception as exc:  # bad settings: nothing left, so retrying is safe
-            return SendFailure(
-                FailureKind.RETRYABLE,
-                None,
-                f"Could not set up the Twilio client: {type(exc).__name__}: {exc}",
-            )
-        options: dict[str, Any] = {
-            **sender_kwargs(),
-            "validity_period": message.validity_period,
-        }
-        if message.status_callback:
-            options["status_callback"] = with_connection_overrides(message.status_callback)
+            return not_set_up(exc)
         started = time.monotonic()
         try:
-            created = client.messages.create(to=message.to, body=message.body, **options)
+            created = client.messages.create(to=message.to, body=message.body, **_options(message))
         except Exception as exc:  # one bad message never stops the batch
-            failure = classify_exception(exc)
-            instruments.twilio_request(
-                _outcome(exc, failure), failure.code, time.monotonic() - started
+            return failed(exc, started)
+        return accepted(created, message.segments, started)
+
+    async def send_async(self, message: OutgoingSms) -> Accepted | SendFailure:
+        """``send`` through the SDK's ``create_async`` on this loop's aiohttp client
+        (``twilio_http``, "Async"): the same request, answers and failure classes."""
+        try:
+            slot = async_clients.lease(_settings_key(), build_async_twilio_client)
+        except Exception as exc:  # bad settings: nothing left, so retrying is safe
+            return not_set_up(exc)
+        started = time.monotonic()
+        try:
+            created = await slot.client.messages.create_async(
+                to=message.to, body=message.body, **_options(message)
             )
-            return failure
-        instruments.twilio_request(instruments.ACCEPTED, None, time.monotonic() - started)
-        return Accepted(
-            sid=created.sid,
-            status=str(created.status or "queued"),
-            segments=segments_from(created.num_segments, message.segments),
-        )
+        except Exception as exc:  # one bad message never stops the batch
+            return failed(exc, started)
+        finally:
+            await async_clients.release(slot)
+        return accepted(created, message.segments, started)
 
     def fetch(self, sid: str) -> ProviderMessage | None:
         try:

@@ -57,19 +57,23 @@ takes is unknown before it is sent, and a spend limit must not be passed because
 the estimate picked the cheapest one.
 """
 
+import asyncio
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import aiohttp
 import phonenumbers
 import requests
 from django.utils import timezone
 from twilio.base.exceptions import TwilioRestException
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from notification.backends.base import FailureKind, SegmentPrice, SendFailure
+from notification import instruments
+from notification.backends.base import Accepted, FailureKind, SegmentPrice, SendFailure
 from notification.delivery import PERMANENT_CODES, InboundSmsEvent, SmsStatusEvent
 from notification.exceptions import SmsNotificationError
 
@@ -210,17 +214,26 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return False
 
 
+def _never_sent_aiohttp(exc: BaseException) -> bool:
+    """aiohttp (the async path): no connection was made (refused, DNS, TLS, proxy, or
+    connect timeout), so the request never left. Anything later (a reset, a
+    disconnect, a read timeout, an unreadable answer) may follow the request's arrival."""
+    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
 def classify_exception(exc: BaseException) -> SendFailure:
-    """Classify anything a create call raised."""
+    """Classify anything a create call raised (``requests`` or aiohttp underneath)."""
     if isinstance(exc, TwilioRestException):
         return classify_twilio_error(exc)
-    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
+    if (isinstance(exc, requests.ConnectionError) and _never_connected(exc)) or (
+        _never_sent_aiohttp(exc)
+    ):
         return SendFailure(FailureKind.RETRYABLE, None, f"Could not connect to Twilio: {exc}")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | asyncio.TimeoutError):
         return SendFailure(
             FailureKind.AMBIGUOUS, None, f"Timed out waiting for Twilio's answer: {exc}"
         )
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, requests.ConnectionError | aiohttp.ClientConnectionError):
         return SendFailure(
             FailureKind.AMBIGUOUS, None, f"Connection to Twilio lost after sending: {exc}"
         )
@@ -228,6 +241,52 @@ def classify_exception(exc: BaseException) -> SendFailure:
     # message may be at Twilio, so at-most-once wins.
     return SendFailure(
         FailureKind.AMBIGUOUS, None, f"Unexpected error while sending: {type(exc).__name__}: {exc}"
+    )
+
+
+def not_set_up(exc: Exception) -> SendFailure:
+    """The client could not be built (bad settings): nothing left, so retrying is safe."""
+    return SendFailure(
+        FailureKind.RETRYABLE,
+        None,
+        f"Could not set up the Twilio client: {type(exc).__name__}: {exc}",
+    )
+
+
+def request_outcome(exc: Exception, failure: SendFailure) -> str:
+    """The ``sms_twilio_requests_total`` outcome of a failed request."""
+    if isinstance(exc, TwilioRestException):  # Twilio answered with an error
+        return instruments.REJECTED
+    if failure.kind is FailureKind.AMBIGUOUS:
+        return instruments.AMBIGUOUS
+    return instruments.TRANSPORT_ERROR
+
+
+def failed(exc: Exception, started: float) -> SendFailure:
+    """``exc`` classified and counted (``started``: ``time.monotonic()`` before the request)."""
+    failure = classify_exception(exc)
+    instruments.twilio_request(
+        request_outcome(exc, failure), failure.code, time.monotonic() - started
+    )
+    return failure
+
+
+def segments_from(response_value: Any, ours: int) -> int:
+    """Twilio's ``num_segments`` (a string), or ours when it says 0 (Messaging Services)."""
+    try:
+        theirs = int(response_value)
+    except (TypeError, ValueError):
+        theirs = 0
+    return theirs if theirs > 0 else ours
+
+
+def accepted(created: Any, our_segments: int, started: float) -> Accepted:
+    """The SDK's created ``MessageInstance`` as an ``Accepted``, counted."""
+    instruments.twilio_request(instruments.ACCEPTED, None, time.monotonic() - started)
+    return Accepted(
+        sid=created.sid,
+        status=str(created.status or "queued"),
+        segments=segments_from(created.num_segments, our_segments),
     )
 
 

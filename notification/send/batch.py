@@ -242,6 +242,7 @@ def _dispatch(
         concurrency or app_settings.TWILIO_SMS_CONCURRENCY,
         backend_factory or get_backend,
         record_start=dispatch_log.record_start,
+        record_start_async=dispatch_log.record_start_async,
     )
     futures = dispatcher.submit_all(
         [

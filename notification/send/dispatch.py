@@ -1,24 +1,31 @@
 """Concurrent sends through the configured SMS backend (``notification.backends``).
 
-A thread pool of ``TWILIO_SMS_CONCURRENCY`` threads keeps that many requests in
-flight, so a batch waits for the slowest of a few round trips at a time
-instead of one round trip per message (README, "Benchmarks").
-Each thread has its own backend instance (for Twilio, its own SDK client with
-its own ``requests`` session and connection pool): sessions are not documented
-as thread-safe, and a shared pool smaller than the concurrency would open and
-discard connections.
+``TWILIO_SMS_CONCURRENCY`` requests stay in flight, so a batch waits for the
+slowest of a few round trips at a time instead of one round trip per message
+(README, "Benchmarks").
 
-The threads are one pool per process, kept from batch to batch (``shared_pool``):
-a pool per batch started eight threads, eight SDK clients and eight TCP
-connections to Twilio for every batch (README, "Benchmarks").
+They are coroutines on one event loop per process (``loops.shared_lanes``: a
+daemon thread, started on first use, re-made in a forked RQ work horse), at
+most that many at a time, first in, first out, with ``concurrent.futures``
+results: ``submit_all`` returns at once, and the next batch's requests start
+as the previous batch's last ones finish (``run.run_paced`` overlaps them).
+A backend that sends natively async (``TwilioBackend``: the SDK's
+``create_async`` on one aiohttp session) is awaited on the loop: a request
+costs about a third of the CPU it did through ``requests`` on a thread each,
+and the send worker is CPU-bound at 0 ms latency (README, "Benchmarks").
+Any other backend keeps the thread path (``shared_pool``): its ``send`` runs on
+one of the process's sending threads, one backend instance per thread
+(``backends.base``), exactly as before.
 
-Threads never touch the database: they return ``SendOutcome`` values and the
-caller writes them all at once (see ``results``). Right before each request
-leaves, the thread records its start (``record_start``, the batch's
-``DispatchLog`` in Redis); when that fails, or the SDK client cannot even be
-built (bad settings), the request never leaves and the outcome is a retryable
-failure: nothing reached the provider, so sending it later cannot duplicate it.
-An exception from the backend's ``send`` is ambiguous: the message may have left.
+Nothing here touches the database: the coroutines and threads return
+``SendOutcome`` values and the caller writes them all at once (see
+``results``). Right before each request leaves, its start is recorded
+(``record_start``, the batch's ``DispatchLog`` in Redis; on the loop through
+``redis.asyncio``, so one message's round trip to Redis does not hold up the
+others); when that fails, or the backend cannot even be built (bad settings),
+the request never leaves and the outcome is a retryable failure: nothing
+reached the provider, so sending it later cannot duplicate it. An exception
+from the backend's ``send`` is ambiguous: the message may have left.
 
 Dispatch log (was ``notification.sending.dispatch_log``):
 
@@ -31,8 +38,8 @@ still waiting in the pool. This log can, without a SQL query per message:
 
 * ``open()`` creates ``sms:dispatch:<claim_token>`` (a sentinel member, a TTL
   far beyond the claim timeout) **before** any request of the batch leaves;
-* ``record_start(sms_id)`` adds the id, from the dispatching thread, right
-  before that request leaves. If the write fails (Redis down, the set gone, or
+* ``record_start(sms_id)`` (``record_start_async`` on the sending loop) adds the
+  id right before that request leaves. If the write fails (Redis down, the set gone, or
   recovery has already closed it) the message is **not** sent: it is retried
   later, which cannot duplicate it;
 * ``mark_unwritten()``: the worker gave up writing the results (the database
@@ -49,9 +56,11 @@ a stalled worker that wakes up can no longer record, hence never sends, any of
 them. Keys expire on their own; a finished batch deletes its key.
 """
 
+import asyncio
+import functools
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -74,6 +83,7 @@ from notification.conf import app_settings
 from notification.connections import queue_redis
 from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 from notification.exceptions import SmsNotificationError
+from notification.loops import async_script, shared_lanes
 
 # -------- dispatch_log ------------------------------------------------------------------
 
@@ -139,11 +149,20 @@ class DispatchLog:
             recorded = self._record(keys=[self.key], args=[sms_id, OPEN_MEMBER, CLOSED_MEMBER])
         except RedisError as exc:
             raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
-        if not recorded:
-            raise DispatchLogError(
-                "The batch's send log is missing or was closed by recovery (this worker "
-                "stalled past TWILIO_SMS_CLAIM_TIMEOUT)."
-            )
+        _check_recorded(recorded)
+
+    async def record_start_async(self, sms_id: int) -> None:
+        """``record_start`` from a coroutine: the same script on the same server, through
+        the loop's ``redis.asyncio`` client (the sync one in a thread when there is none)."""
+        script = async_script(self.connection, _RECORD_START)
+        if script is None:
+            await asyncio.to_thread(self.record_start, sms_id)
+            return
+        try:
+            recorded = await script(keys=[self.key], args=[sms_id, OPEN_MEMBER, CLOSED_MEMBER])
+        except RedisError as exc:
+            raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
+        _check_recorded(recorded)
 
     def mark_unwritten(self) -> None:
         """Note that the results could not be written (the database stayed away), so
@@ -155,6 +174,14 @@ class DispatchLog:
         """Delete the set once the batch's results are written (best effort: it expires)."""
         with suppress(RedisError):
             self.connection.delete(self.key)
+
+
+def _check_recorded(recorded: object) -> None:
+    if not recorded:
+        raise DispatchLogError(
+            "The batch's send log is missing or was closed by recovery (this worker "
+            "stalled past TWILIO_SMS_CLAIM_TIMEOUT)."
+        )
 
 
 class StartedIds(set[int]):
@@ -237,7 +264,7 @@ _pool: tuple[int, int, ThreadPoolExecutor] | None = None
 
 
 def shared_pool(size: int) -> ThreadPoolExecutor:
-    """This process's sending threads, ``size`` of them, created on first use.
+    """This process's sending threads (the thread path), ``size`` of them, created on first use.
 
     Kept for the life of the process so each thread keeps its SDK client and its
     keep-alive connection (``backends.twilio.client``). A different size (the
@@ -255,6 +282,10 @@ def shared_pool(size: int) -> ThreadPoolExecutor:
         return _pool[2]
 
 
+#: The sending event loop's name (its thread's name too).
+SEND_LOOP = "sms-send"
+
+
 class Dispatcher:
     """Sends requests with bounded concurrency; never raises for a single message."""
 
@@ -263,11 +294,14 @@ class Dispatcher:
         concurrency: int,
         backend_factory: Callable[[], BaseSmsBackend] = get_backend,
         record_start: Callable[[int], None] | None = None,
+        record_start_async: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.concurrency = max(1, concurrency)
         self._backend_factory = backend_factory
         self._record_start = record_start
+        self._record_start_async = record_start_async
         self._local = threading.local()
+        self._loop_backend: BaseSmsBackend | None = None
         self._status_callback = status_callback_url()
         self._validity_period = int(app_settings.TWILIO_SMS_VALIDITY_PERIOD)
 
@@ -281,7 +315,25 @@ class Dispatcher:
         failure = SendFailure(FailureKind.RETRYABLE, None, message)
         return SendOutcome(request, timezone.now(), failure=failure)
 
+    def _message(self, request: SendRequest) -> OutgoingSms:
+        return OutgoingSms(
+            to=request.to,
+            body=request.body,
+            segments=request.segments,
+            status_callback=message_status_callback_url(self._status_callback, request.sms_id),
+            validity_period=self._validity_period,
+        )
+
+    def _outcome(self, request: SendRequest, result: Accepted | SendFailure) -> SendOutcome:
+        if isinstance(result, SendFailure):
+            return SendOutcome(request, timezone.now(), failure=result)
+        assert isinstance(result, Accepted)
+        return SendOutcome(
+            request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
+        )
+
     def send_one(self, request: SendRequest) -> SendOutcome:
+        """The thread path: this thread's backend instance, its sync ``send``."""
         # Both steps before the request can fail without anything leaving.
         try:
             backend = self._backend()
@@ -294,37 +346,54 @@ class Dispatcher:
                 self._record_start(request.sms_id)
             except Exception as exc:
                 return self._not_sent(request, f"Not sent: {exc}")
-        message = OutgoingSms(
-            to=request.to,
-            body=request.body,
-            segments=request.segments,
-            status_callback=message_status_callback_url(self._status_callback, request.sms_id),
-            validity_period=self._validity_period,
-        )
         try:
-            result = backend.send(message)
+            result = backend.send(self._message(request))
         except Exception as exc:  # one bad message never stops the batch
-            result = SendFailure(
-                FailureKind.AMBIGUOUS,
-                None,
-                f"Unexpected error while sending: {type(exc).__name__}: {exc}",
+            result = _unexpected(exc)
+        return self._outcome(request, result)
+
+    async def send_one_async(self, request: SendRequest) -> SendOutcome:
+        """On the sending loop: awaited when the backend sends natively async, else
+        handed to the thread path."""
+        try:
+            if self._loop_backend is None:
+                self._loop_backend = self._backend_factory()
+            backend = self._loop_backend
+        except Exception as exc:
+            return self._not_sent(
+                request, f"Could not set up the SMS backend: {type(exc).__name__}: {exc}"
             )
-        if isinstance(result, SendFailure):
-            return SendOutcome(request, timezone.now(), failure=result)
-        assert isinstance(result, Accepted)
-        return SendOutcome(
-            request, timezone.now(), sid=result.sid, status=result.status, segments=result.segments
-        )
+        if not backend.sends_natively_async():
+            pool = shared_pool(self.concurrency)
+            return await asyncio.get_running_loop().run_in_executor(pool, self.send_one, request)
+        try:
+            if self._record_start_async is not None:
+                await self._record_start_async(request.sms_id)
+            elif self._record_start is not None:
+                await asyncio.to_thread(self._record_start, request.sms_id)
+        except Exception as exc:
+            return self._not_sent(request, f"Not sent: {exc}")
+        try:
+            result = await backend.send_async(self._message(request))
+        except Exception as exc:  # one bad message never stops the batch
+            result = _unexpected(exc)
+        return self._outcome(request, result)
 
     def submit_all(self, requests: Sequence[SendRequest]) -> list["Future[SendOutcome]"]:
-        """Queue every request on the process's sending threads and return at once.
+        """Queue every request on the sending loop's lanes and return at once.
 
-        The pool takes them first in, first out, so requests of a batch submitted
+        The lanes take them first in, first out, so requests of a batch submitted
         while an earlier batch is in flight start as that batch's last ones finish
         (``run.run_paced`` overlaps batches this way).
         """
-        pool = shared_pool(self.concurrency)
-        return [pool.submit(self.send_one, request) for request in requests]
+        lanes = shared_lanes(SEND_LOOP, self.concurrency)
+        return lanes.submit_all([functools.partial(self.send_one_async, r) for r in requests])
 
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
         return [future.result() for future in self.submit_all(requests)]
+
+
+def _unexpected(exc: Exception) -> SendFailure:
+    return SendFailure(
+        FailureKind.AMBIGUOUS, None, f"Unexpected error while sending: {type(exc).__name__}: {exc}"
+    )

@@ -1,0 +1,227 @@
+"""Process-wide event loops for async work driven from synchronous code, and what lives on them.
+
+The send job is synchronous (an RQ job), but its requests to Twilio are cheapest
+as coroutines: one event loop keeps ``TWILIO_SMS_CONCURRENCY`` requests in flight
+for a fraction of the CPU a thread per request costs (README, "Benchmarks").
+``process_loop(name)`` is that loop: one per name per process, in a daemon
+thread, started on first use and kept, so clients bound to it (an aiohttp
+session, an async Redis pool) keep their connections from batch to batch.
+
+Forks: RQ runs each job in a forked work horse, which inherits the parent's
+loop object but not its thread. The process id is part of the key, so a child
+starts its own loop; what the parent left on its loop is never touched (the
+sockets are the parent's).
+
+``Lanes``: at most ``size`` jobs at a time on a loop, taken first in, first
+out, like a ``ThreadPoolExecutor`` of ``size`` threads, with ``concurrent.futures``
+results a synchronous caller can wait on. Lanes of one size are shared by the
+whole process, so two batches in flight together (``send.run.run_paced``) still
+keep at most ``size`` requests in flight, the second batch's starting as the
+first one's finish.
+
+``at_exit(loop, closer)``: coroutines run on the loop when the process exits
+(closing an aiohttp session: without it, aiohttp warns "Unclosed client
+session" and the peer sees a reset instead of a close).
+
+``async_redis(client)``: a sync redis-py client's server (e.g. the SMS queue's,
+``connections.queue_redis``) as a ``redis.asyncio`` client of the running loop, so
+a coroutine can write to it without blocking the loop for a round trip; ``None``
+when the sync client's connection type has no async twin (the caller then uses
+the sync client in a thread).
+"""
+
+import asyncio
+import atexit
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from contextlib import suppress
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.commands.core import AsyncScript
+
+from notification.connections import queue_redis
+
+T = TypeVar("T")
+
+#: Seconds the exit hook waits for a loop's closers.
+EXIT_TIMEOUT_SECONDS = 5.0
+
+_lock = threading.Lock()
+_loops: dict[tuple[int, str], asyncio.AbstractEventLoop] = {}
+_closers: dict[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]] = {}
+
+
+def process_loop(name: str) -> asyncio.AbstractEventLoop:
+    """This process's loop called ``name``, running in a daemon thread (started lazily)."""
+    key = (os.getpid(), name)
+    with _lock:
+        loop = _loops.get(key)
+        if loop is None or loop.is_closed():
+            loop = _loops[key] = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
+        return loop
+
+
+def at_exit(loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None]]) -> None:
+    """Run ``closer()`` on ``loop`` when the process exits (best effort, bounded)."""
+    with _lock:
+        _closers.setdefault(loop, []).append(closer)
+
+
+@atexit.register
+def _close_loops() -> None:
+    with _lock:
+        mine = [loop for (pid, _), loop in _loops.items() if pid == os.getpid()]
+        closers = {loop: _closers.pop(loop, []) for loop in mine}
+    for loop, pending in closers.items():
+        if loop.is_closed() or not loop.is_running():
+            continue
+
+        async def close_all(pending: list[Callable[[], Awaitable[None]]] = pending) -> None:
+            await asyncio.gather(*(closer() for closer in pending), return_exceptions=True)
+
+        with suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(EXIT_TIMEOUT_SECONDS)
+
+
+# -------- lanes -------------------------------------------------------------------------
+
+Job = Callable[[], Awaitable[Any]]
+
+
+class Lanes:
+    """``size`` workers on ``loop`` taking jobs first in, first out."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.size = size
+        self._queue: asyncio.Queue[tuple[Job, Future[Any]] | None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    def submit_all(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[Future[T]]:
+        """Queue ``jobs`` in order (one wake-up of the loop for all) and return their futures."""
+        futures: list[Future[T]] = [Future() for _ in jobs]
+        self.loop.call_soon_threadsafe(self._enqueue, list(zip(jobs, futures, strict=True)))
+        return futures
+
+    def retire(self) -> None:
+        """Let the workers finish what is queued, then stop."""
+        self.loop.call_soon_threadsafe(self._stop_workers)
+
+    def _enqueue(self, items: list[tuple[Job, Future[Any]]]) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._workers = [self.loop.create_task(self._work()) for _ in range(self.size)]
+        for item in items:
+            self._queue.put_nowait(item)
+
+    def _stop_workers(self) -> None:
+        if self._queue is not None:
+            for _ in self._workers:
+                self._queue.put_nowait(None)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while (item := await self._queue.get()) is not None:
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(await job())
+            except BaseException as exc:  # the caller's future carries it
+                future.set_exception(exc)
+
+
+_lanes: dict[tuple[int, str], Lanes] = {}
+
+
+def shared_lanes(name: str, size: int) -> Lanes:
+    """This process's lanes on loop ``name``; a new size retires the old lanes (they
+    finish what they were given)."""
+    loop = process_loop(name)
+    key = (os.getpid(), name)
+    with _lock:
+        lanes = _lanes.get(key)
+        if lanes is None or lanes.loop is not loop or lanes.size != size:
+            if lanes is not None and lanes.loop is loop:
+                lanes.retire()
+            lanes = _lanes[key] = Lanes(loop, size)
+        return lanes
+
+
+# -------- async redis -------------------------------------------------------------------
+
+_CONNECTION_CLASSES: dict[type, type] = {
+    redis.connection.Connection: redis.asyncio.connection.Connection,
+    redis.connection.SSLConnection: redis.asyncio.connection.SSLConnection,
+    redis.connection.UnixDomainSocketConnection: (
+        redis.asyncio.connection.UnixDomainSocketConnection
+    ),
+}
+#: What the async connection takes from the sync one's settings (the rest is redis-py's
+#: own per-pool machinery, which the async pool makes for itself).
+_KWARGS = (
+    "host",
+    "port",
+    "path",
+    "db",
+    "username",
+    "password",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "client_name",
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_check_hostname",
+)
+_async_redis: dict[tuple[asyncio.AbstractEventLoop, int], tuple[redis.Redis, Any]] = {}
+
+
+def async_redis(sync: redis.Redis) -> redis.asyncio.Redis | None:
+    """``sync``'s server as a client of the running loop (one pool per loop and client)."""
+    loop = asyncio.get_running_loop()
+    key = (loop, id(sync))
+    cached = _async_redis.get(key)
+    if cached is None or cached[0] is not sync:
+        pool = sync.connection_pool
+        connection_class = _CONNECTION_CLASSES.get(getattr(pool, "connection_class", None))
+        if connection_class is None:
+            return None
+        kwargs = {name: pool.connection_kwargs.get(name) for name in _KWARGS}
+        if kwargs["socket_timeout"] is None:  # redis-py 8 keeps the configured one here
+            kwargs["socket_timeout"] = pool.connection_kwargs.get("orig_socket_timeout")
+        client = redis.asyncio.Redis.from_pool(
+            redis.asyncio.ConnectionPool(
+                connection_class=connection_class,
+                **{name: value for name, value in kwargs.items() if value is not None},
+            )
+        )
+        cached = _async_redis[key] = (sync, client)  # ``sync`` kept: its id stays its own
+        at_exit(loop, client.aclose)
+    return cached[1]
+
+
+def queue_redis_async() -> redis.asyncio.Redis | None:
+    """The SMS queue's Redis (``connections.queue_redis``) for the running loop."""
+    return async_redis(queue_redis())
+
+
+_scripts: dict[tuple[int, str], tuple[redis.asyncio.Redis, AsyncScript]] = {}
+
+
+def async_script(sync: redis.Redis, source: str) -> AsyncScript | None:
+    """Lua ``source`` registered on ``async_redis(sync)`` (its SHA computed once), or ``None``."""
+    client = async_redis(sync)
+    if client is None:
+        return None
+    cached = _scripts.get((id(client), source))
+    if cached is None or cached[0] is not client:
+        cached = _scripts[(id(client), source)] = (client, client.register_script(source))
+    return cached[1]
