@@ -73,7 +73,9 @@ def at_exit(loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None
 
 
 @atexit.register
-def _close_loops() -> None:
+def run_exit_closers() -> None:
+    """Run (and forget) the closers of this process's running loops; registered with
+    ``atexit``."""
     with _lock:
         mine = [loop for (pid, _), loop in _loops.items() if pid == os.getpid()]
         closers = {loop: _closers.pop(loop, []) for loop in mine}

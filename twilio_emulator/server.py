@@ -14,6 +14,7 @@ import logging
 import re
 import select
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -401,8 +402,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._log_create(form, fault.kind, None, sid=message.sid)
         if fault.kind == "drop":
             raise _Dropped
+        if fault.kind == "reset":
+            self._reset()
         self._hold(fault)
         self._send_json(201, message_resource(message))
+
+    def _reset(self) -> None:
+        """Abort the connection (TCP RST, not FIN): linger 0, then close without shutdown,
+        as a crashing proxy or a NAT dropping state does; the client reads a reset."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()  # the fd closes (RST) once the handler's files are closed
+        raise _Dropped
 
     def _hold(self, fault: Fault) -> None:
         """Wait past the client's timeout: until hold_ms, the client hangs up, a release

@@ -93,7 +93,7 @@ class Fault:
     #: For ``http_400``: the Twilio error code answered (e.g. 30004, message blocked).
     error_code: int | None = None
 
-    KINDS = ("http_429", "http_500", "http_400", "timeout", "drop")
+    KINDS = ("http_429", "http_500", "http_400", "timeout", "drop", "reset")
 
 
 @dataclass(frozen=True)

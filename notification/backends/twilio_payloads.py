@@ -57,7 +57,6 @@ takes is unknown before it is sent, and a spend limit must not be passed because
 the estimate picked the cheapest one.
 """
 
-import asyncio
 import re
 import time
 import unicodedata
@@ -229,7 +228,7 @@ def classify_exception(exc: BaseException) -> SendFailure:
         _never_sent_aiohttp(exc)
     ):
         return SendFailure(FailureKind.RETRYABLE, None, f"Could not connect to Twilio: {exc}")
-    if isinstance(exc, requests.Timeout | asyncio.TimeoutError):
+    if isinstance(exc, requests.Timeout | TimeoutError):
         return SendFailure(
             FailureKind.AMBIGUOUS, None, f"Timed out waiting for Twilio's answer: {exc}"
         )
