@@ -19,6 +19,12 @@ whole process, so two batches in flight together (``send.run.run_paced``) still
 keep at most ``size`` requests in flight, the second batch's starting as the
 first one's finish.
 
+``Coalesced``: calls made in one turn of a loop handled by one flush (the send
+job's dispatch-log records: one Redis write for the requests leaving together).
+
+``shared_threads(name, size)``: the same lifetime rules for a thread pool (the send
+job's thread path, for backends that only send synchronously).
+
 ``at_exit(loop, closer)``: coroutines run on the loop when the process exits
 (closing an aiohttp session: without it, aiohttp warns "Unclosed client
 session" and the peer sees a reset instead of a close).
@@ -35,9 +41,9 @@ import atexit
 import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
@@ -138,6 +144,47 @@ class Lanes:
                 future.set_exception(exc)
 
 
+class Coalesced(Generic[T]):
+    """Calls made in one loop iteration, handled by one ``flush(items)`` call.
+
+    Each caller still waits for the flush that carries its item, and gets its
+    exception; the flush runs in the next iteration, so it delays an item by one
+    turn of the loop at most (and costs one round trip for all of them).
+    """
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+        self._flush = flush
+        self._waiting: list[tuple[T, asyncio.Future[None]]] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        if self._waiting is None:
+            self._waiting = []
+            loop.call_soon(self._start)
+        future = loop.create_future()
+        self._waiting.append((item, future))
+        await future
+
+    def _start(self) -> None:
+        waiting, self._waiting = self._waiting or [], None
+        task = asyncio.get_running_loop().create_task(self._run(waiting))
+        self._running.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, waiting: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._flush([item for item, _ in waiting])
+        except Exception as exc:
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+
 _lanes: dict[tuple[int, str], Lanes] = {}
 
 
@@ -153,6 +200,24 @@ def shared_lanes(name: str, size: int) -> Lanes:
                 lanes.retire()
             lanes = _lanes[key] = Lanes(loop, size)
         return lanes
+
+
+_threads: dict[str, tuple[int, int, ThreadPoolExecutor]] = {}
+
+
+def shared_threads(name: str, size: int) -> ThreadPoolExecutor:
+    """This process's ``size`` threads called ``name``, created on first use and kept; a
+    forked process makes its own, and a new size replaces them (the old pool finishes
+    what it was given)."""
+    with _lock:
+        current = _threads.get(name)
+        if current is None or current[0] != os.getpid() or current[1] != size:
+            executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+            _threads[name] = (os.getpid(), size, executor)
+            if current is not None and current[0] == os.getpid():
+                current[2].shutdown(wait=False)
+            current = _threads[name]
+        return current[2]
 
 
 # -------- async redis -------------------------------------------------------------------

@@ -58,7 +58,6 @@ them. Keys expire on their own; a finished batch deletes its key.
 
 import asyncio
 import functools
-import os
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,7 +82,7 @@ from notification.conf import app_settings
 from notification.connections import queue_redis
 from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 from notification.exceptions import SmsNotificationError
-from notification.loops import async_script, shared_lanes
+from notification.loops import Coalesced, async_script, shared_lanes, shared_threads
 
 # -------- dispatch_log ------------------------------------------------------------------
 
@@ -95,11 +94,12 @@ UNWRITTEN_MEMBER = "#unwritten"
 #: Long enough that recovery (claim timeout, at the next scheduled batch) finds it.
 MIN_TTL_SECONDS = 24 * 3600
 
-# KEYS[1] = the batch's set, ARGV[1] = sms id. 1 = recorded (send it), 0 = refused.
+# KEYS[1] = the batch's set, ARGV = open and closed members, then sms ids.
+# 1 = recorded (send them), 0 = refused.
 _RECORD_START = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 then return 0 end
-if redis.call('SISMEMBER', KEYS[1], ARGV[3]) == 1 then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then return 0 end
+redis.call('SADD', KEYS[1], unpack(ARGV, 3))
 return 1
 """
 # KEYS[1] = the batch's set. nil = missing, else its members after closing it.
@@ -135,6 +135,7 @@ class DispatchLog:
         self.key = dispatch_key(claim_token)
         self.connection = connection or dispatch_connection()
         self._record = self.connection.register_script(_RECORD_START)
+        self._coalesced: Coalesced[int] | None = None  # made on the sending loop
 
     def open(self) -> None:
         """Create the set before any request leaves; raises ``RedisError`` on failure."""
@@ -143,23 +144,29 @@ class DispatchLog:
         pipe.expire(self.key, ttl_seconds())
         pipe.execute()
 
-    def record_start(self, sms_id: int) -> None:
-        """Record that ``sms_id``'s request is leaving now; raise if it must not."""
+    def record_start(self, *sms_ids: int) -> None:
+        """Record that these requests are leaving now; raise if they must not."""
         try:
-            recorded = self._record(keys=[self.key], args=[sms_id, OPEN_MEMBER, CLOSED_MEMBER])
+            recorded = self._record(keys=[self.key], args=[OPEN_MEMBER, CLOSED_MEMBER, *sms_ids])
         except RedisError as exc:
             raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
         _check_recorded(recorded)
 
     async def record_start_async(self, sms_id: int) -> None:
-        """``record_start`` from a coroutine: the same script on the same server, through
-        the loop's ``redis.asyncio`` client (the sync one in a thread when there is none)."""
+        """``record_start`` from a coroutine on the sending loop. The ids of requests
+        about to leave in the same loop iteration go in one script call (``Coalesced``:
+        one Redis write for several messages, each still waiting for its own record)."""
+        if self._coalesced is None:
+            self._coalesced = Coalesced(self._record_many)
+        await self._coalesced(sms_id)
+
+    async def _record_many(self, sms_ids: list[int]) -> None:
         script = async_script(self.connection, _RECORD_START)
-        if script is None:
-            await asyncio.to_thread(self.record_start, sms_id)
+        if script is None:  # no async twin of this connection: the sync client, in a thread
+            await asyncio.to_thread(self.record_start, *sms_ids)
             return
         try:
-            recorded = await script(keys=[self.key], args=[sms_id, OPEN_MEMBER, CLOSED_MEMBER])
+            recorded = await script(keys=[self.key], args=[OPEN_MEMBER, CLOSED_MEMBER, *sms_ids])
         except RedisError as exc:
             raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
         _check_recorded(recorded)
@@ -258,28 +265,11 @@ def current_sender() -> str:
     return app_settings.TWILIO_MESSAGING_SERVICE_SID or app_settings.TWILIO_FROM_NUMBER
 
 
-_pool_lock = threading.Lock()
-#: (process id, size, executor): a forked process (an RQ work horse) makes its own.
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None
-
-
 def shared_pool(size: int) -> ThreadPoolExecutor:
-    """This process's sending threads (the thread path), ``size`` of them, created on first use.
-
-    Kept for the life of the process so each thread keeps its SDK client and its
-    keep-alive connection (``backends.twilio.client``). A different size (the
-    setting changed) replaces the pool; the old one finishes what it was given.
-    The threads never hold a database connection, so idle ones cost nothing.
-    """
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid() or _pool[1] != size:
-            old = _pool
-            executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sms-send")
-            _pool = (os.getpid(), size, executor)
-            if old is not None and old[0] == os.getpid():
-                old[2].shutdown(wait=False)
-        return _pool[2]
+    """This process's sending threads (the thread path), ``size`` of them, kept for the
+    life of the process so each thread keeps its backend (for Twilio, its SDK client
+    and keep-alive connection); they never hold a database connection."""
+    return shared_threads("sms-send", size)
 
 
 #: The sending event loop's name (its thread's name too).
