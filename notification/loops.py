@@ -258,7 +258,7 @@ def async_redis(sync: redis.Redis) -> redis.asyncio.Redis | None:
     cached = _async_redis.get(key)
     if cached is None or cached[0] is not sync:
         pool = sync.connection_pool
-        connection_class = _CONNECTION_CLASSES.get(getattr(pool, "connection_class", None))
+        connection_class = _CONNECTION_CLASSES.get(getattr(pool, "connection_class", type(None)))
         if connection_class is None:
             return None
         kwargs = {name: pool.connection_kwargs.get(name) for name in _KWARGS}

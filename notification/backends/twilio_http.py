@@ -51,7 +51,7 @@ import os
 import ssl
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import requests.utils
@@ -142,7 +142,7 @@ class RebasedAsyncHttpClient(AsyncTwilioHttpClient):
         self._auth: tuple[tuple[str, str], str] | None = None
         self._proxies: dict[tuple[str, str], tuple[str | None, dict[str, str]]] = {}
         # Created on the loop that will use it (aiohttp binds a session to its loop).
-        self.session = None
+        self.session: ClientSession | None = None
 
     def _session(self) -> ClientSession:
         if self.session is None:
@@ -192,7 +192,7 @@ class RebasedAsyncHttpClient(AsyncTwilioHttpClient):
         async with self._session().request(
             method.upper(),
             url,
-            params=params,
+            params=cast(Any, params),
             data=data,
             headers=headers,
             allow_redirects=allow_redirects,
