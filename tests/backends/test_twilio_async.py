@@ -11,6 +11,8 @@ the settings change and when the process exits.
 
 import asyncio
 import os
+import select
+import signal
 import time
 import warnings
 
@@ -252,6 +254,12 @@ def test_a_forked_process_gets_its_own_sending_loop() -> None:
             os.write(write, b"1" if ok else b"0")
             os._exit(0)
     os.close(write)
-    answer = os.read(read, 1)
-    os.waitpid(pid, 0)
+    try:
+        readable, _, _ = select.select([read], [], [], 30)
+        answer = os.read(read, 1) if readable else b"timeout"
+    finally:
+        if not readable:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
     assert answer == b"1"
