@@ -180,6 +180,10 @@ class Coalesced(Generic[T]):
                 if not future.done():
                     future.set_exception(exc)
             return
+        except BaseException:  # cancelled (the loop is closing): no caller waits forever
+            for _, future in waiting:
+                future.cancel()
+            raise
         for _, future in waiting:
             if not future.done():
                 future.set_result(None)

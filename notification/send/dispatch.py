@@ -273,7 +273,7 @@ def shared_pool(size: int) -> ThreadPoolExecutor:
 
 
 #: The sending event loop's name (its thread's name too).
-SEND_LOOP = "sms-send"
+SEND_LOOP = "sms-send-loop"
 
 
 class Dispatcher:

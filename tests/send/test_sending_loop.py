@@ -117,7 +117,7 @@ def test_a_sync_only_backend_keeps_the_thread_path_one_instance_per_thread() -> 
     assert [outcome.sid for outcome in outcomes] == [f"SM{i:04d}" for i in range(12)]
     assert sorted(recorded) == list(range(12))
     threads = {name for name, _ in ThreadNoting.seen}
-    assert all(name.startswith("sms-send") for name in threads)
+    assert all(name.startswith("sms-send_") for name in threads)  # not the loop's thread
     # Each sending thread has its own instance: never one instance on two threads.
     threads_of: dict[int, set[str]] = {}
     for name, instance in ThreadNoting.seen:
