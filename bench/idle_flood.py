@@ -2,15 +2,20 @@
 
     .venv/bin/python bench/idle_flood.py [--idle 4000 4100] [--requests 200]
                                          [--attacker-addresses 1] [--skip-peer]
+                                         [--http httptools h11]
 
 Starts its own Redis and SQLite database and, in turn, two uvicorn processes with
 the production flags (``devstack.subprocesses.SERVER_LIMITS``, so
 ``--limit-concurrency 4096``):
 
-* **guarded**: ``--http notification.http_guard:GuardedH11Protocol`` with its
-  defaults (10 s to send a request head, 256 connections per address);
-* **peer** (the floor to compare with, same run): ``--http h11``, uvicorn's own
-  protocol as served before issue 17, with no head deadline and no per-address cap.
+* **guarded**: ``--http notification.http_guard:GuardedHttpToolsProtocol`` (or
+  ``GuardedH11Protocol``) with its defaults (10 s to send a request head, 256
+  connections per address);
+* **peer** (the floor to compare with, same run): ``--http httptools`` (or ``h11``),
+  uvicorn's own protocol over the same parser, with no head deadline and no
+  per-address cap.
+
+``--http`` names the parsers to run, each guarded and then its peer (both by default).
 
 Against each: the legitimate client alone (``--requests`` anonymous ``{ __typename }``
 POSTs, each on a new connection, from 127.0.0.1), then the same while an attacker
@@ -44,6 +49,7 @@ from bench.status import (  # noqa: E402
     start_uvicorn,
     throwaway_services,
 )
+from devstack.subprocesses import GUARDED_PROTOCOLS  # noqa: E402
 
 QUERY = b'{"query": "{ __typename }"}'
 LEGIT_TIMEOUT = 5.0
@@ -162,6 +168,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--attacker-addresses", type=int, default=1)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument(
+        "--http", nargs="+", choices=sorted(GUARDED_PROTOCOLS), default=["httptools", "h11"]
+    )
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -172,9 +181,11 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))  # inherited by uvicorn
 
     addresses = [f"127.0.0.{2 + i}" for i in range(args.attacker_addresses)]
-    servers = [("guarded", "notification.http_guard:GuardedH11Protocol")]
-    if not args.skip_peer:
-        servers.append(("peer: plain h11", "h11"))
+    servers = []
+    for parser_name in args.http:
+        servers.append((f"guarded {parser_name}", GUARDED_PROTOCOLS[parser_name]))
+        if not args.skip_peer:
+            servers.append((f"peer: plain {parser_name}", parser_name))
     with ExitStack() as stack:
         env = {**os.environ, **throwaway_services(stack, "sqlite", "idle-flood-")}
         env["PYTHONPATH"] = str(REPO_ROOT)

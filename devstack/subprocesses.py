@@ -33,9 +33,10 @@ def bound_socket(host: str = "127.0.0.1") -> socket.socket:
 #: the README's deploy command pass the same flags (``tests/project/test_server_limits.py``):
 #: websocket messages up to 64 KiB (``GRAPHQL_WS_MAX_MESSAGE_BYTES`` checks it again
 #: in the app), idle keep-alive connections closed after 5 s, 503 past 4,096
-#: connections, and request heads up to 16 KiB (a limit only the h11 parser has;
-#: httptools has none), through h11 with a request-head deadline and a
-#: per-address connection cap (``notification.http_guard``).
+#: connections, and request heads up to 16 KiB (h11 enforces it; for httptools,
+#: which has no such limit, the guard does, from the same flag), through
+#: httptools with a request-head deadline and a per-address connection cap
+#: (``notification.http_guard``).
 SERVER_LIMITS: tuple[str, ...] = (
     "--ws-max-size",
     "65536",
@@ -44,19 +45,31 @@ SERVER_LIMITS: tuple[str, ...] = (
     "--limit-concurrency",
     "4096",
     "--http",
-    "notification.http_guard:GuardedH11Protocol",
+    "notification.http_guard:GuardedHttpToolsProtocol",
     "--h11-max-incomplete-event-size",
     "16384",
 )
 
 
-def uvicorn_command(sock: socket.socket, *extra: str) -> list[str]:
+#: The guarded protocols (``notification.http_guard``), by parser: what the guard
+#: tests run against and the benches compare.
+GUARDED_PROTOCOLS: dict[str, str] = {
+    "httptools": "notification.http_guard:GuardedHttpToolsProtocol",
+    "h11": "notification.http_guard:GuardedH11Protocol",
+}
+
+
+def uvicorn_command(sock: socket.socket, *extra: str, http: str | None = None) -> list[str]:
     """uvicorn serving ``config.asgi:application`` on ``sock``, inherited by fd.
 
     No lifespan (Django has none) and no access log (it would only slow the
     server), the production limits (``SERVER_LIMITS``); pass ``sock`` in
-    ``pass_fds`` and run from the repository root.
+    ``pass_fds`` and run from the repository root. ``http`` replaces the limits'
+    ``--http`` protocol class (another guarded one, or uvicorn's own for a floor).
     """
+    limits = list(SERVER_LIMITS)
+    if http is not None:
+        limits[limits.index("--http") + 1] = http
     return [
         sys.executable,
         "-m",
@@ -67,7 +80,7 @@ def uvicorn_command(sock: socket.socket, *extra: str) -> list[str]:
         "--no-access-log",
         "--lifespan",
         "off",
-        *SERVER_LIMITS,
+        *limits,
         *extra,
     ]
 

@@ -1,7 +1,15 @@
-"""uvicorn's h11 protocol with the limits it lacks: a request-head deadline, a per-address cap.
+"""uvicorn's HTTP protocols with the limits they lack: a request-head deadline, a per-address cap.
 
-Served as ``uvicorn --http notification.http_guard:GuardedH11Protocol`` (the
-``Procfile``, the README's deploy command, the tests' and benches' servers).
+Served as ``uvicorn --http notification.http_guard:GuardedHttpToolsProtocol``
+(the ``Procfile``, the README's deploy command, the tests' and benches'
+servers): uvicorn's httptools protocol (llhttp, a C parser: about half the
+server's CPU per request of the pure-Python h11 one, README "Benchmarks").
+``GuardedH11Protocol`` is the same guard over uvicorn's h11 protocol; it stays
+importable for deployments that name it. The rules are written once
+(``_Guard``); each protocol only says where its parser is in a request head.
+If httptools cannot be imported, ``GuardedHttpToolsProtocol`` is the h11 one
+and says so in the log (an ERROR at import): every rule still holds, only the
+cost per request differs.
 
 Without them, 4,100 TCP connections that send nothing, opened in under half a
 second from one machine, took every place under ``--limit-concurrency``: every
@@ -18,6 +26,11 @@ one header byte per second were never closed either (slow loris).
   did. One deadline for the whole head, not a per-read timeout, so a head sent a
   byte at a time is closed as surely as a silent one. Bodies and websockets are
   not timed here (the body limit and the websocket limits hold them).
+* **Request-head size** (uvicorn's ``--h11-max-incomplete-event-size``, 16 KiB
+  in ``SERVER_LIMITS``): h11 enforces it itself; httptools has no such limit and
+  buffers a header line however long, so the httptools protocol counts the
+  bytes received while a head is incomplete and answers ``400`` and closes past
+  it (the same flag, so one value holds for both).
 * **Connections per client address** (``HTTP_MAX_CONNECTIONS_PER_ADDRESS``,
   default 256, per server process; IPv6 addresses counted per /64, what one
   host usually holds): one more is answered ``503`` with ``connection: close``
@@ -48,17 +61,24 @@ each off. Counts are per process: uvicorn's workers do not share them.
 
 import asyncio
 import ipaddress
+import logging
 from collections import Counter
 from typing import Any
 
 import h11
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from notification.conf import app_settings
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed (it is a dependency: pyproject.toml)
+    HttpToolsProtocol = None  # type: ignore[assignment, misc]
+
 
 def _plain_response(status: bytes, text: bytes) -> bytes:
-    """A whole HTTP/1.1 response that closes the connection (written before h11 is involved)."""
+    """A whole HTTP/1.1 response that closes the connection (written before the parser runs)."""
     return (
         b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"connection: close\r\ncontent-length: " + str(len(text)).encode() + b"\r\n\r\n" + text
@@ -79,7 +99,7 @@ _TOO_MANY_WEBSOCKETS = _plain_response(
 _open_per_address: Counter = Counter()
 
 
-#: Websockets this process holds (upgraded through ``GuardedH11Protocol``, not yet lost).
+#: Websockets this process holds (upgraded through a guarded protocol, not yet lost).
 _open_websockets = 0
 
 
@@ -141,8 +161,21 @@ def _http_only(shared: Any) -> Any:
     return entry[1]
 
 
-class GuardedH11Protocol(H11Protocol):
-    """``H11Protocol`` with a request-head deadline and a per-address connection cap."""
+class _Guard:
+    """The rules of the module docstring, once, for any of uvicorn's HTTP protocols.
+
+    Mixed in before the protocol class. The protocol tells it two things about its
+    parser: whether a request head has begun and not ended (``_head_partial``) and
+    whether the connection waits for a head at all (``_head_awaited``); and it arms
+    the deadline when a head begins (``_head_begins``) and cancels it when the head
+    is in (``_head_complete``).
+    """
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    client: tuple[str, int] | None
+    connections: Any
+    tasks: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,8 +187,8 @@ class GuardedH11Protocol(H11Protocol):
         self._address: str | None = None
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if self.client is not None:
             key = address_key(self.client[0])
             cap = app_settings.HTTP_MAX_CONNECTIONS_PER_ADDRESS
@@ -166,31 +199,23 @@ class GuardedH11Protocol(H11Protocol):
                 return
             _open_per_address[key] += 1
             self._address = key
-        self._arm_head_timer()
-
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._head_timer is None and self.conn.their_state is h11.IDLE:
-            self._arm_head_timer()  # a new request on a kept-alive connection
-        super().data_received(data)
-        if self._head_timer is not None and self.conn.their_state is not h11.IDLE:
-            self._cancel_head_timer()  # the head is in
+        self._head_begins()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._head_complete()
         self._release()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        """Refuse one websocket over ``GRAPHQL_WS_MAX_SOCKETS``, count the others until lost."""
         global _open_websockets
-        self._cancel_head_timer()
+        self._head_complete()
         cap = app_settings.GRAPHQL_WS_MAX_SOCKETS
         if cap and _open_websockets >= cap:
             self.transport.write(_TOO_MANY_WEBSOCKETS)
             self.transport.close()  # connection_lost (ours) releases the address
             return
-        super().handle_websocket_upgrade(event)
+        super().handle_websocket_upgrade(*args)  # type: ignore[misc]
         # The websocket protocol owns the transport now and this protocol hears no
         # more of it: release the address and the websocket's place when the
         # websocket's connection ends.
@@ -206,21 +231,30 @@ class GuardedH11Protocol(H11Protocol):
 
         protocol.connection_lost = connection_lost  # type: ignore[method-assign]
 
-    def _arm_head_timer(self) -> None:
+    def _head_partial(self) -> bool:
+        """Part of a request head has arrived, not all of it (the parser's to say)."""
+        raise NotImplementedError
+
+    def _head_awaited(self) -> bool:
+        """No request head is complete and unanswered: the deadline applies."""
+        raise NotImplementedError
+
+    def _head_begins(self) -> None:
+        """Start the head deadline (a connection opened, or a later request's first byte)."""
         timeout = app_settings.HTTP_HEAD_TIMEOUT
-        if timeout:
+        if timeout and self._head_timer is None:
             self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
 
-    def _cancel_head_timer(self) -> None:
+    def _head_complete(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing() or not self._head_awaited():
             return
-        if self.conn.trailing_data[0]:  # part of a head arrived: say why
+        if self._head_partial():  # say why
             self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
 
@@ -231,3 +265,85 @@ class GuardedH11Protocol(H11Protocol):
         if _open_per_address[self._address] <= 0:
             del _open_per_address[self._address]
         self._address = None
+
+
+class GuardedH11Protocol(_Guard, H11Protocol):
+    """``H11Protocol`` with the module's limits (h11 limits the head's size itself)."""
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self.conn.their_state is h11.IDLE:
+            self._head_begins()  # a new request on a kept-alive connection (no-op if armed)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_complete()  # the head is in
+
+    def _head_partial(self) -> bool:
+        return bool(self.conn.trailing_data[0])
+
+    def _head_awaited(self) -> bool:
+        return self.conn.their_state is h11.IDLE
+
+
+_log = logging.getLogger("uvicorn.error")
+
+if HttpToolsProtocol is not None:
+
+    class GuardedHttpToolsProtocol(_Guard, HttpToolsProtocol):
+        """``HttpToolsProtocol`` with the module's limits, the head's size included.
+
+        ``_in_head``: no head is complete since the last request ended (or the
+        connection opened); ``_head_bytes`` counts what arrived meanwhile. llhttp
+        reports a head's first byte (``on_message_begin``) and its end
+        (``on_headers_complete``), which bound the deadline exactly.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            size = self.config.h11_max_incomplete_event_size
+            self._max_head = DEFAULT_MAX_INCOMPLETE_EVENT_SIZE if size is None else size
+            self._in_head = True
+            self._head_begun = False
+            self._head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._in_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            over = self._in_head and self._head_bytes > self._max_head
+            if over and not self.transport.is_closing():
+                _log.warning("Request head over %d bytes.", self._max_head)
+                self.send_400_response("Request head too large.")
+
+        def on_message_begin(self) -> None:
+            self._head_begun = True
+            self._head_begins()  # a later request's first byte (no-op if armed)
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._in_head = self._head_begun = False
+            self._head_complete()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_head, self._head_bytes = True, 0
+            super().on_message_complete()
+
+        def _head_partial(self) -> bool:
+            return self._head_begun
+
+        def _head_awaited(self) -> bool:
+            return self._in_head
+
+else:
+    _log.error(
+        "httptools is not installed: notification.http_guard.GuardedHttpToolsProtocol "
+        "serves with the h11 parser (the same limits, more CPU per request). "
+        "Install httptools (a dependency of this app) to serve with it."
+    )
+
+    class GuardedHttpToolsProtocol(GuardedH11Protocol):  # type: ignore[no-redef]
+        """httptools is missing: the h11 protocol under this name (logged at import)."""

@@ -119,7 +119,7 @@ from notification.delivery import (
 from notification.models import Notification, OptOutSourceChoices, SmsOptOut
 from notification.signals import send_received, send_status_changed, sms_status_changed
 from notification.status.apply import ApplyResult, Outcome, record_status_event
-from notification.status.events import publish_payloads
+from notification.status.publish_batches import publish_coalesced
 from notification.values import normalize_phone_number, parse_database_id
 
 # -------- webhooks ----------------------------------------------------------------------
@@ -373,7 +373,7 @@ async def sms_status_callback(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(str(exc), content_type="text/plain")
     result, payloads = await run_in_db_thread(_record, event)
     instruments.status_callback(_CALLBACK_RESULTS[result.outcome])
-    await publish_payloads(payloads)
+    await publish_coalesced(payloads)
     if payloads and sms_status_changed.has_listeners(Notification):
         await run_in_db_thread(send_status_changed, payloads, event)
     return HttpResponse(result.outcome.value, content_type="text/plain")

@@ -1,8 +1,9 @@
 """Issue 17, defect 2: connections must earn their place (``notification.http_guard``).
 
-uvicorn as the tests and benches start it (``devstack.subprocesses.SERVER_LIMITS``,
-``--http notification.http_guard:GuardedH11Protocol``), with the limits set low
-through the environment: 2 s to send a request head, 5 connections per address.
+uvicorn as the tests and benches start it (``devstack.subprocesses.SERVER_LIMITS``),
+once with each guarded protocol (``GuardedHttpToolsProtocol``, served by default,
+and ``GuardedH11Protocol``: the same rules over another parser), with the limits
+set low through the environment: 2 s to send a request head, 5 connections per address.
 The hostile connections come from 127.0.0.2 (any 127/8 address is this machine),
 so the test's own client at 127.0.0.1 shows what everyone else gets meanwhile.
 """
@@ -16,6 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from devstack.subprocesses import GUARDED_PROTOCOLS
 from tests.graphql.ws.test_subscriptions_ws import login, make_user
 from tests.support.live_support import serve_project
 from tests.support.waiting import wait_until
@@ -31,11 +33,12 @@ HEAD = b"GET /graphql/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r
 HELD = b"POST /graphql/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def server_address(django_db_setup, django_db_blocker, redis_url):
+@pytest.fixture(scope="module", params=sorted(GUARDED_PROTOCOLS))
+def server_address(request, django_db_setup, django_db_blocker, redis_url):
     with serve_project(
         django_db_blocker,
         redis_url,
+        http=GUARDED_PROTOCOLS[request.param],
         HTTP_HEAD_TIMEOUT=str(HEAD_TIMEOUT),
         HTTP_MAX_CONNECTIONS_PER_ADDRESS=str(PER_ADDRESS),
     ) as url:
@@ -174,12 +177,13 @@ HTTP_LIMIT = 4
 WS_CAP = 6
 
 
-@pytest.fixture(scope="module")
-def crowded_server(django_db_setup, django_db_blocker, redis_url):
+@pytest.fixture(scope="module", params=sorted(GUARDED_PROTOCOLS))
+def crowded_server(request, django_db_setup, django_db_blocker, redis_url):
     """A server whose ``--limit-concurrency`` is below its websocket cap."""
     with serve_project(
         django_db_blocker,
         redis_url,
+        http=GUARDED_PROTOCOLS[request.param],
         uvicorn_args=("--limit-concurrency", str(HTTP_LIMIT)),
         HTTP_MAX_CONNECTIONS_PER_ADDRESS="0",
         GRAPHQL_WS_MAX_SOCKETS_PER_USER="0",

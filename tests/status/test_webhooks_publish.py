@@ -4,10 +4,12 @@ Uses the session's real Redis channel layer (``redis_url`` fixture): the message
 websocket consumer would receive is read straight from the layer.
 """
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -15,6 +17,7 @@ from django.test import Client
 from notification.models import Notification, SmsNotification
 from notification.send.results import announce_written
 from notification.status.events import notification_group, user_group
+from notification.status.publish_batches import publish_coalesced
 from tests.support.layer_helpers import listen, receive_all
 from tests.support.webhook_helpers import (
     STATUS_PATH,
@@ -135,3 +138,66 @@ def test_callback_before_the_sid_is_stored_is_applied_once_it_is(client: Client,
     statuses = [m["delivery_status"] for m in receive_all(channel)]
     assert statuses == ["sent", "delivered"]
     assert redis.keys("sms:early-status:*") == []  # used once, then gone
+
+
+# --- overlapping callbacks' publishes go out together (notification.status.publish_batches) ---
+
+
+def numbered(notification_id: int, number: int) -> dict:
+    """A status event of ``notification_id`` that says which call published it."""
+    return {
+        "type": "sms.status",
+        "notification_id": str(notification_id),
+        "user_id": None,
+        "created_by_id": None,
+        "status": "sent",
+        "delivery_status": "sent",
+        "error_code": None,
+        "error_message": str(number),
+        "at": None,
+    }
+
+
+def test_overlapping_publishes_all_arrive_in_the_order_of_their_calls():
+    """20 callbacks of one notification publishing at once: a subscriber hears all 20 in
+    call order (the channel layer stores a batch's messages under one timestamp, so two
+    changes of one notification never share a batch), and so do the subscribers of
+    other notifications publishing in the same batches."""
+    sms, other = make_sms(), make_sms(sid="SM" + "d" * 32)
+    channel = listen([notification_group(sms.notification_id)])
+    other_channel = listen([notification_group(other.notification_id)])
+
+    async def overlapping() -> None:
+        await asyncio.gather(
+            *(
+                publish_coalesced([numbered(row.notification_id, n)])
+                for n in range(20)
+                for row in (sms, other)
+            )
+        )
+
+    async_to_sync(overlapping)()
+    for listener in (channel, other_channel):
+        heard = [message["error_message"] for message in receive_all(listener)]
+        assert heard == [str(n) for n in range(20)]
+
+
+def test_a_caller_that_goes_away_still_has_its_change_published():
+    """The change is committed before the publish: a client that hangs up (its request
+    task cancelled) must not take the subscribers' event with it."""
+    sms = make_sms()
+    channel = listen([notification_group(sms.notification_id)])
+
+    async def hang_up() -> None:
+        first = asyncio.ensure_future(publish_coalesced([numbered(sms.notification_id, 1)]))
+        second = asyncio.ensure_future(publish_coalesced([numbered(sms.notification_id, 2)]))
+        await asyncio.sleep(0)  # both joined their batches
+        second.cancel()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        # Batches go out in order: once a later one returns, the second's is out too.
+        await publish_coalesced([numbered(sms.notification_id, 3)])
+
+    async_to_sync(hang_up)()
+    assert [message["error_message"] for message in receive_all(channel)] == ["1", "2", "3"]

@@ -43,12 +43,17 @@ MY_NOTIFICATIONS_SUBSCRIPTION = f"subscription {{ myNotifications {{ {STATUS_FIE
 
 @contextmanager
 def serve_project(
-    django_db_blocker: Any, redis_url: str, uvicorn_args: tuple[str, ...] = (), **overrides: str
+    django_db_blocker: Any,
+    redis_url: str,
+    uvicorn_args: tuple[str, ...] = (),
+    http: str | None = None,
+    **overrides: str,
 ) -> Iterator[str]:
     """uvicorn serving the project on the test database and Redis; yields its base URL.
 
     ``overrides`` are extra environment variables (limits set low for a test module);
-    ``uvicorn_args`` extra flags (a later flag wins over the production limits').
+    ``uvicorn_args`` extra flags (a later flag wins over the production limits');
+    ``http`` another ``--http`` protocol class than the limits' (``uvicorn_command``).
     """
     import os
 
@@ -71,21 +76,21 @@ def serve_project(
         "PYTHONUNBUFFERED": "1",
         **overrides,
     }
-    with run_uvicorn(env, sock, *uvicorn_args) as url:
+    with run_uvicorn(env, sock, *uvicorn_args, http=http) as url:
         assert url == base_url
         yield url
 
 
 @contextmanager
 def run_uvicorn(
-    env: dict[str, str], sock: socket.socket | None = None, *args: str
+    env: dict[str, str], sock: socket.socket | None = None, *args: str, http: str | None = None
 ) -> Iterator[str]:
     """Serve ``config.asgi:application``; yields the base URL. Always stopped afterwards."""
     sock = sock or bound_socket()
     port = sock.getsockname()[1]
     log = tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        uvicorn_command(sock, *args),
+        uvicorn_command(sock, *args, http=http),
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
