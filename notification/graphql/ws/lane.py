@@ -53,6 +53,7 @@ from notification import instruments
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
 from notification.graphql.ws.frames import encode_value, event_data, plan_of, selection_of
+from notification.graphql.ws.wire import frame_of, wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +67,19 @@ class _Target:
 
     Open means the operation is still the handler's (a client's ``complete`` or ``stop``
     removes it before its task is cancelled) and the socket is not closing (``ws_guard``
-    closes it for lost authority): only then may the lane write for it.
+    closes it for lost authority): only then may the lane write for it. ``wire``: the
+    socket's transport when frames may be written to it directly (``ws.wire``).
     """
 
-    __slots__ = ("consumer", "handler", "head", "operation")
+    __slots__ = ("consumer", "handler", "head", "operation", "wire")
 
     def __init__(self, handler: Any, head: str, operation: Any) -> None:
         self.handler = handler
         self.consumer = handler.websocket.ws_consumer
         self.head = head
         self.operation = operation
+        # Operations run after the handshake: the socket's extensions are known.
+        self.wire = wire_of(self.consumer.base_send)
 
     def is_open(self) -> bool:
         if getattr(self.consumer, "_closing", False):
@@ -212,10 +216,16 @@ class DirectLane:
         return event_data(event, self._selection)
 
     def _write(self, data: str) -> asyncio.Future | None:
-        """Start writing; None if done at once, else the future that finishes it."""
-        message = {"type": "websocket.send", "text": self._target.head + data + "}}"}
+        """Start writing; None if done at once, else the future that finishes it.
+
+        The shared frame bytes go straight to the transport when uvicorn's ``send``
+        would write at once (``ws.wire``); otherwise through ``send``."""
+        target = self._target
+        if target.wire is not None and target.wire.write(frame_of(target.head, data)):
+            return None
+        message = {"type": "websocket.send", "text": target.head + data + "}}"}
         # channels' ``send`` builds the same message for the same ASGI send.
-        pending = start_eagerly(self._target.consumer.base_send(message))
+        pending = start_eagerly(target.consumer.base_send(message))
         if pending is not None:
             self._writing = pending
             pending.add_done_callback(self._written)
