@@ -186,6 +186,10 @@ class DirectLane:
         if not self._detached:
             self._listener.direct = self.offer
 
+    def shares_frames(self) -> bool:
+        """Whether this socket can take the frames built once per change (``ws.wire``)."""
+        return self._target.wire is not None
+
     def detach(self) -> None:
         self._detached = True
         self._listener.direct = None
@@ -285,7 +289,8 @@ def direct_lane(
     info: Any, execution_context_class: type, listener: Any
 ) -> Iterator[DirectLane | None]:
     """A lane for this subscription while it runs, or None when strawberry's path must
-    send its events (counted in ``sms_subscribers_direct`` while open). Detached on
+    send its events (counted in ``sms_subscribers_direct`` while open, and in
+    ``sms_subscribers_direct_frames`` when its socket takes shared frames). Detached on
     the way out, before the listener is left: nothing is written after that.
 
     ``execution_context_class``: the one the lane stands in for; a schema executing
@@ -295,12 +300,13 @@ def direct_lane(
     if lane is None:
         yield None
         return
-    instruments.direct_subscription_opened()
+    shared_frames = lane.shares_frames()
+    instruments.direct_subscription_opened(shared_frames)
     try:
         yield lane
     finally:
         lane.detach()
-        instruments.direct_subscription_closed()
+        instruments.direct_subscription_closed(shared_frames)
 
 
 def _lane_for(info: Any, execution_context_class: type, listener: Any) -> DirectLane | None:
