@@ -25,13 +25,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
-
+#: uvicorn's sans-I/O websocket protocol class, None without uvicorn or websockets (both
+#: come with the project's server, not with the app: another server keeps ``send``).
+_SANS_IO: Any = None
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-except ImportError:  # another server: every message goes through its ASGI send
-    WebSocketsSansIOProtocol = None
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import State
+except ImportError:  # pragma: no cover - the project's own server has both
+    pass
+else:
+    _SANS_IO = WebSocketsSansIOProtocol
 
 #: Message texts whose frames are kept (subscribers of one change follow each other in
 #: ``StatusListeners.deliver``; a few selections may interleave).
@@ -69,10 +73,10 @@ class Wire:
 def wire_of(send: Callable[..., Any]) -> Wire | None:
     """A ``Wire`` for an accepted socket whose ASGI ``send`` is uvicorn's sans-I/O
     protocol's own and negotiated no extension; None: always use ``send``."""
-    protocol = getattr(send, "__self__", None)
-    if WebSocketsSansIOProtocol is None or type(protocol) is not WebSocketsSansIOProtocol:
+    protocol: Any = getattr(send, "__self__", None)
+    if _SANS_IO is None or type(protocol) is not _SANS_IO:
         return None
-    if getattr(send, "__func__", None) is not WebSocketsSansIOProtocol.send:
+    if getattr(send, "__func__", None) is not _SANS_IO.send:
         return None
     connection = protocol.conn
     if not protocol.handshake_complete or protocol.initial_response is not None:
