@@ -1,13 +1,13 @@
 """A status message written to a websocket as ready-made frame bytes (the direct lane's last step).
 
-Profiled at 10,000 subscribers of one notification, the direct lane's pass spent
-about 40% of its time around each socket's single ``transport.write`` (the floor's
-cost): the ASGI message dict, a coroutine through uvicorn's ``send`` and its
+Profiled at 10,000 subscribers of one notification, half of the direct lane's pass
+was each socket's one ``transport.write`` and about a quarter the rest of uvicorn's
+``send`` around it: the ASGI message dict, the ``send`` coroutine and its
 ``writable`` event, websockets' ``send_text``/``send_frame``/``Frame.serialize``
-and ``data_to_send``. None of that depends on the socket when the frame is the
-same: an unmasked server text frame is the same bytes on every socket with no
-extension negotiated (RFC 6455 section 5.2), so the frame is built once per
-message text (``frame_of``, with websockets' own ``Frame.serialize``) and
+and ``data_to_send`` (README, "Profiling notes"). None of that depends on the
+socket when the frame is the same: an unmasked server text frame is the same bytes
+on every socket with no extension negotiated (RFC 6455 section 5.2), so the frame
+is built once per message text (``frame_of``, with websockets' own ``Frame.serialize``) and
 ``Wire.write`` hands it to the socket's transport.
 
 Only where that is exactly what uvicorn would have done (``wire_of``): the ASGI
