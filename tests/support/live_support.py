@@ -183,14 +183,20 @@ class HttpSession:
 
 
 async def open_socket(
-    ws_url: str, protocol: str, cookie: str | None = None, origin: str | None = None
+    ws_url: str,
+    protocol: str,
+    cookie: str | None = None,
+    origin: str | None = None,
+    compression: str | None = "deflate",
 ) -> ClientConnection:
+    """``compression`` None: no permessage-deflate offered (as the Procfile's server)."""
     headers = {"Cookie": cookie} if cookie else {}
     return await connect(
         ws_url,
         subprotocols=[Subprotocol(protocol)],
         additional_headers=headers,
         origin=origin,  # type: ignore[arg-type]
+        compression=compression,
         open_timeout=10,
         max_queue=None,
         proxy=None,
@@ -210,8 +216,10 @@ class TransportWsClient:
         self._ids = 0
 
     @classmethod
-    async def connect(cls, ws_url: str, cookie: str | None = None) -> "TransportWsClient":
-        client = cls(await open_socket(ws_url, cls.protocol, cookie))
+    async def connect(
+        cls, ws_url: str, cookie: str | None = None, compression: str | None = "deflate"
+    ) -> "TransportWsClient":
+        client = cls(await open_socket(ws_url, cls.protocol, cookie, compression=compression))
         await client.ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         ack = await client.receive()
         assert ack["type"] == "connection_ack", ack

@@ -53,6 +53,7 @@ from notification import instruments
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
 from notification.graphql.ws.frames import encode_value, event_data, plan_of, selection_of
+from notification.graphql.ws.wire import frame_of, wire_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +67,19 @@ class _Target:
 
     Open means the operation is still the handler's (a client's ``complete`` or ``stop``
     removes it before its task is cancelled) and the socket is not closing (``ws_guard``
-    closes it for lost authority): only then may the lane write for it.
+    closes it for lost authority): only then may the lane write for it. ``wire``: the
+    socket's transport when frames may be written to it directly (``ws.wire``).
     """
 
-    __slots__ = ("consumer", "handler", "head", "operation")
+    __slots__ = ("consumer", "handler", "head", "operation", "wire")
 
     def __init__(self, handler: Any, head: str, operation: Any) -> None:
         self.handler = handler
         self.consumer = handler.websocket.ws_consumer
         self.head = head
         self.operation = operation
+        # Operations run after the handshake: the socket's extensions are known.
+        self.wire = wire_of(self.consumer.base_send)
 
     def is_open(self) -> bool:
         if getattr(self.consumer, "_closing", False):
@@ -182,6 +186,10 @@ class DirectLane:
         if not self._detached:
             self._listener.direct = self.offer
 
+    def shares_frames(self) -> bool:
+        """Whether this socket can take the frames built once per change (``ws.wire``)."""
+        return self._target.wire is not None
+
     def detach(self) -> None:
         self._detached = True
         self._listener.direct = None
@@ -212,10 +220,16 @@ class DirectLane:
         return event_data(event, self._selection)
 
     def _write(self, data: str) -> asyncio.Future | None:
-        """Start writing; None if done at once, else the future that finishes it."""
-        message = {"type": "websocket.send", "text": self._target.head + data + "}}"}
+        """Start writing; None if done at once, else the future that finishes it.
+
+        The shared frame bytes go straight to the transport when uvicorn's ``send``
+        would write at once (``ws.wire``); otherwise through ``send``."""
+        target = self._target
+        if target.wire is not None and target.wire.write(frame_of(target.head, data)):
+            return None
+        message = {"type": "websocket.send", "text": target.head + data + "}}"}
         # channels' ``send`` builds the same message for the same ASGI send.
-        pending = start_eagerly(self._target.consumer.base_send(message))
+        pending = start_eagerly(target.consumer.base_send(message))
         if pending is not None:
             self._writing = pending
             pending.add_done_callback(self._written)
@@ -275,7 +289,8 @@ def direct_lane(
     info: Any, execution_context_class: type, listener: Any
 ) -> Iterator[DirectLane | None]:
     """A lane for this subscription while it runs, or None when strawberry's path must
-    send its events (counted in ``sms_subscribers_direct`` while open). Detached on
+    send its events (counted in ``sms_subscribers_direct`` while open, and in
+    ``sms_subscribers_direct_frames`` when its socket takes shared frames). Detached on
     the way out, before the listener is left: nothing is written after that.
 
     ``execution_context_class``: the one the lane stands in for; a schema executing
@@ -285,12 +300,13 @@ def direct_lane(
     if lane is None:
         yield None
         return
-    instruments.direct_subscription_opened()
+    shared_frames = lane.shares_frames()
+    instruments.direct_subscription_opened(shared_frames)
     try:
         yield lane
     finally:
         lane.detach()
-        instruments.direct_subscription_closed()
+        instruments.direct_subscription_closed(shared_frames)
 
 
 def _lane_for(info: Any, execution_context_class: type, listener: Any) -> DirectLane | None:

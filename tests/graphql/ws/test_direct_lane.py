@@ -63,12 +63,12 @@ def forced_fallback(fields: list[str], root: str = "smsStatus") -> str:
     return sms_status(fields, " @include(if: true)", root)
 
 
-def direct_subscriptions(base_url: str) -> float:
-    """``sms_subscribers_direct`` as the server reports it now."""
+def direct_subscriptions(base_url: str, gauge: str = "sms_subscribers_direct") -> float:
+    """``sms_subscribers_direct`` (or another gauge) as the server reports it now."""
     text = httpx.get(
         f"{base_url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
     ).text
-    found = re.search(r"^sms_subscribers_direct ([0-9.e+-]+)$", text, re.MULTILINE)
+    found = re.search(rf"^{gauge} ([0-9.e+-]+)$", text, re.MULTILINE)
     assert found, text[:2000]
     return float(found.group(1))
 
@@ -81,18 +81,26 @@ async def raw_frame(client: TransportWsClient, timeout: float = 10) -> str:
             return text
 
 
-async def connected(session: HttpSession, clients: list, client_class: type) -> Any:
-    """A socket of ``session``'s user, closed when the scenario ends (``run_as``)."""
-    client = await client_class.connect(session.ws_url, session.cookie_header)
+async def connected(
+    session: HttpSession, clients: list, client_class: type, compression: str | None = "deflate"
+) -> Any:
+    """A socket of ``session``'s user, closed when the scenario ends (``run_as``);
+    ``compression`` None: no permessage-deflate (the Procfile's server offers none)."""
+    client = await client_class.connect(session.ws_url, session.cookie_header, compression)
     clients.append(client)
     return client
 
 
 async def subscribed(
-    session: HttpSession, clients: list, client_class: type, query: str, ids: list[str]
+    session: HttpSession,
+    clients: list,
+    client_class: type,
+    query: str,
+    ids: list[str],
+    compression: str | None = "deflate",
 ) -> tuple[TransportWsClient, str]:
     """A socket subscribed with operation id "1", and its first (current status) frame."""
-    client = await connected(session, clients, client_class)
+    client = await connected(session, clients, client_class, compression)
     await client.subscribe(query, {"ids": ids})
     return client, await raw_frame(client)
 
@@ -113,15 +121,17 @@ def run_as(live_server_url: str, user: Any, scenario: Any) -> None:
     run_logged_in(live_server_url, user, closing)
 
 
-async def direct_count_becomes(base_url: str, expected: int) -> None:
+async def direct_count_becomes(
+    base_url: str, expected: int, gauge: str = "sms_subscribers_direct"
+) -> None:
     """Wait until the server counts ``expected`` direct subscriptions (they start and end
     in tasks of their own, a moment after the client's message)."""
     for _attempt in range(100):
-        now = await asyncio.to_thread(direct_subscriptions, base_url)
+        now = await asyncio.to_thread(direct_subscriptions, base_url, gauge)
         if now == expected:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"sms_subscribers_direct {now}, expected {expected}")
+    raise AssertionError(f"{gauge} {now}, expected {expected}")
 
 
 @pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
@@ -152,6 +162,44 @@ def test_the_lane_writes_the_bytes_strawberry_would(live_server_url, client_clas
         assert event["errorMessage"] and event["at"]
         for client in (lane, plain):
             await client.close()
+        await direct_count_becomes(live_server_url, 0)
+
+    run_as(live_server_url, ann, scenario)
+
+
+@pytest.mark.parametrize("client_class", [TransportWsClient, LegacyWsClient])
+def test_without_compression_the_lane_writes_shared_frames_with_the_same_bytes(
+    live_server_url, client_class
+):
+    """A socket with no permessage-deflate (the Procfile serves none) takes each change's
+    frame built once for all (``ws.wire``), counted in ``sms_subscribers_direct_frames``;
+    a compressed one is written through ``send``; both equal strawberry's bytes."""
+    ann = make_user("ann")
+    sid = "SM" + "8" * 32
+    ids = [str(make_sms(ann, sid).pk)]
+
+    async def scenario(session: HttpSession, clients: list):
+        query = sms_status(PLAIN_FIELDS)
+        framed, framed_first = await subscribed(
+            session, clients, client_class, query, ids, compression=None
+        )
+        deflated, deflated_first = await subscribed(session, clients, client_class, query, ids)
+        plain, plain_first = await subscribed(
+            session, clients, client_class, forced_fallback(PLAIN_FIELDS), ids, compression=None
+        )
+        await direct_count_becomes(live_server_url, 2)
+        await direct_count_becomes(live_server_url, 1, "sms_subscribers_direct_frames")
+        assert framed_first == deflated_first == plain_first
+        for status, code in (("sent", None), ("undelivered", 30003)):
+            await asyncio.to_thread(post_callback, session, sid, status, code)
+            frames = [await raw_frame(client) for client in (framed, deflated, plain)]
+            assert frames[0] == frames[1] == frames[2]
+            assert json.loads(frames[0])["payload"]["data"]["smsStatus"]["errorCode"] == code
+        for client in (framed, deflated, plain):
+            with pytest.raises(TimeoutError):  # each change written once
+                await raw_frame(client, timeout=0.3)
+            await client.close()
+        await direct_count_becomes(live_server_url, 0, "sms_subscribers_direct_frames")
         await direct_count_becomes(live_server_url, 0)
 
     run_as(live_server_url, ann, scenario)
@@ -263,7 +311,7 @@ def test_the_lane_enforces_ownership_like_strawberrys_path(live_server_url):
     run_as(live_server_url, ann, scenario)
 
 
-def test_a_burst_of_changes_arrives_once_each_in_order_on_both_paths(live_server_url):
+def test_a_burst_of_changes_arrives_once_each_in_order_on_every_path(live_server_url):
     """Many changes published back to back: the lane writes some as they arrive and
     queues others behind a pending write; either way each is written once, in order."""
     ann = make_user("ann")
@@ -286,15 +334,21 @@ def test_a_burst_of_changes_arrives_once_each_in_order_on_both_paths(live_server
 
     async def scenario(session: HttpSession, clients: list):
         sockets = []
-        for query in (sms_status(fields), forced_fallback(fields)):
-            client = await connected(session, clients, TransportWsClient)
+        # The lane through send (compressed), the lane's shared frames, strawberry's path.
+        for query, compression in (
+            (sms_status(fields), "deflate"),
+            (sms_status(fields), None),
+            (forced_fallback(fields), "deflate"),
+        ):
+            client = await connected(session, clients, TransportWsClient, compression)
             await client.subscribe(query, {"ids": ids})
             sockets.append((client, [await raw_frame(client) for _ in ids]))
-        await direct_count_becomes(live_server_url, 1)
-        assert sockets[0][1] == sockets[1][1]  # the current statuses, in id order
+        await direct_count_becomes(live_server_url, 2)
+        await direct_count_becomes(live_server_url, 1, "sms_subscribers_direct_frames")
+        assert sockets[0][1] == sockets[1][1] == sockets[2][1]  # current statuses, id order
         await asyncio.to_thread(publish_burst)
         got = [[await raw_frame(client) for _ in ids] for client, _current in sockets]
-        assert got[0] == got[1]
+        assert got[0] == got[1] == got[2]
         events = [json.loads(frame)["payload"]["data"]["smsStatus"] for frame in got[0]]
         assert [event["notificationId"] for event in events] == ids
         assert {event["deliveryStatus"] for event in events} == {"SENT"}
