@@ -58,9 +58,13 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry_django.fields.field import StrawberryDjangoField
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
+from notification.graphql.optimizer_hints import CachedHintsOptimizer
 from notification.graphql.plain_rows import PlainRows, direct_kind, exact_model
 
 _NOT_LOADED = object()
+
+#: The middlewares whose per-field hook is strawberry-django's optimizer's, unchanged.
+_OPTIMIZERS = (DjangoOptimizerExtension, CachedHintsOptimizer)
 
 
 class PlainAttributeField(StrawberryDjangoField):
@@ -195,7 +199,7 @@ class PlainFieldExecutionContext(PlainRows, StrawberryGraphQLCoreExecutionContex
         if allowed is None:
             manager = self.middleware_manager
             middlewares = manager.middlewares if manager is not None else ()
-            allowed = all(type(m) is DjangoOptimizerExtension for m in middlewares)
+            allowed = all(type(m) in _OPTIMIZERS for m in middlewares)
             self.__dict__["_plain_allowed_value"] = allowed
         return allowed
 

@@ -92,14 +92,18 @@ def _context(user):
 def _graphql_core_schema(*extensions):
     """The project's schema types executed by graphql-core's own executor."""
     import strawberry
+    from strawberry_django.optimizer import DjangoOptimizerExtension
 
     from notification.graphql import parts
+    from notification.graphql.optimizer_hints import CachedHintsOptimizer
     from schema.schema import Mutation
 
+    library = [
+        DjangoOptimizerExtension if extension is CachedHintsOptimizer else extension
+        for extension in parts.EXTENSIONS
+    ]
     (query,) = parts.QUERY_TYPES
-    return strawberry.Schema(
-        query=query, mutation=Mutation, extensions=[*parts.EXTENSIONS, *extensions]
-    )
+    return strawberry.Schema(query=query, mutation=Mutation, extensions=[*library, *extensions])
 
 
 def _rows(staff_user):
