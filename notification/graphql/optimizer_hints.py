@@ -5,8 +5,8 @@ request (each sub-field's hints, GraphQL and model definitions) to find the
 queryset's ``only()`` and ``select_related()``: ~0.4 ms of listing 100
 notifications with their SMS, the largest GraphQL-only step left after the plain
 rows (issue 21's fourth profile). For the same selection the walk gives the same
-answer, so here it runs once per (schema, document text, operation, variables,
-field path, model, optimizer settings) and its result (an ``OptimizerStore``) is
+answer, so here it runs once per (schema, document, operation, variables, field
+path, model, optimizer settings) for a query and its result (an ``OptimizerStore``) is
 applied as the library applies it (``store.apply``, then the queryset marked
 optimized).
 
@@ -18,9 +18,11 @@ building a ``Prefetch``), and whatever they return lands in the store's
 ``prefetch_related`` or ``annotate``. So only a store with neither is kept; a
 selection whose store has either (a relation the visibility rule must filter, an
 annotation) is marked and always optimised by the library's own path, per request.
-Also the library's path, uncached: a queryset already optimised or evaluated, a
-manager or list, an inheritance queryset, an initial store, variables that are not
-plain JSON, a document without source location. Permissions are untouched: the
+Also the library's path, uncached: a mutation or subscription (their variables
+change with every request: a key per request would only add work), a queryset
+already optimised or evaluated, a manager or list, an inheritance queryset, an
+initial store, variables that are not plain JSON, a document without source
+location. Permissions are untouched: the
 store only chooses columns and joins; filtering (``get_queryset``, the visibility
 rule) happens before and the permission extensions around it, every request.
 
@@ -29,6 +31,7 @@ the library's, cached and not, for several users, documents and variables.
 """
 
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
@@ -47,7 +50,7 @@ from strawberry_django.queryset import get_queryset_config
 from strawberry_django.utils.inspect import get_possible_concrete_types, is_inheritance_qs
 
 #: Entries kept (documents x fields); past it the oldest half is dropped. A store is
-#: a few short lists; the key holds the document text (bounded by the token limit).
+#: a few short lists; the key holds the document's SHA-256, not its text.
 CACHE_SIZE = 512
 
 #: A key whose store the library's path must compute per request.
@@ -130,14 +133,16 @@ class CachedHintsOptimizer(DjangoOptimizerExtension):
             or is_inheritance_qs(qs)
         ):
             return None
-        location = info.operation.loc
+        operation = info.operation
+        if operation.operation is not OperationType.QUERY or operation.loc is None:
+            return None
         variables = _variables_key(info.variable_values)
-        if location is None or variables is None:
+        if variables is None:
             return None
         return (
             info.schema,
-            location.source.body,
-            location.start,
+            hashlib.sha256(operation.loc.source.body.encode()).digest(),
+            operation.loc.start,
             variables,
             _field_path(info),
             info.parent_type.name,

@@ -155,3 +155,27 @@ def test_variables_that_are_not_plain_json_are_never_keys():
     # Not a queryset (a manager, a list): the library's path.
     assert optimizer._key(Notification.objects, None) is None
     assert optimizer._key([], None) is None
+
+
+def test_only_queries_are_keyed():
+    """A mutation's or subscription's variables change per request: nothing is kept."""
+    from types import SimpleNamespace
+
+    from graphql import parse
+
+    optimizer = optimizer_hints.CachedHintsOptimizer()
+
+    def info(document: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            operation=parse(document).definitions[0],
+            variable_values={},
+            schema=schema._schema,
+            path=None,
+            parent_type=SimpleNamespace(name="Query"),
+            field_name="notifications",
+        )
+
+    queryset = Notification.objects.all()
+    assert optimizer._key(queryset, info("query { notifications }")) is not None
+    assert optimizer._key(queryset, info("mutation { notifications }")) is None
+    assert optimizer._key(queryset, info("subscription { notifications }")) is None
