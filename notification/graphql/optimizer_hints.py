@@ -37,6 +37,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from graphql import GraphQLResolveInfo, OperationType, get_named_type
+from graphql.pyutils import Path
 from strawberry.types import Info
 from strawberry_django.optimizer import (
     DjangoOptimizerExtension,
@@ -66,7 +67,7 @@ def _remember(key: tuple, value: Any) -> None:
     _stores[key] = value
 
 
-def _variables_key(variables: dict[str, Any]) -> str | None:
+def _variables_key(variables: Any) -> str | None:
     """The variables as canonical JSON, or None when one is not plain JSON data."""
     try:
         return json.dumps(variables, sort_keys=True, allow_nan=False)
@@ -77,7 +78,7 @@ def _variables_key(variables: dict[str, Any]) -> str | None:
 def _field_path(info: GraphQLResolveInfo) -> tuple:
     """The field's response path with its parent types, list indices left out."""
     keys = []
-    path = info.path
+    path: Path | None = info.path
     while path is not None:
         if not isinstance(path.key, int):
             keys.append((path.key, path.typename))
@@ -100,7 +101,7 @@ class CachedHintsOptimizer(DjangoOptimizerExtension):
     ) -> Any:
         raw = info._raw_info if isinstance(info, Info) else info
         key = self._key(qs, raw) if store is None and self.enabled.get() else None
-        found = _stores.get(key) if key is not None else _PER_REQUEST
+        found: Any = _stores.get(key) if key is not None else _PER_REQUEST
         if found is None:  # first time: walk as the library does, keep it if it may be kept
             assert key is not None
             found = self._walk(qs, raw)
@@ -136,7 +137,10 @@ class CachedHintsOptimizer(DjangoOptimizerExtension):
         operation = info.operation
         if operation.operation is not OperationType.QUERY or operation.loc is None:
             return None
-        variables = _variables_key(info.variable_values)
+        # graphql-core passes the coerced values (typed as ``VariableValues``, whose
+        # ``coerced`` they are in its stubs).
+        values = info.variable_values
+        variables = _variables_key(getattr(values, "coerced", values))
         if variables is None:
             return None
         return (

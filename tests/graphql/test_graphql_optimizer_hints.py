@@ -177,5 +177,11 @@ def test_only_queries_are_keyed():
 
     queryset = Notification.objects.all()
     assert optimizer._key(queryset, info("query { notifications }")) is not None
+    # graphql-core's typed form of the variables: keyed by their coerced values.
+    from graphql.execution.values import VariableValues
+
+    typed = info("query { notifications }")
+    typed.variable_values = VariableValues(sources={}, coerced={"skip": True})
+    assert '{"skip": true}' in optimizer._key(queryset, typed)
     assert optimizer._key(queryset, info("mutation { notifications }")) is None
     assert optimizer._key(queryset, info("subscription { notifications }")) is None
