@@ -25,7 +25,7 @@ else (a file field, a custom descriptor).
 """
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from django.db.models.base import ModelState
@@ -38,6 +38,7 @@ _PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
 #: Per model class: the attnames whose value ``load_from_db`` may write directly
 #: (None: the class itself needs Django's path).
 _plain_attnames: dict[type, frozenset[str] | None] = {}
+_UNKNOWN = object()
 
 
 def _attnames_for(cls: type[models.Model]) -> frozenset[str] | None:
@@ -78,18 +79,22 @@ def load_from_db(
     ``field_names`` names ``values`` one for one (Django passes the loaded
     columns' attnames in the row's order, all of them or the loaded subset).
     """
-    plain = _attnames_for(cls)
+    # Called once per instance (200 times to list 100 notifications with their SMS):
+    # the look-ups are inlined, the receiver test asks the class only when the
+    # process has a receiver at all, and the lengths are compared once, above zip.
+    found = _plain_attnames.get(cls, _UNKNOWN)
+    plain = _attnames_for(cls) if found is _UNKNOWN else cast("frozenset[str] | None", found)
     if (
         kwargs  # a newer Django's keyword options (fetch_mode): its own path
         or plain is None
         or len(field_names) != len(values)
         or not plain.issuperset(field_names)
-        or _init_receivers(cls)
+        or ((pre_init.receivers or post_init.receivers) and _init_receivers(cls))
     ):
         return models.Model.from_db.__func__(cls, db, field_names, values, **kwargs)  # type: ignore[attr-defined]
     new = cls.__new__(cls)
     state = new._state = ModelState()
     state.adding = False
     state.db = db
-    new.__dict__.update(zip(field_names, values, strict=True))
+    new.__dict__.update(zip(field_names, values))  # noqa: B905  (lengths compared above)
     return new

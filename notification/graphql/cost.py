@@ -198,11 +198,27 @@ class _ListLiterals(Visitor):
         self.lengths.append(len(node.values))
 
 
-def list_over_cap(document: DocumentNode, variables: Any, cap: int) -> ListOverCap | None:
-    """The first list of this request over ``cap`` items, or all of them over ``2 * cap``."""
+def literal_list_lengths(document: DocumentNode) -> tuple[int, ...]:
+    """The length of each list literal in ``document``, in document order."""
     literals = _ListLiterals()
     visit(document, literals)
-    found: Iterator[tuple[str, int]] = (("document", n) for n in literals.lengths)
+    return tuple(literals.lengths)
+
+
+def list_over_cap(
+    document: DocumentNode,
+    variables: Any,
+    cap: int,
+    literal_lengths: tuple[int, ...] | None = None,
+) -> ListOverCap | None:
+    """The first list of this request over ``cap`` items, or all of them over ``2 * cap``.
+
+    ``literal_lengths``: the document's ``literal_list_lengths`` when the caller has
+    them (a cached document's: the same document object, the same lengths).
+    """
+    if literal_lengths is None:
+        literal_lengths = literal_list_lengths(document)
+    found: Iterator[tuple[str, int]] = (("document", n) for n in literal_lengths)
     if isinstance(variables, dict):
         found = itertools.chain(found, _variable_lists(variables, "variables"))
     total = 0
@@ -227,6 +243,9 @@ class ValidDocument:
 
     document: DocumentNode
     costs: tuple[tuple[object, Cost], ...]
+    #: ``literal_list_lengths(document)``, so a request does not walk it again (None:
+    #: not known, walked per request).
+    list_lengths: tuple[int, ...] | None = None
 
 
 class DocumentCache:

@@ -51,7 +51,6 @@ from graphql import (
     get_nullable_type,
     is_leaf_type,
     is_non_null_type,
-    is_object_type,
 )
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -59,9 +58,13 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry_django.fields.field import StrawberryDjangoField
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from notification.graphql.plain_rows import FALLBACK, build_row, direct_kind, plain_is_type_of
+from notification.graphql.optimizer_hints import CachedHintsOptimizer
+from notification.graphql.plain_rows import PlainRows, direct_kind, exact_model
 
 _NOT_LOADED = object()
+
+#: The middlewares whose per-field hook is strawberry-django's optimizer's, unchanged.
+_OPTIMIZERS = (DjangoOptimizerExtension, CachedHintsOptimizer)
 
 
 class PlainAttributeField(StrawberryDjangoField):
@@ -167,60 +170,12 @@ async def _with_awaited_fields(
     return results
 
 
-class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class PlainFieldExecutionContext(PlainRows, StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor with the plain-field shortcut (see the module docstring).
 
-    Rows: a list item whose whole selection is plain is built in one loop, else by
-    graphql-core's path (``notification.graphql.plain_rows``).
+    Rows: the items of a list whose whole selection is plain are built in one loop,
+    the others by graphql-core's path (``notification.graphql.plain_rows.PlainRows``).
     """
-
-    def complete_list_item_value(
-        self,
-        item: Any,
-        complete_results: list[Any],
-        item_type: Any,
-        field_details_list: Any,
-        info: Any,
-        item_path: Any,
-        position_context: Any,
-    ) -> bool:
-        """graphql-core's, with a plain row appended directly (see the class docstring)."""
-        if item is not None and position_context is None and self._plain_allowed():
-            plan = self._row_plan(get_nullable_type(item_type), field_details_list)
-            if plan is not None:
-                try:
-                    row = self._plain_row(plan, item, info)
-                except Exception:
-                    row = FALLBACK  # graphql-core's path raises and locates it
-                if row is not FALLBACK:
-                    complete_results.append(row)
-                    return False
-        return super().complete_list_item_value(
-            item,
-            complete_results,
-            item_type,
-            field_details_list,
-            info,
-            item_path,
-            position_context,
-        )
-
-    def _row_plan(self, object_type: Any, field_details_list: Any) -> tuple | None:
-        """A plain selection's plan, else None; memoised as ``collect_subfields`` is."""
-        memo = self.__dict__.setdefault("_plain_row_plans", {})
-        key = (object_type, id(field_details_list))
-        found = memo.get(key)
-        if found is not None:
-            return found[1]
-        plan = None
-        if is_object_type(object_type) and plain_is_type_of(object_type):
-            grouped_field_set, new_defer_usages, _ = self.collect_subfields(
-                object_type, field_details_list
-            )
-            if not new_defer_usages:
-                plan = self._row_entries(object_type, grouped_field_set)
-        memo[key] = (field_details_list, plan)
-        return plan
 
     def _row_entries(self, object_type: Any, grouped_field_set: Any) -> tuple | None:
         """The entries of a row plan (``plain_rows.build_row``), or None if one is not plain."""
@@ -237,18 +192,14 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 entries.append((response_name, plan[1], is_non_null_type(field_type), nested))
             else:
                 return None
-        return (object_type.is_type_of, tuple(entries))
-
-    def _plain_row(self, plan: tuple, item: Any, info: Any) -> Any:
-        """The completed dict for ``item``, or ``FALLBACK`` (``plain_rows.build_row``)."""
-        return build_row(plan, item, info, self.complete_leaf_value)
+        return (object_type.is_type_of, tuple(entries), exact_model(object_type))
 
     def _plain_allowed(self) -> bool:
         allowed = self.__dict__.get("_plain_allowed_value")
         if allowed is None:
             manager = self.middleware_manager
             middlewares = manager.middlewares if manager is not None else ()
-            allowed = all(type(m) is DjangoOptimizerExtension for m in middlewares)
+            allowed = all(type(m) in _OPTIMIZERS for m in middlewares)
             self.__dict__["_plain_allowed_value"] = allowed
         return allowed
 

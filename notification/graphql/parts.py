@@ -30,7 +30,6 @@ from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.types import Info
 from strawberry_django.auth.utils import get_current_user
-from strawberry_django.optimizer import DjangoOptimizerExtension
 from strawberry_django.ordering import apply_ordering
 from strawberry_django.pagination import OffsetPaginated, OffsetPaginationInput
 
@@ -42,6 +41,7 @@ from notification.graphql.filters import (
     login_required,
 )
 from notification.graphql.mutations import NotificationMutation, ResendMutation
+from notification.graphql.optimizer_hints import CachedHintsOptimizer
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.throttles import user_rate_limit
 from notification.graphql.types import Notification, SmsSegments, User
@@ -140,5 +140,5 @@ class Query:
 QUERY_TYPES: tuple[type, ...] = (Query,)
 MUTATION_TYPES: tuple[type, ...] = (NotificationMutation, ResendMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (Subscription,)
-EXTENSIONS = [QueryLimits, DjangoOptimizerExtension]
+EXTENSIONS = [QueryLimits, CachedHintsOptimizer]
 EXECUTION_CONTEXT_CLASS = SharedEventExecutionContext

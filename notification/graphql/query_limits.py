@@ -49,6 +49,7 @@ from notification.graphql.cost import (
     ValidDocument,
     cache_key,
     list_over_cap,
+    literal_list_lengths,
     operation_costs,
 )
 
@@ -109,7 +110,10 @@ class QueryLimits(SchemaExtension):
             if valid is None:
                 costs = _costs(document)
             errors = limit_errors(
-                context, valid.costs if valid else costs, memoised=valid is not None
+                context,
+                valid.costs if valid else costs,
+                memoised=valid is not None,
+                list_lengths=valid.list_lengths if valid else None,
             )
             if errors:
                 # Set before validation runs: strawberry then skips the full validation.
@@ -128,7 +132,7 @@ class QueryLimits(SchemaExtension):
             and context.pre_execution_errors == []
             and isinstance(costs, tuple)
         ):
-            VALID_DOCUMENTS.put(key, ValidDocument(document, costs))
+            VALID_DOCUMENTS.put(key, ValidDocument(document, costs, literal_list_lengths(document)))
         without_suggestions(context.pre_execution_errors)
 
     def on_execute(self) -> Iterator[None]:
@@ -144,12 +148,14 @@ def limit_errors(
     costs: "tuple | RecursionError | None" = None,
     *,
     memoised: bool = False,
+    list_lengths: tuple[int, ...] | None = None,
 ) -> list[GraphQLError]:
     """The first limit this context's document exceeds, as coded errors (none: []).
 
     ``costs``: the document's ``_costs`` when the caller already has them. ``memoised``:
     the document comes from ``VALID_DOCUMENTS``, so it passed the introspection rule
     under the same switch (part of the key) and that walk is not run again.
+    ``list_lengths``: its ``literal_list_lengths`` when memoised with it.
     """
     if costs is None:
         costs = _costs(context.graphql_document)
@@ -162,7 +168,7 @@ def limit_errors(
                 extensions={"code": "operation_name_required"},
             )
         ]
-    error = _items_error(document, context.variables) or _cost_error(costs)
+    error = _items_error(document, context.variables, list_lengths) or _cost_error(costs)
     if error is not None:
         return [error]
     if not memoised and not introspection_enabled():
@@ -173,9 +179,11 @@ def limit_errors(
     return []
 
 
-def _items_error(document: DocumentNode, variables: object) -> GraphQLError | None:
+def _items_error(
+    document: DocumentNode, variables: object, list_lengths: tuple[int, ...] | None = None
+) -> GraphQLError | None:
     cap = app_settings.GRAPHQL_MAX_ITEMS
-    found = list_over_cap(document, variables, cap) if cap else None
+    found = list_over_cap(document, variables, cap, list_lengths) if cap else None
     if found is None:
         return None
     if found.total:

@@ -65,6 +65,20 @@ def test_the_item_cap_applies_to_each_requests_variables(graphql, staff_user):
         assert code(gql.execute(query, {"ids": ["1", "2", "3", "4"]})) == "too_many_items"
 
 
+def test_the_item_cap_applies_to_a_memoised_documents_own_lists(graphql, staff_user):
+    """The memo keeps the document's list lengths; the cap of the moment judges them."""
+    gql = graphql(staff_user)
+    query = '{ notifications(filters: {id: {inList: ["1", "2", "3"]}}) { totalCount } }'
+    assert gql.data(query) == {"notifications": {"totalCount": 0}}
+    ((entry,),) = [list(VALID_DOCUMENTS._entries.values())]
+    assert entry.list_lengths == (3,)
+    with sms_settings(GRAPHQL_MAX_ITEMS=2):
+        refused = gql.execute(query)
+        assert code(refused) == "too_many_items"
+        assert refused["errors"][0]["extensions"]["field"] == "document"
+    assert gql.data(query) == {"notifications": {"totalCount": 0}}
+
+
 def test_introspection_switched_off_refuses_a_document_memoised_with_it_on(graphql, staff_user):
     gql = graphql(staff_user)
     query = "query { __schema { queryType { name } } }"

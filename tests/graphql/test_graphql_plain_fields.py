@@ -92,14 +92,18 @@ def _context(user):
 def _graphql_core_schema(*extensions):
     """The project's schema types executed by graphql-core's own executor."""
     import strawberry
+    from strawberry_django.optimizer import DjangoOptimizerExtension
 
     from notification.graphql import parts
+    from notification.graphql.optimizer_hints import CachedHintsOptimizer
     from schema.schema import Mutation
 
+    library = [
+        DjangoOptimizerExtension if extension is CachedHintsOptimizer else extension
+        for extension in parts.EXTENSIONS
+    ]
     (query,) = parts.QUERY_TYPES
-    return strawberry.Schema(
-        query=query, mutation=Mutation, extensions=[*parts.EXTENSIONS, *extensions]
-    )
+    return strawberry.Schema(query=query, mutation=Mutation, extensions=[*library, *extensions])
 
 
 def _rows(staff_user):
@@ -336,3 +340,65 @@ def test_plain_rows_err_as_graphql_core_does(staff_user):
     assert fast.errors and len(fast.errors) == 3
     assert _response_bytes(fast) == _response_bytes(reference)
     assert built == [False, False, False, False]  # each erring row: graphql-core's path
+
+
+BENCH_LIST = """
+{ notifications(pagination: {limit: 100}) {
+    totalCount
+    results { id title status createdDatetime sms { toPhoneNumber deliveryStatus segments } }
+} }
+"""
+
+
+@pytest.mark.django_db
+def test_a_list_of_only_plain_rows_gives_graphql_cores_bytes(staff_user):
+    """bench/api.py's list: every row built ahead, graphql-core's item loop never runs."""
+    _row_variety(staff_user)
+    built: list[bool] = []
+    fast = _counting_schema(built).execute_sync(BENCH_LIST, context_value=_context(staff_user))
+    reference = _graphql_core_schema().execute_sync(BENCH_LIST, context_value=_context(staff_user))
+    assert fast.errors is None, fast.errors
+    assert _response_bytes(fast) == _response_bytes(reference)
+    assert built == [True, True, True, True], built
+    # Newest first: the row without an SMS is plain too (a null to-one in a nullable field).
+    assert [row["sms"] is None for row in fast.data["notifications"]["results"]] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_the_exact_model_shortcut_answers_as_strawberry_djangos_is_type_of():
+    """``build_row`` skips ``is_type_of`` for an instance of exactly the type's model
+    without a type cast: for every object, its answer must be the library's."""
+    import strawberry
+
+    from notification.graphql import types
+    from notification.graphql.plain_rows import FALLBACK as _FALLBACK
+    from notification.graphql.plain_rows import build_row, exact_model
+    from notification.models import SmsNotification
+
+    class Stranger:
+        pass
+
+    notification_type = schema._schema.get_type("Notification")
+    sms_type = schema._schema.get_type("SmsNotification")
+    assert exact_model(notification_type) is Notification  # the shortcut is taken
+    assert exact_model(sms_type) is SmsNotification
+    objects = [
+        Notification(title="t"),
+        SmsNotification(),
+        strawberry.cast(types.Notification, Notification(title="t")),
+        strawberry.cast(types.SmsNotification, Notification(title="t")),
+        strawberry.cast(types.Notification, SmsNotification()),
+        Stranger(),
+    ]
+    for object_type in (notification_type, sms_type):
+        plan = (object_type.is_type_of, (), exact_model(object_type))
+        answers = [build_row(plan, item, None, None) is not _FALLBACK for item in objects]
+        assert answers == [object_type.is_type_of(item, None) is True for item in objects]
+    assert [
+        build_row((notification_type.is_type_of, (), Notification), item, None, None) == {}
+        for item in objects[:3]
+    ] == [True, False, True]

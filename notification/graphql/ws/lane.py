@@ -50,6 +50,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from notification import instruments
+from notification.graphql.optimizer_hints import CachedHintsOptimizer
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
 from notification.graphql.ws.frames import encode_value, event_data, plan_of, selection_of
@@ -59,7 +60,9 @@ logger = logging.getLogger(__name__)
 
 #: Schema extensions that add nothing to a subscription's results (no ``extensions``
 #: entry, no rewritten data): anything else keeps strawberry's path.
-_NEUTRAL_EXTENSIONS = frozenset({QueryLimits, DjangoOptimizerExtension, ParseAndValidateInThread})
+_NEUTRAL_EXTENSIONS = frozenset(
+    {QueryLimits, DjangoOptimizerExtension, CachedHintsOptimizer, ParseAndValidateInThread}
+)
 
 
 class _Target:
