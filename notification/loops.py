@@ -96,6 +96,30 @@ def run_exit_closers() -> None:
             asyncio.run_coroutine_threadsafe(close_all(), loop).result(EXIT_TIMEOUT_SECONDS)
 
 
+class PerLoop(Generic[T]):
+    """One ``T`` per event loop, made by ``factory`` on first use from that loop.
+
+    State bound to a loop (its listeners, its semaphores, its pending batches) must
+    not be shared with another loop: asyncio objects belong to the loop they were
+    made on. A closed loop's entry is dropped when a new loop asks (tests and
+    restarted servers leave closed loops behind), so the table holds only live ones.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._values: dict[asyncio.AbstractEventLoop, T] = {}
+
+    def get(self) -> T:
+        """The running loop's ``T``."""
+        loop = asyncio.get_running_loop()
+        value = self._values.get(loop)
+        if value is None:
+            for closed in [other for other in self._values if other.is_closed()]:
+                del self._values[closed]
+            value = self._values[loop] = self._factory()
+        return value
+
+
 # -------- lanes -------------------------------------------------------------------------
 
 Job = Callable[[], Awaitable[Any]]

@@ -24,8 +24,6 @@ loop, a large share of the server's CPU per change at 1,000 subscribers
 import asyncio
 import contextlib
 import logging
-import os
-import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -38,6 +36,7 @@ from notification.conf import app_settings
 from notification.connections import group_send_many
 from notification.delivery import status_payloads
 from notification.exceptions import SmsNotificationError
+from notification.loops import PerLoop, process_loop
 from notification.signals import send_status_changed
 
 logger = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ logger = logging.getLogger(__name__)
 # sends lost publishes that way under concurrent status callbacks (README,
 # "Profiling notes").
 _PUBLISH_CONCURRENCY = 32
-_publish_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+_publish_slots = PerLoop(lambda: asyncio.Semaphore(_PUBLISH_CONCURRENCY))
 
 
 def notification_group(notification_id: int | str) -> str:
@@ -83,11 +82,6 @@ def publish_status_changes(notification_ids: Iterable[int]) -> None:
         logger.exception("Could not publish status changes for notifications %s", notification_ids)
 
 
-_publisher_lock = threading.Lock()
-#: (process id, loop): a forked process (an RQ work horse) starts its own.
-_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None
-
-
 def _publisher_loop() -> asyncio.AbstractEventLoop:
     """One event loop per process, in a daemon thread, for publishes from sync code.
 
@@ -95,16 +89,11 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
     keeps its Redis connections per loop: every batch of the send job opened up to
     ``_PUBLISH_CONCURRENCY`` new connections (each a handshake plus redis-py's
     driver-info lookup), a fifth of a send worker's CPU (README, "Benchmarks").
-    One long-lived loop keeps them; a connection broken by a Redis restart is
-    replaced by redis-py's retry, as in the ASGI process's own loop.
+    One long-lived loop keeps them (``loops.process_loop``: a forked RQ work horse
+    starts its own); a connection broken by a Redis restart is replaced by
+    redis-py's retry, as in the ASGI process's own loop.
     """
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None or _publisher[0] != os.getpid() or _publisher[1].is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="status-publish", daemon=True).start()
-            _publisher = (os.getpid(), loop)
-        return _publisher[1]
+    return process_loop("status-publish")
 
 
 async def publish_payloads(payloads: list[dict[str, Any]]) -> None:
@@ -115,16 +104,6 @@ async def publish_payloads(payloads: list[dict[str, Any]]) -> None:
             await _send_all(layer, payloads)
     except Exception:
         logger.exception("Could not publish status changes %s", payloads)
-
-
-def _loop_publish_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    semaphore = _publish_slots.get(loop)
-    if semaphore is None:
-        for closed in [other for other in _publish_slots if other.is_closed()]:
-            del _publish_slots[closed]
-        semaphore = _publish_slots[loop] = asyncio.Semaphore(_PUBLISH_CONCURRENCY)
-    return semaphore
 
 
 async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
@@ -138,7 +117,7 @@ async def _send_all(layer: Any, payloads: list[dict[str, Any]]) -> None:
         groups += [user_group(owner) for owner in sorted(owners)]
         sends += [(group, {**payload, "group": group}) for group in groups]
     try:
-        async with _loop_publish_slots():
+        async with _publish_slots.get():
             await group_send_many(layer, sends)
     except Exception as exc:
         logger.error("%d status messages were not published: %r", len(sends), exc)
@@ -348,9 +327,6 @@ class StatusListeners:
             )
 
 
-_listeners: dict[asyncio.AbstractEventLoop, StatusListeners] = {}
-
-
 def _receiving_layer() -> Any:
     """A channel layer instance for ``StatusListeners`` alone (see its docstring).
 
@@ -368,10 +344,7 @@ def _receiving_layer() -> Any:
 
 def status_listeners() -> StatusListeners:
     """This event loop's ``StatusListeners`` (created on first use)."""
-    loop = asyncio.get_running_loop()
-    listeners = _listeners.get(loop)
-    if listeners is None:
-        for stale in [other for other in _listeners if other.is_closed()]:
-            del _listeners[stale]
-        listeners = _listeners[loop] = StatusListeners(_receiving_layer())
-    return listeners
+    return _listeners.get()
+
+
+_listeners = PerLoop(lambda: StatusListeners(_receiving_layer()))

@@ -30,6 +30,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from notification.loops import PerLoop
 from notification.status.events import publish_payloads
 
 
@@ -84,24 +85,14 @@ class _Batches:
             self.drainer = None
 
 
-_by_loop: dict[asyncio.AbstractEventLoop, _Batches] = {}
-
-
-def _batches() -> _Batches:
-    loop = asyncio.get_running_loop()
-    batches = _by_loop.get(loop)
-    if batches is None:
-        for closed in [other for other in _by_loop if other.is_closed()]:
-            del _by_loop[closed]
-        batches = _by_loop[loop] = _Batches()
-    return batches
+_batches = PerLoop(_Batches)
 
 
 async def publish_coalesced(payloads: list[dict[str, Any]]) -> None:
     """Publish ``payloads`` with whatever other callbacks publish meanwhile; never raises."""
     if not payloads:
         return
-    batches = _batches()
+    batches = _batches.get()
     loop = asyncio.get_running_loop()
     published: asyncio.Future[None] = loop.create_future()
     batches.join(payloads, published)

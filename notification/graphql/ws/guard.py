@@ -64,6 +64,7 @@ from notification.graphql.ws.authority import (
     session_key,
     socket_user_group,
 )
+from notification.loops import PerLoop
 from notification.status.events import ListenerDropped, status_listeners
 
 logger = logging.getLogger(__name__)
@@ -299,18 +300,12 @@ class SessionRechecks:
                     logger.exception("Could not apply a websocket session's re-check")
 
 
-_session_rechecks: dict[asyncio.AbstractEventLoop, SessionRechecks] = {}
+_session_rechecks = PerLoop(SessionRechecks)
 
 
 def session_rechecks() -> SessionRechecks:
     """This event loop's ``SessionRechecks`` (created on first use)."""
-    loop = asyncio.get_running_loop()
-    rechecks = _session_rechecks.get(loop)
-    if rechecks is None:
-        for stale in [other for other in _session_rechecks if other.is_closed()]:
-            del _session_rechecks[stale]
-        rechecks = _session_rechecks[loop] = SessionRechecks()
-    return rechecks
+    return _session_rechecks.get()
 
 
 def _too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
