@@ -39,7 +39,10 @@ ways, each fixed by ``RebasedAsyncHttpClient``:
   ``NO_PROXY``: the sync path's route), asked once per client, and the CA bundle is
   requests' too (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's).
 
-Plus the ``TWILIO_BASE_URL`` re-basing of ``BaseUrlHttpClient``.
+Plus the ``TWILIO_BASE_URL`` re-basing of ``BaseUrlHttpClient``, and the form encoded
+here (``form_body``): given a dict, aiohttp builds a ``FormData`` per request, whose
+constructor makes a multipart writer (with a ``uuid4`` boundary) that a plain form
+never uses: a tenth of the sending loop's CPU at 0 ms latency.
 
 ``AsyncClients`` keeps one SDK client per event loop for the current settings; a
 client whose settings were replaced is closed once its last request is answered, and
@@ -52,7 +55,7 @@ import ssl
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests.utils
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, encode_basic_auth
@@ -116,6 +119,22 @@ def rebase(url: str, base: tuple[str, str, str] | None) -> str:
         return url
     parts = urlsplit(url)
     return urlunsplit((base[0], base[1], base[2] + parts.path, parts.query, parts.fragment))
+
+
+#: The content type aiohttp's ``FormData`` gives a UTF-8 form.
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_FORM_SCALARS = (str, int, float)
+
+
+def form_body(data: dict[str, object]) -> bytes | None:
+    """``data`` as the bytes aiohttp's ``FormData`` would send for it (UTF-8,
+    ``doseq``), or ``None`` when a value is not a plain scalar or a list of them
+    (a file, bytes: aiohttp's multipart path decides then)."""
+    for value in data.values():
+        items = value if isinstance(value, list | tuple) else (value,)
+        if not all(isinstance(item, _FORM_SCALARS) for item in items):
+            return None
+    return urlencode(list(data.items()), doseq=True, encoding="utf-8").encode()
 
 
 def requests_ca_context() -> ssl.SSLContext:
@@ -189,11 +208,15 @@ class RebasedAsyncHttpClient(AsyncTwilioHttpClient):
                 self._auth = (auth, encode_basic_auth(auth[0], auth[1]))
             headers["Authorization"] = self._auth[1]
         proxy, proxy_headers = self._proxy(url)
+        body: bytes | dict[str, object] | None = data
+        if data is not None and (encoded := form_body(data)) is not None:
+            body = encoded
+            headers.setdefault("Content-Type", FORM_CONTENT_TYPE)
         async with self._session().request(
             method.upper(),
             url,
             params=cast(Any, params),
-            data=data,
+            data=body,
             headers=headers,
             allow_redirects=allow_redirects,
             proxy=proxy,

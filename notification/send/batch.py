@@ -225,11 +225,13 @@ def _dispatch(
     clock: Callable[[], datetime],
     concurrency: int | None,
     backend_factory: Callable[[], BaseSmsBackend] | None,
-) -> tuple[list["Future[SendOutcome]"], DispatchLog | None]:
+) -> tuple["Future[list[SendOutcome]]", DispatchLog | None]:
     """Queue the claimed rows on the sending threads, each recorded in the batch's
     dispatch log as it leaves; returns without waiting for the answers."""
     if not batch.to_send:
-        return [], None
+        nothing: Future[list[SendOutcome]] = Future()
+        nothing.set_result([])
+        return nothing, None
     dispatch_log = DispatchLog(batch.token)
     try:
         dispatch_log.open()
@@ -244,13 +246,13 @@ def _dispatch(
         record_start=dispatch_log.record_start,
         record_start_async=dispatch_log.record_start_async,
     )
-    futures = dispatcher.submit_all(
+    answers = dispatcher.submit_all(
         [
             SendRequest(sms.pk, sms.to_phone_number, sms.notification.body, sms.segments)
             for sms in batch.to_send
         ]
     )
-    return futures, dispatch_log
+    return answers, dispatch_log
 
 
 def _write_and_close_log(
@@ -287,7 +289,8 @@ class InFlightBatch:
 
     batch: ClaimedBatch
     recovered: RecoveryCounts
-    futures: list["Future[SendOutcome]"]
+    #: Every request's outcome, in order, once the last one is answered.
+    answers: "Future[list[SendOutcome]]"
     dispatch_log: DispatchLog | None
     clock: Callable[[], datetime]
     queue_target: int | None
@@ -315,19 +318,19 @@ def start_batch(
     now = clock()
     recovered = recover_stale_claims(now, app_settings.TWILIO_SMS_CLAIM_TIMEOUT)
     batch = _claim(now, batch_segments, queue_target)
-    futures, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
+    answers, dispatch_log = _dispatch(batch, clock, concurrency, backend_factory)
     full_size = batch_segments or app_settings.TWILIO_SMS_BATCH_SIZE
     filled = sum(effective_segments(sms) for sms in batch.to_send) >= full_size
     more_due = batch.wait_reason == WAIT_BUDGET or (filled and batch.budget >= full_size)
     return InFlightBatch(
-        batch, recovered, futures, dispatch_log, clock, queue_target, started, more_due
+        batch, recovered, answers, dispatch_log, clock, queue_target, started, more_due
     )
 
 
 def finish_batch(flight: InFlightBatch) -> BatchReport:
     """Wait for the batch's answers, write them, drop its dispatch log, log one line."""
     batch, recovered, queue_target = flight.batch, flight.recovered, flight.queue_target
-    outcomes = [future.result() for future in flight.futures]
+    outcomes = flight.answers.result()
     counts = _write_and_close_log(batch, outcomes, flight.dispatch_log, flight.clock())
     report = BatchReport(
         **asdict(counts),

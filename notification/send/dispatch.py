@@ -6,8 +6,8 @@ slowest of a few round trips at a time instead of one round trip per message
 
 They are coroutines on one event loop per process (``loops.shared_lanes``: a
 daemon thread, started on first use, re-made in a forked RQ work horse), at
-most that many at a time, first in, first out, with ``concurrent.futures``
-results: ``submit_all`` returns at once, and the next batch's requests start
+most that many at a time, first in, first out, with one ``concurrent.futures``
+future per batch: ``submit_all`` returns at once, and the next batch's requests start
 as the previous batch's last ones finish (``run.run_paced`` overlaps them).
 A backend that sends natively async (``TwilioBackend``: the SDK's
 ``create_async`` on one aiohttp session) is awaited on the loop: a request
@@ -154,8 +154,8 @@ class DispatchLog:
 
     async def record_start_async(self, sms_id: int) -> None:
         """``record_start`` from a coroutine on the sending loop. The ids of requests
-        about to leave in the same loop iteration go in one script call (``Coalesced``:
-        one Redis write for several messages, each still waiting for its own record)."""
+        about to leave together (one loop iteration, or one round trip of the previous
+        write) go in one script call (``Coalesced``), each still waiting for its own record."""
         if self._coalesced is None:
             self._coalesced = Coalesced(self._record_many)
         await self._coalesced(sms_id)
@@ -369,8 +369,9 @@ class Dispatcher:
             result = _unexpected(exc)
         return self._outcome(request, result)
 
-    def submit_all(self, requests: Sequence[SendRequest]) -> list["Future[SendOutcome]"]:
-        """Queue every request on the sending loop's lanes and return at once.
+    def submit_all(self, requests: Sequence[SendRequest]) -> "Future[list[SendOutcome]]":
+        """Queue every request on the sending loop's lanes and return at once; the
+        future's result is their outcomes, in order.
 
         The lanes take them first in, first out, so requests of a batch submitted
         while an earlier batch is in flight start as that batch's last ones finish
@@ -380,7 +381,7 @@ class Dispatcher:
         return lanes.submit_all([functools.partial(self.send_one_async, r) for r in requests])
 
     def send_all(self, requests: Sequence[SendRequest]) -> list[SendOutcome]:
-        return [future.result() for future in self.submit_all(requests)]
+        return self.submit_all(requests).result()
 
 
 def _unexpected(exc: Exception) -> SendFailure:

@@ -1,34 +1,28 @@
 """Writing a batch's outcomes back: a constant number of queries per batch.
 
-All rows are written with one ``UPDATE ... FROM (VALUES ...)`` per table (see
-``bulk_write``). Both updates are guarded by our claim token, so a row that is
-no longer ours (recovered after an implausibly long stall) is never
-overwritten. After commit, status callbacks that raced the write are settled
-(``announce_written``), then the status-change events fire once. How a failure
-is retried and worded is the delivery rules' (``notification.delivery``).
-A lost database connection during the write is retried with the answers kept
-in memory (``connections.write_with_retry``).
+All rows are written with one ``UPDATE ... FROM (VALUES ...)`` per table (below),
+guarded by our claim token, so a row that is no longer ours (recovered after an
+implausibly long stall) is never overwritten. After commit, status callbacks that
+raced the write are settled (``announce_written``), then the status-change events
+fire once. How a failure is retried and worded is ``notification.delivery``'s. A
+lost database connection during the write is retried with the answers kept in
+memory (``connections.write_with_retry``).
 
 Bulk write: one ``UPDATE ... FROM (VALUES ...)`` for many rows with different values.
 
 Django's ``bulk_update`` builds a ``CASE WHEN pk = ... THEN ...`` expression per
-field and row; for a 100-row batch with a dozen fields that is over a thousand
-expression objects, and resolving them took most of a batch's time
-(``bench/send.py``; README, "Profiling notes"). This writes the same rows with a single
-statement that joins a ``VALUES`` list, supported by PostgreSQL and by SQLite
-3.33+. Values go through each field's ``get_db_prep_save`` (so datetimes and
-choices are stored exactly as the ORM stores them) and, on PostgreSQL, are
-cast to the column type because ``VALUES`` literals arrive untyped.
+field and row: over a thousand expression objects for a 100-row batch, most of a
+batch's time (README, "Profiling notes"). This writes the same rows with one
+statement joining a ``VALUES`` list (PostgreSQL, SQLite 3.33+). Values go through
+each field's ``get_db_prep_save`` (stored exactly as the ORM stores them) and, on
+PostgreSQL, are cast to the column type because ``VALUES`` literals arrive untyped.
 
-On PostgreSQL the rows arrive as one JSON parameter (``json_to_recordset``,
-typed by the column list): a ``VALUES`` list has a placeholder per value (1,400
-for a 100-row batch of SMS rows), and psycopg's client-side parsing and quoting
-of them, in a query too long for its cache, was a quarter of a send worker's CPU
-(README, "Benchmarks"); one array per column still quoted every element in
-Python. ``json.dumps`` is C. Values are the ``get_db_prep_save`` ones; datetimes
-travel as ISO 8601 with their offset and decimals as strings, which PostgreSQL's
-own input functions read back exactly. SQLite binds its parameters in C, so it
-keeps the ``VALUES`` list.
+On PostgreSQL the rows arrive as one JSON parameter (``json_to_recordset``, typed
+by the column list): psycopg's client-side quoting of a placeholder per value
+(1,400 for 100 SMS rows) was a quarter of a send worker's CPU (README,
+"Benchmarks"). ``json.dumps`` is C; datetimes travel as ISO 8601 with their
+offset and decimals as strings, which PostgreSQL's input functions read back
+exactly. SQLite binds its parameters in C, so it keeps the ``VALUES`` list.
 """
 
 import json
@@ -38,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from django.db import connection, transaction
@@ -71,7 +66,7 @@ def _column_field(model: type[Model], name: str) -> Field:
     return field
 
 
-def _column_name(field: Field) -> str:
+def _column(field: Field) -> str:
     assert field.column is not None, f"{field} has no column"
     return field.column
 
@@ -86,7 +81,7 @@ def _assignments(model_fields: list[Field], keep_if_set: Sequence[str], *, cast:
     qn = connection.ops.quote_name
     assignments = []
     for index, field in enumerate(model_fields):
-        column = qn(_column_name(field))
+        column = qn(_column(field))
         ref = f"v.column{index + 2}"
         new = f"CAST({ref} AS {field.cast_db_type(connection)})" if cast else ref
         if field.name in keep_if_set:
@@ -111,15 +106,23 @@ class _Update:
         return f"{self.head} FROM {rows_source} {self.where}"
 
     def prepared(self, rows: Sequence[tuple[int, Sequence[Any]]]) -> list[list[Any]]:
-        """Each row as ``[pk, *values]``, the values as the ORM stores them."""
+        """Each row as ``[pk, *values]``, each distinct (column, type, value) prepared once
+        (most columns hold one value per batch: 1,700 ``get_db_prep_save`` calls were a
+        twelfth of the send worker's main thread; the type keeps ``1`` and ``True`` apart)."""
+        memo: dict[tuple[int, type, Any], Any] = {}
+
+        def prep(index: int, field: Field, value: Any) -> Any:
+            key = (index, type(value), value)
+            try:
+                return memo[key]
+            except KeyError:
+                memo[key] = prepared = field.get_db_prep_save(value, connection)
+                return prepared
+            except TypeError:  # unhashable (a JSON field's dict): prepared on its own
+                return field.get_db_prep_save(value, connection)
+
         return [
-            [
-                pk,
-                *(
-                    f.get_db_prep_save(v, connection)
-                    for f, v in zip(self.fields, values, strict=True)
-                ),
-            ]
+            [pk, *(prep(i, f, v) for i, (f, v) in enumerate(zip(self.fields, values, strict=True)))]
             for pk, values in rows
         ]
 
@@ -162,7 +165,7 @@ def update_rows(
     model_fields = [_column_field(model, name) for name in fields]
     cast = connection.vendor == "postgresql"
     assignments = _assignments(model_fields, keep_if_set, cast=cast)
-    pk_column = qn(_column_name(_column_field(model, meta.pk.name)))
+    pk_column = qn(_column(_column_field(model, meta.pk.name)))
     pk_value = f"CAST(v.column1 AS {meta.pk.cast_db_type(connection)})" if cast else "v.column1"
     update = _Update(
         fields=model_fields,
@@ -224,6 +227,7 @@ SMS_FIELDS = [
     "status_updated_datetime",
 ]
 NOTIFICATION_FIELDS = ["status", "status_message", "sent_datetime", "updated_datetime"]
+_sms_values, _notification_values = attrgetter(*SMS_FIELDS), attrgetter(*NOTIFICATION_FIELDS)
 
 Status = NotificationStatusChoices
 
@@ -311,10 +315,6 @@ def _apply_opt_out(sms: SmsNotification, counts: ResultCounts) -> None:
     counts.skipped_opt_out += 1
 
 
-def _values(instance, fields: list[str]) -> list:
-    return [getattr(instance, name) for name in fields]
-
-
 def write_results(
     batch: ClaimedBatch, outcomes: list[SendOutcome], *, now: datetime, max_attempts: int
 ) -> ResultCounts:
@@ -361,14 +361,14 @@ def _save(token: str, rows: list[SmsNotification], opted_out_by_twilio: list[str
         # Notifications first: their guard looks at the token we clear next.
         update_rows(
             Notification,
-            [(sms.notification_id, _values(sms.notification, NOTIFICATION_FIELDS)) for sms in rows],
+            [(sms.notification_id, _notification_values(sms.notification)) for sms in rows],
             NOTIFICATION_FIELDS,
             where_sql=f"t.id IN (SELECT notification_id FROM {sms_table} WHERE claim_token = %s)",
             where_params=[token],
         )
         update_rows(
             SmsNotification,
-            [(sms.pk, _values(sms, SMS_FIELDS)) for sms in rows],
+            [(sms.pk, _sms_values(sms)) for sms in rows],
             SMS_FIELDS,
             # A status callback may have raced our write: never move it back.
             keep_if_set=["delivery_status"],

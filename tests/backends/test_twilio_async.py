@@ -27,7 +27,12 @@ from notification.backends.twilio import (
     async_clients,
     build_async_twilio_client,
 )
-from notification.backends.twilio_http import RebasedAsyncHttpClient, rebase
+from notification.backends.twilio_http import (
+    FORM_CONTENT_TYPE,
+    RebasedAsyncHttpClient,
+    form_body,
+    rebase,
+)
 from notification.backends.twilio_payloads import classify_exception
 from notification.loops import process_loop, run_exit_closers
 from notification.send.dispatch import SEND_LOOP
@@ -56,6 +61,36 @@ def test_accepted_through_the_rebased_async_client(twilio_emulator: EmulatorHand
     assert result.sid == created["sid"] and result.status == "queued" and result.segments == 1
     # The emulator checks the Basic credentials: the header we set was accepted.
     assert twilio_emulator.requests()[0]["outcome"] == "accepted"
+
+
+def test_the_form_arrives_as_written(twilio_emulator: EmulatorHandle) -> None:
+    """The body is encoded here, not by aiohttp's ``FormData``: what Twilio stores is
+    still exactly the text, whatever it holds."""
+    body = "Ünïcødé 😀 & a=b+c %20 100% ? #frag\nline two"
+    result = send_on_the_sending_loop(message(body=body))
+
+    [created] = twilio_emulator.messages()
+    assert created["sid"] == result.sid and created["body"] == body
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"To": TO, "Body": "Ünïcødé 😀 & a=b+c %20", "ValidityPeriod": 600, "Flag": True},
+        {"MediaUrl": ["https://e.test/a?x=1&y=2", "https://e.test/b"], "Price": 0.5},
+        {},
+    ],
+)
+def test_the_form_body_is_what_aiohttp_formdata_would_send(data: dict) -> None:
+    expected = aiohttp.FormData(data)()
+
+    assert form_body(data) == expected._value
+    assert expected.content_type == FORM_CONTENT_TYPE
+
+
+def test_a_value_that_is_not_plain_form_text_is_left_to_aiohttp() -> None:
+    assert form_body({"Body": "hi", "File": b"raw bytes"}) is None
+    assert form_body({"MediaUrl": ["https://e.test/a", object()]}) is None
 
 
 @pytest.mark.parametrize(

@@ -314,6 +314,22 @@ def test_result_write_stores_every_value_exactly_as_the_orm_would(twilio_emulato
     assert (two.estimated_price, two.segments) == (None, 1)
 
 
+def test_result_write_prepares_equal_values_of_different_types_apart(twilio_emulator):
+    """Values are prepared once per distinct value: ``1`` and ``True`` compare equal,
+    but a text column stores them as "1" and "True"."""
+    from notification.models import SmsNotification
+    from notification.send.results import update_rows
+
+    rows = [make_sms(body=f"m{i}") for i in range(4)]
+    values = [1, True, 1, "same"]
+
+    update_rows(
+        SmsNotification, [(r.pk, [v]) for r, v in zip(rows, values, strict=True)], ["error_message"]
+    )
+
+    assert [reload(r).error_message for r in rows] == ["1", "True", "1", "same"]
+
+
 def test_rows_that_left_still_count_in_the_fluid_formula(twilio_emulator, settings):
     """FIFO: the messages that left used the drain; the rest have not drained with them."""
     set_sms(settings, TWILIO_SMS_RATE=2.0)

@@ -7,6 +7,8 @@ import asyncio
 import functools
 import threading
 
+import pytest
+
 from notification.backends.base import Accepted, BaseSmsBackend, OutgoingSms
 from notification.loops import Coalesced, Lanes, process_loop
 from notification.send.dispatch import (
@@ -51,7 +53,51 @@ def test_lanes_run_at_most_their_size_first_in_first_out_across_submissions() ->
     wait_until(lambda: started == [0, 1, 2, 3], what="the second submission's job")
     for gate in gates[2:]:
         loop.call_soon_threadsafe(gate.set)
-    assert [f.result(10) for f in first + second] == [0, 1, 2, 3]
+    assert first.result(10) + second.result(10) == [0, 1, 2, 3]
+
+
+def test_a_submission_fails_with_its_first_error_and_starts_nothing_more() -> None:
+    """One future per submission: a job that raises is the caller's answer, and the
+    submission's later jobs never start (nothing of it is written anyway)."""
+    loop = process_loop("test-lanes-error")
+    lanes = Lanes(loop, 1)
+    started: list[int] = []
+
+    async def job(index: int) -> int:
+        started.append(index)
+        if index == 1:
+            raise RuntimeError("job 1 failed")
+        return index
+
+    failing = lanes.submit_all([functools.partial(job, i) for i in range(3)])
+    after = lanes.submit_all([functools.partial(job, 3)])
+
+    with pytest.raises(RuntimeError, match="job 1 failed"):
+        failing.result(10)
+    assert after.result(10) == [3]
+    assert started == [0, 1, 3]
+    assert lanes.submit_all([]).result(0) == []
+
+
+def test_a_submission_cancelled_before_it_began_runs_nothing() -> None:
+    loop = process_loop("test-lanes-cancel")
+    lanes = Lanes(loop, 1)
+    gate, started = threading.Event(), []
+
+    async def blocker() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, gate.wait, 10)
+
+    async def job() -> None:
+        started.append(True)
+
+    running = lanes.submit_all([blocker])
+    waiting = lanes.submit_all([job, job])
+    assert waiting.cancel()
+    gate.set()
+
+    assert running.result(10) == [None]
+    on_loop(asyncio.sleep(0.05), loop)
+    assert started == []
 
 
 def test_coalesced_calls_of_one_loop_turn_share_one_flush_and_its_failure() -> None:
@@ -72,6 +118,33 @@ def test_coalesced_calls_of_one_loop_turn_share_one_flush_and_its_failure() -> N
 
     assert flushes == [[1, 2, 3], [4], [5, 99]]
     assert [str(outcome) for outcome in outcomes] == ["refused", "refused"]
+
+
+def test_calls_made_while_a_flush_is_in_flight_go_together_in_the_next_one() -> None:
+    flushes: list[list[int]] = []
+
+    async def run() -> None:
+        gate = asyncio.Event()
+
+        async def flush(items: list[int]) -> None:
+            flushes.append(items)
+            if len(flushes) == 1:
+                await gate.wait()
+
+        coalesced = Coalesced(flush)
+        first = asyncio.ensure_future(coalesced(1))
+        later = []
+        for item in (2, 3, 4):  # three separate loop iterations, all during the first flush
+            await asyncio.sleep(0)
+            later.append(asyncio.ensure_future(coalesced(item)))
+        await asyncio.sleep(0)
+        assert flushes == [[1]] and not first.done()
+        gate.set()
+        await asyncio.gather(first, *later)
+
+    asyncio.run(run())
+
+    assert flushes == [[1], [2, 3, 4]]
 
 
 def test_async_records_land_together_and_are_refused_once_recovery_closed_the_log(
