@@ -82,7 +82,7 @@ from notification.conf import app_settings
 from notification.connections import queue_redis
 from notification.delivery import STATUS_CALLBACK_ROUTE, STATUS_CALLBACK_SMS_PARAM
 from notification.exceptions import SmsNotificationError
-from notification.loops import Coalesced, async_script, shared_lanes, shared_threads
+from notification.loops import Coalesced, async_redis, run_script, shared_lanes, shared_threads
 
 # -------- dispatch_log ------------------------------------------------------------------
 
@@ -161,12 +161,14 @@ class DispatchLog:
         await self._coalesced(sms_id)
 
     async def _record_many(self, sms_ids: list[int]) -> None:
-        script = async_script(self.connection, _RECORD_START)
-        if script is None:  # no async twin of this connection: the sync client, in a thread
+        client = async_redis(self.connection)
+        if client is None:  # no async twin of this connection: the sync client, in a thread
             await asyncio.to_thread(self.record_start, *sms_ids)
             return
         try:
-            recorded = await script(keys=[self.key], args=[OPEN_MEMBER, CLOSED_MEMBER, *sms_ids])
+            recorded = await run_script(
+                client, _RECORD_START, [self.key], [OPEN_MEMBER, CLOSED_MEMBER, *sms_ids]
+            )
         except RedisError as exc:
             raise DispatchLogError(f"Could not record the send start in Redis: {exc}") from exc
         _check_recorded(recorded)

@@ -168,6 +168,20 @@ def test_async_records_land_together_and_are_refused_once_recovery_closed_the_lo
     assert {int(m) for m in redis.smembers(dispatch_key("coalesced")) if m.isdigit()} == {1, 2, 3}
 
 
+def test_records_land_after_redis_lost_its_scripts_and_its_connection(redis) -> None:
+    """A restarted Redis has no scripts and drops our connection: the next record
+    loads the script again (``EVAL``) on a new connection, and still lands."""
+    log = DispatchLog("restarted")
+    log.open()
+    assert on_loop(log.record_start_async(1)) is None
+
+    redis.script_flush()
+    redis.client_kill_filter(_type="normal", skipme=True)
+
+    assert on_loop(log.record_start_async(2)) is None
+    assert {int(m) for m in redis.smembers(dispatch_key("restarted")) if m.isdigit()} == {1, 2}
+
+
 class ThreadNoting(BaseSmsBackend):
     """A backend with only a sync ``send``: notes which thread and instance sent what."""
 
