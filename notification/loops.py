@@ -370,7 +370,8 @@ async def run_script(
     does the same for a quarter more CPU per call."""
     sha = _script_shas.get(source)
     if sha is None:
-        sha = _script_shas[source] = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324
+        digest = hashlib.sha1(source.encode(), usedforsecurity=False)
+        sha = _script_shas[source] = digest.hexdigest()
     try:
         return await client.evalsha(sha, len(keys), *keys, *args)
     except NoScriptError:

@@ -313,8 +313,12 @@ class SmsWorker(Worker):
         and a copy of every page it touched. Frozen, the horse's collections skip
         them (https://docs.python.org/3/library/gc.html#gc.freeze: freeze right
         before fork). This process unfreezes at once, so its own garbage is still
-        collected.
+        collected. A host that froze its heap itself (a pre-fork start-up) keeps it
+        as it froze it: unfreezing would undo its choice.
         """
+        if gc.get_freeze_count():
+            super().fork_work_horse(job, queue)
+            return
         parent = os.getpid()
         gc.freeze()
         try:
