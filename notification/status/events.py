@@ -224,10 +224,16 @@ class StatusListeners:
         self._tasks: list[asyncio.Task] = []
 
     @contextlib.asynccontextmanager
-    async def listen(self, groups: Iterable[str]) -> AsyncIterator[Listener]:
+    async def listen(
+        self, groups: Iterable[str], *, subscription: bool = True
+    ) -> AsyncIterator[Listener]:
+        """A listener on ``groups`` until the block ends. ``subscription=False``: not a
+        GraphQL subscription (a socket's guard watching its session and user), so not
+        counted in ``sms_subscribers``, which counted each socket twice before."""
         listener = Listener(app_settings.GRAPHQL_WS_MAX_QUEUED_EVENTS)
         joined: list[str] = []
-        instruments.subscription_opened()
+        if subscription:
+            instruments.subscription_opened()
         try:
             async with self._lock:
                 if self.channel is None:
@@ -248,7 +254,8 @@ class StatusListeners:
                     ]
             yield listener
         finally:
-            instruments.subscription_closed()
+            if subscription:
+                instruments.subscription_closed()
             await asyncio.shield(self._leave(joined, listener))
 
     def listener_count(self) -> int:

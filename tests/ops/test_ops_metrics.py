@@ -273,7 +273,11 @@ def test_open_subscriptions_are_a_live_gauge(redis):
 
     async def watch() -> tuple[float, float]:
         listeners = status_listeners()
-        async with listeners.listen(["metrics-test-a"]), listeners.listen(["metrics-test-b"]):
+        async with (
+            listeners.listen(["metrics-test-a"]),
+            listeners.listen(["metrics-test-b"]),
+            listeners.listen(["metrics-test-session"], subscription=False),  # a socket's guard
+        ):
             during = counter("sms_subscribers")
         return during, counter("sms_subscribers")
 

@@ -200,7 +200,7 @@ class SocketGuardMixin:
         """Apply the session's and user's pushed messages until the socket closes."""
         while not self._closing:
             try:
-                async with status_listeners().listen(groups) as listener:
+                async with status_listeners().listen(groups, subscription=False) as listener:
                     joined.set()
                     while not self._closing:
                         await self._on_pushed(await listener.get())

@@ -149,6 +149,8 @@ def test_the_lane_writes_the_bytes_strawberry_would(live_server_url, client_clas
             session, clients, client_class, forced_fallback(PLAIN_FIELDS), ids
         )
         await direct_count_becomes(live_server_url, 1)
+        # Two subscriptions, not four: a socket's guard watching its session is not one.
+        await direct_count_becomes(live_server_url, 2, gauge="sms_subscribers")
         assert lane_first == plain_first
         assert json.loads(lane_first)["payload"]["data"]["smsStatus"]["errorCode"] is None
         # A change, then one with an error code and message: every field non-null once.
@@ -163,6 +165,7 @@ def test_the_lane_writes_the_bytes_strawberry_would(live_server_url, client_clas
         for client in (lane, plain):
             await client.close()
         await direct_count_becomes(live_server_url, 0)
+        await direct_count_becomes(live_server_url, 0, gauge="sms_subscribers")
 
     run_as(live_server_url, ann, scenario)
 
