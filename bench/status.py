@@ -475,7 +475,13 @@ def run(coro):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, nargs="*", default=[10, 100, 1000])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="changes per subscriber count: each subscriber watches one notification per "
+        "round in one smsStatus subscription, which takes at most 100 ids",
+    )
     parser.add_argument("--webhook-requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
@@ -540,6 +546,13 @@ def main() -> None:
             "HTTP_MAX_CONNECTIONS_PER_ADDRESS": "0",
         }
         setup_django(env)
+        from notification.graphql.ws.subscriptions import MAX_WATCHED_NOTIFICATIONS
+
+        if not 1 <= args.rounds <= MAX_WATCHED_NOTIFICATIONS:
+            parser.error(
+                f"--rounds must be 1 to {MAX_WATCHED_NOTIFICATIONS}: each subscriber watches "
+                "one notification per round, and smsStatus takes at most that many ids"
+            )
         make_user()
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         server_env = {**os.environ, **env, "PYTHONPATH": python_path}

@@ -229,7 +229,8 @@ class StatusListeners:
     ) -> AsyncIterator[Listener]:
         """A listener on ``groups`` until the block ends. ``subscription=False``: not a
         GraphQL subscription (a socket's guard watching its session and user), so not
-        counted in ``sms_subscribers``, which counted each socket twice before."""
+        counted in ``sms_subscribers``: the gauge says how many subscriptions are open,
+        not how many listeners serve them."""
         listener = Listener(app_settings.GRAPHQL_WS_MAX_QUEUED_EVENTS)
         joined: list[str] = []
         if subscription:
