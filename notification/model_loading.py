@@ -42,9 +42,7 @@ _UNKNOWN = object()
 
 
 def _attnames_for(cls: type[models.Model]) -> frozenset[str] | None:
-    found = _plain_attnames.get(cls, False)
-    if found is not False:
-        return found  # type: ignore[return-value]
+    """Work out and remember ``_plain_attnames[cls]`` (``load_from_db`` looks it up)."""
     plain: frozenset[str] | None = None
     if cls.__init__ is models.Model.__init__ and cls.__new__ is object.__new__:
         names = set()
@@ -63,12 +61,10 @@ def _attnames_for(cls: type[models.Model]) -> frozenset[str] | None:
 def _init_receivers(cls: type) -> bool:
     """Whether a ``pre_init``/``post_init`` receiver would see ``cls``'s instances.
 
-    Asked per row, so the common answer (no such receiver in the process at all)
-    is the signals' own receiver lists, read without a look-up per class.
+    ``load_from_db`` asks only when the process has such a receiver at all (the
+    signals' own receiver lists, read without a look-up per class).
     """
-    return bool(pre_init.receivers or post_init.receivers) and (
-        pre_init.has_listeners(cls) or post_init.has_listeners(cls)
-    )
+    return pre_init.has_listeners(cls) or post_init.has_listeners(cls)
 
 
 def load_from_db(
@@ -80,8 +76,8 @@ def load_from_db(
     columns' attnames in the row's order, all of them or the loaded subset).
     """
     # Called once per instance (200 times to list 100 notifications with their SMS):
-    # the look-ups are inlined, the receiver test asks the class only when the
-    # process has a receiver at all, and the lengths are compared once, above zip.
+    # the cache is read here (worked out on a miss), the receiver test asks the class
+    # only when the process has a receiver at all, and the lengths are compared once.
     found = _plain_attnames.get(cls, _UNKNOWN)
     plain = _attnames_for(cls) if found is _UNKNOWN else cast("frozenset[str] | None", found)
     if (
