@@ -30,6 +30,21 @@ def encode_value(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def transport_head(operation_id: Any) -> str:
+    """A graphql-transport-ws ``next`` message up to its ``data`` (``message_text``)."""
+    return '{"id":' + encode_value(operation_id) + ',"type":"next","payload":{"data":'
+
+
+def legacy_head(operation_id: Any) -> str:
+    """A legacy graphql-ws ``data`` message up to its ``data`` (``message_text``)."""
+    return '{"type":"data","id":' + encode_value(operation_id) + ',"payload":{"data":'
+
+
+def message_text(head: str, data: str) -> str:
+    """The whole message: one of the heads above, the event's ``data``, the heads' close."""
+    return head + data + "}}"
+
+
 def plan_of(raw: Any) -> tuple | None:
     """``((response key, attribute, leaf type, non-null), ...)`` for a plain selection."""
     if raw.operation.directives or len(raw.field_nodes) != 1:

@@ -53,7 +53,14 @@ from notification import instruments
 from notification.graphql.optimizer_hints import CachedHintsOptimizer
 from notification.graphql.query_limits import QueryLimits
 from notification.graphql.ws.authority import ParseAndValidateInThread
-from notification.graphql.ws.frames import encode_value, event_data, plan_of, selection_of
+from notification.graphql.ws.frames import (
+    event_data,
+    legacy_head,
+    message_text,
+    plan_of,
+    selection_of,
+    transport_head,
+)
 from notification.graphql.ws.wire import frame_of, wire_of
 
 logger = logging.getLogger(__name__)
@@ -102,8 +109,7 @@ class LaneTransportWSHandler(BaseGraphQLTransportWSHandler):
     """strawberry's graphql-transport-ws handler, telling each operation's task its target."""
 
     async def run_operation(self, operation: Any) -> None:
-        head = '{"id":' + encode_value(operation.id) + ',"type":"next","payload":{"data":'
-        _target.set(_Target(self, head, operation))
+        _target.set(_Target(self, transport_head(operation.id), operation))
         await super().run_operation(operation)
 
 
@@ -117,8 +123,7 @@ class LaneWSHandler(BaseGraphQLWSHandler):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        head = '{"type":"data","id":' + encode_value(operation_id) + ',"payload":{"data":'
-        _target.set(_Target(self, head, operation_id))
+        _target.set(_Target(self, legacy_head(operation_id), operation_id))
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
@@ -230,7 +235,7 @@ class DirectLane:
         target = self._target
         if target.wire is not None and target.wire.write(frame_of(target.head, data)):
             return None
-        message = {"type": "websocket.send", "text": target.head + data + "}}"}
+        message = {"type": "websocket.send", "text": message_text(target.head, data)}
         # channels' ``send`` builds the same message for the same ASGI send.
         pending = start_eagerly(target.consumer.base_send(message))
         if pending is not None:

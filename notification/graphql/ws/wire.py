@@ -25,6 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from notification.graphql.ws.frames import message_text
+
 #: uvicorn's sans-I/O websocket protocol class, None without uvicorn or websockets (both
 #: come with the project's server, not with the app: another server keeps ``send``).
 _SANS_IO: Any = None
@@ -90,7 +92,7 @@ _frames: "OrderedDict[int, tuple[str, dict[str, bytes]]]" = OrderedDict()
 
 
 def frame_of(head: str, data: str) -> bytes:
-    """The unmasked text frame of ``head + data + "}}"`` (a lane message), built once per
+    """The unmasked text frame of ``frames.message_text(head, data)``, built once per
     (``data`` object, ``head``): every subscriber of a change shares its ``data`` string
     (``frames.event_data``), and most share their operation id too."""
     entry = _frames.get(id(data))
@@ -102,7 +104,7 @@ def frame_of(head: str, data: str) -> bytes:
     frames = entry[1]
     frame = frames.get(head)
     if frame is None:
-        text = (head + data + "}}").encode()
+        text = message_text(head, data).encode()
         frame = Frame(Opcode.TEXT, text).serialize(mask=False, extensions=[])
         if len(frames) < _FRAMES_PER_TEXT:
             frames[head] = frame
