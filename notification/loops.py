@@ -21,7 +21,8 @@ so two batches in flight together (``send.run.run_paced``) still keep at most
 ``size`` requests in flight, the second batch's starting as the first one's finish.
 
 ``Coalesced``: calls handled by one flush per round trip, one flush at a time (the
-send job's dispatch-log records: one Redis write for the requests leaving together).
+send job's dispatch-log records: one Redis write for the requests leaving together;
+the status callbacks' publishes: one Redis batch for the callbacks that overlap).
 
 ``shared_threads(name, size)``: the same lifetime rules for a thread pool (the send
 job's thread path, for backends that only send synchronously).
@@ -216,29 +217,28 @@ class Coalesced(Generic[T]):
 
     def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
         self._flush = flush
-        self._waiting: list[tuple[T, asyncio.Future[None]]] | None = None
-        self._running: asyncio.Task[None] | None = None
+        self._waiting: list[tuple[T, asyncio.Future[None]]] = []
+        self._draining: asyncio.Task[None] | None = None
 
     async def __call__(self, item: T) -> None:
         loop = asyncio.get_running_loop()
-        if self._waiting is None:
-            self._waiting = []
-            if self._running is None:
-                loop.call_soon(self._start)
         future = loop.create_future()
         self._waiting.append((item, future))
+        if self._draining is None:  # starts next iteration: this one's calls go with it
+            self._draining = loop.create_task(self._drain())
         await future
 
-    def _start(self) -> None:
-        waiting, self._waiting = self._waiting or [], None
-        if waiting:
-            self._running = asyncio.get_running_loop().create_task(self._run(waiting))
-            self._running.add_done_callback(self._ended)
-
-    def _ended(self, _task: "asyncio.Task[None]") -> None:
-        self._running = None
-        if self._waiting is not None:  # calls made while it was in flight
-            self._start()
+    async def _drain(self) -> None:
+        """Flush what is waiting, then what arrived meanwhile, until nothing is left."""
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                await self._run(waiting)
+        finally:
+            for _, future in self._waiting:  # cancelled (the loop is closing)
+                future.cancel()
+            self._waiting = []
+            self._draining = None
 
     async def _run(self, waiting: list[tuple[T, asyncio.Future[None]]]) -> None:
         try:

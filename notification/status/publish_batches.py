@@ -6,8 +6,9 @@ when there are subscribers). Under a burst of callbacks those round trips were
 about a fifth of the server's event-loop time (README, "Profiling notes"), while
 ``publish_payloads`` takes any number of payloads in the same two round trips.
 
-So a callback's payloads join a batch: when no batch is in flight it starts one at
-once (no added latency for a lone callback); while one is in flight, the callbacks
+So a callback's payloads join the next flush (``loops.Coalesced``, the same mechanism
+as the send job's dispatch-log records): when none is in flight one starts at once
+(no added latency for a lone callback); while one is in flight, the callbacks
 arriving meanwhile wait for it and go out together in the next one, right after it
 (at most one Redis round trip later). Every caller still returns only once its own
 payloads were published (the webhook answers Twilio after the publish, as before).
@@ -26,78 +27,37 @@ callbacks' logged failure, never a 500. State is per event loop (the test client
 runs each request in a loop of its own).
 """
 
-import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
-from notification.loops import PerLoop
+from notification.loops import Coalesced, PerLoop
 from notification.status.events import publish_payloads
 
-
-@dataclass
-class _Batch:
-    """Payloads to publish together, at most one per notification, and their callers."""
-
-    notifications: set[str] = field(default_factory=set)
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-    callers: list["asyncio.Future[None]"] = field(default_factory=list)
-
-    def settle(self, published: bool) -> None:
-        for caller in self.callers:
-            if caller.done():  # cancelled: its client went away
-                continue
-            if published:
-                caller.set_result(None)
-            else:
-                caller.cancel()
+Payloads = list[dict[str, Any]]
 
 
-class _Batches:
-    """One event loop's batches waiting to go out, and the task publishing them."""
-
-    def __init__(self) -> None:
-        self.waiting: list[_Batch] = []
-        self.drainer: asyncio.Task[None] | None = None
-
-    def join(self, payloads: list[dict[str, Any]], caller: "asyncio.Future[None]") -> None:
-        notifications = {payload["notification_id"] for payload in payloads}
-        if not self.waiting or self.waiting[-1].notifications & notifications:
-            self.waiting.append(_Batch())
-        batch = self.waiting[-1]
-        batch.notifications |= notifications
-        batch.payloads += payloads
-        batch.callers.append(caller)
-
-    async def drain(self) -> None:
-        batch: _Batch | None = None
-        try:
-            while self.waiting:
-                batch = self.waiting.pop(0)
-                await publish_payloads(batch.payloads)
-                batch.settle(published=True)
-                batch = None
-        finally:
-            # Cancelled (the loop shutting down): nobody waits for ever.
-            for left in [batch, *self.waiting]:
-                if left is not None:
-                    left.settle(published=False)
-            self.waiting = []
-            self.drainer = None
+async def _publish_in_order(callers: list[Payloads]) -> None:
+    """One flush's payloads, in arrival order, in as few batches as keep at most one
+    change per notification in each."""
+    batch: Payloads = []
+    notifications: set[str] = set()
+    for payloads in callers:
+        mine = {payload["notification_id"] for payload in payloads}
+        if notifications & mine:
+            await publish_payloads(batch)
+            batch, notifications = [], set()
+        batch += payloads
+        notifications |= mine
+    await publish_payloads(batch)
 
 
-_batches = PerLoop(_Batches)
+_flushes = PerLoop(lambda: Coalesced(_publish_in_order))
 
 
-async def publish_coalesced(payloads: list[dict[str, Any]]) -> None:
-    """Publish ``payloads`` with whatever other callbacks publish meanwhile; never raises."""
-    if not payloads:
-        return
-    batches = _batches.get()
-    loop = asyncio.get_running_loop()
-    published: asyncio.Future[None] = loop.create_future()
-    batches.join(payloads, published)
-    if batches.drainer is None:
-        batches.drainer = loop.create_task(batches.drain())
-    # A cancelled caller leaves its payloads in the batch: the change is committed,
-    # and its subscribers must hear of it all the same.
-    await asyncio.shield(published)
+async def publish_coalesced(payloads: Payloads) -> None:
+    """Publish ``payloads`` with whatever other callbacks publish meanwhile; never raises.
+
+    A cancelled caller (its client went away) leaves its payloads in the flush: the
+    change is committed, and its subscribers must hear of it all the same.
+    """
+    if payloads:
+        await _flushes.get()(payloads)
