@@ -320,7 +320,9 @@ _KWARGS = (
     "ssl_ca_data",
     "ssl_check_hostname",
 )
-_async_redis: dict[tuple[asyncio.AbstractEventLoop, int], tuple[redis.Redis, Any]] = {}
+#: Per loop, by the sync client's id: (the sync client, kept so its id stays its own;
+#: its async twin).
+_async_redis: PerLoop[dict[int, tuple[redis.Redis, Any]]] = PerLoop(dict)
 
 
 def async_redis(sync: redis.Redis) -> redis.asyncio.Redis | None:
@@ -334,9 +336,8 @@ def async_redis(sync: redis.Redis) -> redis.asyncio.Redis | None:
     command: that command is sent again once on a new connection, so callers must
     send only commands that can run twice (the dispatch log's are set additions).
     """
-    loop = asyncio.get_running_loop()
-    key = (loop, id(sync))
-    cached = _async_redis.get(key)
+    clients = _async_redis.get()
+    cached = clients.get(id(sync))
     if cached is None or cached[0] is not sync:
         pool = sync.connection_pool
         connection_class = _CONNECTION_CLASSES.get(getattr(pool, "connection_class", type(None)))
@@ -354,8 +355,8 @@ def async_redis(sync: redis.Redis) -> redis.asyncio.Redis | None:
             single_connection_client=True,
         )
         client.auto_close_connection_pool = True  # as ``from_pool``: aclose closes it too
-        cached = _async_redis[key] = (sync, client)  # ``sync`` kept: its id stays its own
-        at_exit(loop, client.aclose)
+        cached = clients[id(sync)] = (sync, client)
+        at_exit(asyncio.get_running_loop(), client.aclose)
     return cached[1]
 
 
