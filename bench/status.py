@@ -480,7 +480,8 @@ def main() -> None:
         type=int,
         default=5,
         help="changes per subscriber count: each subscriber watches one notification per "
-        "round in one smsStatus subscription, which takes at most 100 ids",
+        "round in one smsStatus subscription, which takes at most "
+        "notification.graphql.ws.subscriptions.MAX_WATCHED_NOTIFICATIONS ids",
     )
     parser.add_argument("--webhook-requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
